@@ -1,0 +1,68 @@
+# Hydra — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PROTO_OUT := services/common/src
+NPM_BIN := node_modules/.bin
+
+.PHONY: help setup proto proto-check lint test demo bench drill chart-check images clean frontend
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+setup: $(UV) ## Create .venv from the lock file and install the tools (idempotent)
+	$(UV) sync --all-packages --frozen --quiet
+	@if [ ! -x $(NPM_BIN)/buf ] || [ package-lock.json -nt node_modules/.installed ]; then \
+		npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed; fi
+	@if [ -f frontend/package.json ]; then $(MAKE) --no-print-directory frontend; fi
+
+frontend: ## Install and build the React front end into the API's static files
+	@cd frontend && if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.installed ]; then \
+		npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; fi
+	cd frontend && npm run --silent build
+
+proto: ## Generate the gRPC stubs from protos/ into the shared library
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
+		--grpc_python_out=$(PROTO_OUT) protos/hydra/v1/*.proto
+
+proto-check: ## Fail when the generated stubs are stale
+	@tmp=$$(mktemp -d); $(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp \
+		--grpc_python_out=$$tmp protos/hydra/v1/*.proto && \
+	for f in $$tmp/hydra/v1/*; do \
+		cmp -s $$f $(PROTO_OUT)/hydra/v1/$$(basename $$f) || { echo "stale stub: $$(basename $$f) (run make proto)"; exit 1; }; \
+	done; rm -rf $$tmp; echo "stubs are fresh"
+
+lint: setup ## ruff, mypy, buf lint and the front end's checks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@for d in services/*/src; do echo "mypy $$d"; $(VENV)/bin/mypy $$d || exit 1; done
+	cd protos && ../$(NPM_BIN)/buf lint
+	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent lint && npm run --silent check-gen; fi
+
+test: setup proto-check ## Run every service's unit tests and the cross-service tests
+	@if [ -f frontend/package.json ]; then cd frontend && npm test --silent; fi
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: setup ## Run the whole system locally on simulated hall data and print the URL
+	$(VENV)/bin/hydra demo
+
+bench: setup ## Run the benchmarks; figures go to bench/results/
+	$(PY) -m bench.run
+
+drill: setup ## Long fault-injection drill; figures go to bench/results/drill.json
+	$(PY) -m bench.drill
+
+chart-check: setup ## helm lint, template, schema validation and promtool on the chart
+	$(PY) deploy/check_chart.py
+
+images: ## Build one container image per service (needs a Docker engine)
+	@for s in feeder balancer predictor keeper api trainer modelserver; do \
+		docker build -f services/$$s/Dockerfile -t hydra-$$s:dev . || exit 1; done
+
+clean: ## Remove local state (var/) and build outputs
+	rm -rf var build dist .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Hydra's benchmarks: figures are ratios or costs per item measured within one run."""

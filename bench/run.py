@@ -1,0 +1,153 @@
+"""``make bench``: every benchmark in one run, a table against the goals, ``latest.json``.
+
+    python -m bench.run                 # everything (under 10 minutes on 2 cores)
+    python -m bench.run --quick         # smaller counts, a smoke run of every part
+    python -m bench.run --only keeper,runpage
+
+Each part is a module with ``measure(quick) -> dict`` and runs in its own process (a crash or
+a leaked thread in one cannot spoil the next, and TensorFlow loaded by one does not weigh on
+another's figures). The parts run one after another, never side by side: the machine is
+small and shared, which is also why every goal is a ratio measured within one run or a cost
+per item. Figures go to ``bench/results/latest.json`` and a dated copy (``quick.json`` for a
+quick run), each with the
+machine, versions and date; a part that fails is reported with its error, the others still
+run, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import operator
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.results import publish
+
+PARTS = ("balancer", "keeper", "runpage", "pipeline")
+MODULES = {
+    "balancer": "bench.balancer_bench",
+    "keeper": "bench.keeper_bench",
+    "runpage": "bench.runpage_bench",
+    "pipeline": "bench.pipeline_bench",
+}
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A figure's goal: ``value <op> bound``."""
+
+    key: str
+    op: str
+    bound: float
+    unit: str
+    what: str
+
+    def met(self, value: float) -> bool:
+        """True when the value reaches the goal."""
+        compare: Callable[[float, float], bool] = operator.le if self.op == "<=" else operator.ge
+        return compare(value, self.bound)
+
+
+GOALS = (
+    Goal("balancer_us_per_order", "<=", 2, "µs", "balancer CPU per order (paper: 10)"),
+    Goal("balancer_orders_per_s", ">=", 200_000, "/s", "orders through the balancer"),
+    Goal("balancer_us_per_order_64k", "<=", 20, "µs", "balancer CPU per 64 KiB order"),
+    Goal("keeper_reports_per_s", ">=", 5_000, "/s", "keeper group commit, MariaDB"),
+    Goal("keeper_vs_naive", ">=", 10, "x", "vs one commit per report"),
+    Goal("runpage_p95_s", "<=", 0.5, "s", "keeper commit → SSE event, p95"),
+    Goal("pipeline_efficiency_small", ">=", 0.5, "", "pipeline ÷ forward pass, small CNN"),
+    Goal("pipeline_efficiency_inceptionv3", ">=", 0.9, "", "pipeline ÷ forward pass, InceptionV3"),
+    Goal("cpu_ms_per_image_overhead", "<=", 2, "ms", "feeder+balancer+predictor+keeper CPU"),
+    Goal("burst_568_extra_s", "<=", 1.0, "s", "568-image ePIC burst beyond model time"),
+)
+
+_CHILD = """
+import json, sys
+from importlib import import_module
+figures = import_module(sys.argv[1]).measure(quick=sys.argv[2] == "1")
+with open(sys.argv[3], "w") as fh:
+    json.dump(figures, fh)
+"""
+
+
+def run_part(part: str, quick: bool) -> tuple[dict[str, Any], str, float]:
+    """Run one part in a child process; returns (figures, error, seconds)."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, MODULES[part], "1" if quick else "0", str(out)],
+            check=False,
+        )
+        seconds = time.monotonic() - started
+        if proc.returncode != 0 or not out.exists():
+            return {}, f"{MODULES[part]} exited with status {proc.returncode}", seconds
+        return json.loads(out.read_text()), "", seconds
+
+
+def table(figures: dict[str, Any]) -> tuple[str, list[str]]:
+    """The goals table and the keys that missed their goal or are missing."""
+    lines = [f"{'figure':34s} {'value':>12s}   {'goal':>12s}   ", "-" * 72]
+    missed = []
+    for g in GOALS:
+        value = figures.get(g.key)
+        goal = f"{g.op} {g.bound:,g}{g.unit}"
+        if not isinstance(value, int | float):
+            lines.append(f"{g.key:34s} {'—':>12s}   {goal:>12s}   MISSING  {g.what}")
+            missed.append(g.key)
+            continue
+        ok = g.met(value)
+        if not ok:
+            missed.append(g.key)
+        shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+        verdict = "ok  " if ok else "MISS"
+        lines.append(f"{g.key:34s} {shown + g.unit:>12s}   {goal:>12s}   {verdict}  {g.what}")
+    return "\n".join(lines), missed
+
+
+def main() -> int:
+    """Run the parts, print the table, write latest.json; 1 when a part failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
+    parser.add_argument("--only", default="", help=f"comma-separated parts of {', '.join(PARTS)}")
+    args = parser.parse_args()
+    parts = [p for p in args.only.split(",") if p] or list(PARTS)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+
+    figures: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    for part in parts:
+        print(f"== {part} ({MODULES[part]})", flush=True)
+        got, error, took = run_part(part, args.quick)
+        figures.update(got)
+        seconds[part] = round(took, 1)
+        if error:
+            errors[part] = error
+            print(f"!! {part} failed: {error}", flush=True)
+    figures["bench_seconds"] = seconds
+    figures["bench_total_s"] = round(time.monotonic() - started, 1)
+    figures["bench_quick"] = args.quick
+    if errors:
+        figures["bench_errors"] = errors
+    text, missed = table(figures)
+    figures["goals_missed"] = [k for k in missed if k in figures]
+    path = publish(figures, quick=args.quick)
+    print()
+    print(text)
+    print(f"\n{figures['bench_total_s']:.0f} s in all; figures written to {path}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

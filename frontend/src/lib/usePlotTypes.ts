@@ -1,0 +1,9 @@
+// The plot types (with their valid labels and whether this user may label them).
+import { api, ok } from "./client";
+import type { PlotType } from "./types";
+import { useQuery } from "./useQuery";
+
+export function usePlotTypes(): { plotTypes: PlotType[]; error: string } {
+  const { data, error } = useQuery("plot-types", (signal) => ok(api.GET("/api/plot-types", { signal })));
+  return { plotTypes: data?.items ?? [], error };
+}

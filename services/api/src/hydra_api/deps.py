@@ -1,0 +1,209 @@
+"""Request dependencies: the database session, the caller, and role checks.
+
+Use the ``Annotated`` aliases in route signatures: ``session: SessionDep``,
+``user: CurrentUser``, ``user: AdminUser``...
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hydra_api.metrics import ApiMetrics
+from hydra_api.probes import StatusProbe
+from hydra_api.security import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    LoginRateLimiter,
+    SessionSigner,
+    password_fingerprint,
+)
+from hydra_api.settings import ApiSettings
+from hydra_common.db.schema import Role, User, UserPermission
+from hydra_common.errors import PermissionDenied, Unauthenticated
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class AppState:
+    """What the routes share: settings, database, signer, metrics and background helpers."""
+
+    settings: ApiSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    signer: SessionSigner
+    limiter: LoginRateLimiter
+    metrics: ApiMetrics
+    probe: StatusProbe = field(default_factory=lambda: StatusProbe([]))
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_state(request: Request) -> AppState:
+    """The application's shared state."""
+    state: AppState = request.app.state.hydra
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """A database session for one request (routes commit what they change)."""
+    async with state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def is_https(request: Request) -> bool:
+    """True when the browser reached us over TLS (directly or through a proxy)."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+async def _sso_user(session: AsyncSession, username: str) -> User:
+    user = await session.scalar(sa.select(User).where(User.username == username))
+    if user is None:
+        user = User(username=username, display_name=username, role=Role.VIEWER)
+        session.add(user)
+        try:
+            await session.commit()
+        except IntegrityError:  # another request created it first
+            await session.rollback()
+            user = await session.scalar(sa.select(User).where(User.username == username))
+    assert user is not None
+    return user
+
+
+def _check_csrf(request: Request, state: AppState, subject: str) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    header = request.headers.get(CSRF_HEADER, "")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    expected = state.signer.csrf_token(subject)
+    if not (
+        header and hmac.compare_digest(header, cookie) and hmac.compare_digest(header, expected)
+    ):
+        raise PermissionDenied(f"missing or wrong {CSRF_HEADER} header (CSRF check)")
+
+
+async def get_optional_user(request: Request, state: StateDep, session: SessionDep) -> User | None:
+    """The logged-in user, or None; a mutating request must carry the CSRF token."""
+    settings = state.settings
+    header_name = settings.trusted_user_header
+    if header_name and (name := request.headers.get(header_name, "").strip()):
+        user = await _sso_user(session, name[:64])
+        if not user.active:
+            raise Unauthenticated("user is disabled")
+        request.state.csrf_subject = f"sso:{user.username}"
+        _check_csrf(request, state, request.state.csrf_subject)
+        return user
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    claims = state.signer.verify(token)
+    if claims is None:
+        return None
+    user = await session.get(User, claims.user_id)
+    if (
+        user is None
+        or not user.active
+        or password_fingerprint(user.password_hash) != claims.password_fingerprint
+    ):
+        return None
+    request.state.csrf_subject = claims.nonce
+    request.state.session_claims = claims
+    _check_csrf(request, state, claims.nonce)
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+async def get_current_user(user: OptionalUser) -> User:
+    """The logged-in user; 401 when there is none."""
+    if user is None:
+        raise Unauthenticated("log in first")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_reader(user: OptionalUser, state: StateDep) -> User | None:
+    """The caller of a read-only live view: anyone when public_read is on, else a user."""
+    if user is None and not state.settings.public_read:
+        raise Unauthenticated("log in first")
+    return user
+
+
+Reader = Annotated[User | None, Depends(get_reader)]
+
+
+def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
+    """A dependency that lets only users with one of the roles through."""
+    allowed = frozenset(roles)
+
+    async def _check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise PermissionDenied(f"role {user.role.value} may not do this")
+        return user
+
+    return _check
+
+
+AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
+NewsEditor = Annotated[User, Depends(require_roles(Role.ADMIN, Role.DEVELOPER, Role.LIAISON))]
+DeveloperUser = Annotated[User, Depends(require_roles(Role.ADMIN, Role.DEVELOPER))]
+
+# Who may label (per plot type for scoped roles) and who may change models and thresholds.
+LABEL_ANY = frozenset({Role.ADMIN, Role.DEVELOPER})
+LABEL_SCOPED = frozenset({Role.EXPERT, Role.LABELER})
+MODEL_ANY = frozenset({Role.ADMIN, Role.DEVELOPER})
+MODEL_SCOPED = frozenset({Role.EXPERT})
+
+
+async def has_plot_type_permission(session: AsyncSession, user: User, plot_type_id: int) -> bool:
+    """True when user_permissions grants the user this plot type."""
+    row = await session.get(UserPermission, (user.id, plot_type_id))
+    return row is not None
+
+
+async def check_labelling(session: AsyncSession, user: User, plot_type_id: int) -> None:
+    """Refuse (403) a user who may not label this plot type."""
+    if user.role in LABEL_ANY:
+        return
+    if user.role in LABEL_SCOPED and await has_plot_type_permission(session, user, plot_type_id):
+        return
+    raise PermissionDenied("you may not label this plot type")
+
+
+async def check_model_editing(session: AsyncSession, user: User, plot_type_id: int) -> None:
+    """Refuse (403) a user who may not change this plot type's models or thresholds."""
+    if user.role in MODEL_ANY:
+        return
+    if user.role in MODEL_SCOPED and await has_plot_type_permission(session, user, plot_type_id):
+        return
+    raise PermissionDenied("you may not change this plot type's models")
+
+
+async def allowed_label_plot_types(session: AsyncSession, user: User) -> set[int] | None:
+    """Plot-type ids the user may label; None means all."""
+    if user.role in LABEL_ANY:
+        return None
+    if user.role not in LABEL_SCOPED:
+        return set()
+    rows = await session.scalars(
+        sa.select(UserPermission.plot_type_id).where(UserPermission.user_id == user.id)
+    )
+    return set(rows)

@@ -1,0 +1,165 @@
+"""Live Run-page updates: one poller per API process, fanned out to every SSE client.
+
+The keeper commits ``run_time`` rows; this module polls them every ``sse_poll_seconds``
+with ONE query for all connected clients, and sends each client the rows whose inference
+changed (a client subscribes before it loads its snapshot, so it misses nothing). Rows are
+matched by ``run_history_id`` within a look-back window rather than by ``updated_at > last
+seen``, because a transaction that commits late can carry an older ``updated_at``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hydra_api.metrics import ApiMetrics
+from hydra_api.models import RuntimeItem
+from hydra_common.db.schema import RunTime, utcnow
+from hydra_common.logs import get_logger
+
+log = get_logger(__name__)
+
+LOOK_BACK = timedelta(seconds=30)
+CLIENT_QUEUE = 64
+
+RuntimeLoader = Callable[[AsyncSession, list[int] | None], Awaitable[list[RuntimeItem]]]
+
+
+class RuntimeBroadcaster:
+    """Polls run_time and hands changed items to every subscribed client queue."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        load_items: RuntimeLoader,
+        metrics: ApiMetrics,
+        poll_seconds: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._load_items = load_items
+        self._metrics = metrics
+        self._poll_seconds = poll_seconds
+        self._clients: set[asyncio.Queue[list[RuntimeItem] | None]] = set()
+        self._seen: dict[int, int] = {}  # plot_type_id -> run_history_id last broadcast
+        self._since: datetime | None = None
+        self._started = utcnow()
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+
+    @property
+    def clients(self) -> int:
+        """Connected clients."""
+        return len(self._clients)
+
+    def start(self) -> None:
+        """Start the polling task."""
+        self._started = utcnow()
+        self._task = asyncio.create_task(self._run(), name="runtime-poller")
+
+    async def stop(self) -> None:
+        """Stop polling and end every client's stream."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.close_streams()
+
+    def close_streams(self) -> None:
+        """End every client's stream (browsers reconnect, to another replica if need be)."""
+        for q in list(self._clients):
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while q.full():
+                    q.get_nowait()
+            q.put_nowait(None)
+
+    def subscribe(self) -> asyncio.Queue[list[RuntimeItem] | None]:
+        """A new client's queue of changed items (None = the server is closing)."""
+        q: asyncio.Queue[list[RuntimeItem] | None] = asyncio.Queue(CLIENT_QUEUE)
+        self._clients.add(q)
+        self._metrics.sse_clients.set(len(self._clients))
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[list[RuntimeItem] | None]) -> None:
+        """Forget a client."""
+        self._clients.discard(q)
+        self._metrics.sse_clients.set(len(self._clients))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("runtime poll failed; retrying")
+            await asyncio.sleep(self._poll_seconds)
+
+    async def poll_once(self) -> None:
+        """One query for changed run_time rows; broadcast them to every client."""
+        self.polls += 1
+        stmt = sa.select(RunTime.plot_type_id, RunTime.run_history_id, RunTime.updated_at)
+        if self._since is not None:
+            stmt = stmt.where(RunTime.updated_at >= self._since - LOOK_BACK)
+        async with self._sessionmaker() as session:
+            rows = (await session.execute(stmt)).tuples().all()
+            if self._since is None:
+                # First poll: learn the state; only what changed since start-up is news.
+                changed = [pt for pt, _, updated in rows if updated >= self._started]
+            else:
+                changed = [pt for pt, rh, _ in rows if self._seen.get(pt) != rh]
+            for pt, rh, updated in rows:
+                self._seen[pt] = rh
+                if self._since is None or updated > self._since:
+                    self._since = updated
+            if self._since is None:
+                self._since = utcnow()
+            if not changed or not self._clients:
+                return
+            items = await self._load_items(session, changed)
+        for q in list(self._clients):
+            try:
+                q.put_nowait(items)
+            except asyncio.QueueFull:
+                # A client that does not read is dropped; its browser reconnects and resyncs.
+                self.unsubscribe(q)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+                q.put_nowait(None)
+
+
+def sse_message(event: str, data: object) -> str:
+    """One server-sent event."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def event_stream(
+    broadcaster: RuntimeBroadcaster,
+    snapshot: list[RuntimeItem],
+    heartbeat_seconds: float,
+    queue: asyncio.Queue[list[RuntimeItem] | None],
+) -> AsyncIterator[str]:
+    """A client's event stream: the snapshot, then changes, with heartbeat comments."""
+    try:
+        yield "retry: 2000\n\n"
+        yield sse_message(
+            "runtime", {"full": True, "items": [i.model_dump(mode="json") for i in snapshot]}
+        )
+        while True:
+            try:
+                items = await asyncio.wait_for(queue.get(), heartbeat_seconds)
+            except TimeoutError:
+                yield ": heartbeat\n\n"
+                continue
+            if items is None:
+                return
+            yield sse_message(
+                "runtime", {"full": False, "items": [i.model_dump(mode="json") for i in items]}
+            )
+    finally:
+        broadcaster.unsubscribe(queue)

@@ -1,0 +1,141 @@
+"""Training runs as Kubernetes Jobs, through the official ``kubernetes`` client.
+
+Kept thin on purpose: a Job manifest, create it, read its state. The client is synchronous,
+so callers run these functions in a worker thread.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from hydra_api.settings import ApiSettings
+
+NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+MODELS_MOUNT = "/var/lib/hydra/models"
+STORAGE_MOUNT = "/var/lib/hydra/storage"
+
+
+def namespace(settings: ApiSettings) -> str:
+    """The namespace training Jobs run in (default: the API pod's own)."""
+    if settings.training_namespace:
+        return settings.training_namespace
+    if NAMESPACE_FILE.is_file():
+        return NAMESPACE_FILE.read_text().strip()
+    return "default"
+
+
+def api_client(settings: ApiSettings) -> k8s_client.ApiClient:
+    """A client for the configured API server, or the in-cluster one."""
+    cfg = k8s_client.Configuration()
+    if settings.kubernetes_host:
+        cfg.host = settings.kubernetes_host
+    else:
+        k8s_config.load_incluster_config(client_configuration=cfg)
+    return k8s_client.ApiClient(cfg)
+
+
+def job_name(run_id: int, plot_type: str) -> str:
+    """A DNS-1123 name for the Job of a training run."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", plot_type.lower()).strip("-")[:30].strip("-")
+    return f"hydra-train-{run_id}-{slug}" if slug else f"hydra-train-{run_id}"
+
+
+def job_manifest(settings: ApiSettings, run_id: int, plot_type: str) -> dict[str, Any]:
+    """The Job that runs ``hydra train PLOT_TYPE --run-id N`` on a GPU node."""
+    name = job_name(run_id, plot_type)
+    labels = {
+        "app.kubernetes.io/name": "hydra-trainer",
+        "app.kubernetes.io/part-of": "hydra",
+        "app.kubernetes.io/component": "training",
+        "hydra.jlab.org/training-run": str(run_id),
+        "hydra.jlab.org/hall": re.sub(r"[^A-Za-z0-9_.-]", "-", settings.hall)[:63],
+    }
+    env: list[dict[str, Any]] = [{"name": "HYDRA_HALL", "value": settings.hall}]
+    env_from: list[dict[str, Any]] = []
+    if settings.training_env_configmap:
+        env_from.append({"configMapRef": {"name": settings.training_env_configmap}})
+    if settings.training_env_secret:
+        env_from.append({"secretRef": {"name": settings.training_env_secret}})
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    for vol, claim, mount, var in (
+        ("models", settings.training_models_claim, MODELS_MOUNT, "HYDRA_MODEL_DIR"),
+        ("storage", settings.training_storage_claim, STORAGE_MOUNT, "HYDRA_STORAGE_DIR"),
+    ):
+        if claim:
+            volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": claim}})
+            mounts.append({"name": vol, "mountPath": mount})
+            env.append({"name": var, "value": mount})
+    resources: dict[str, Any] = {}
+    tolerations: list[dict[str, Any]] = []
+    if settings.training_gpus:
+        resources = {"limits": {"nvidia.com/gpu": str(settings.training_gpus)}}
+        tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "trainer",
+                "image": settings.training_image,
+                "command": ["hydra"],
+                "args": ["train", plot_type, "--run-id", str(run_id)],
+                "env": env,
+                "envFrom": env_from,
+                "resources": resources,
+                "volumeMounts": mounts,
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+        "volumes": volumes,
+        "tolerations": tolerations,
+        "nodeSelector": dict(settings.training_node_selector),
+    }
+    if settings.training_service_account:
+        pod_spec["serviceAccountName"] = settings.training_service_account
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "backoffLimit": 0,  # a failed run is reported, not retried behind the user's back
+            "ttlSecondsAfterFinished": 7 * 24 * 3600,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def create_training_job(settings: ApiSettings, run_id: int, plot_type: str) -> str:
+    """Create the Job of a training run; returns its name."""
+    with api_client(settings) as api:
+        manifest: Any = job_manifest(settings, run_id, plot_type)  # the client takes dicts too
+        job = k8s_client.BatchV1Api(api).create_namespaced_job(namespace(settings), manifest)
+    return str(job.metadata.name if job.metadata else manifest["metadata"]["name"])
+
+
+def job_state(settings: ApiSettings, name: str) -> str:
+    """``running``, ``succeeded``, ``failed`` or ``missing`` for a training Job."""
+    with api_client(settings) as api:
+        try:
+            job = k8s_client.BatchV1Api(api).read_namespaced_job_status(name, namespace(settings))
+        except k8s_client.ApiException as exc:
+            if exc.status == 404:
+                return "missing"
+            raise
+    status = job.status
+    if status is None:
+        return "running"
+    if status.succeeded:
+        return "succeeded"
+    if status.failed:
+        return "failed"
+    return "running"

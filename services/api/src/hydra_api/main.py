@@ -1,0 +1,245 @@
+"""The FastAPI application: routers, error mapping, metrics, event stream and front end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import FrameType
+
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from hydra_api.deps import AppState
+from hydra_api.events import RuntimeBroadcaster
+from hydra_api.metrics import ApiMetrics, MetricsMiddleware
+from hydra_api.models import ERROR_RESPONSES
+from hydra_api.probes import StatusProbe, parse_targets
+from hydra_api.routes import (
+    auth,
+    files,
+    health,
+    labels,
+    models,
+    monitoring,
+    news,
+    plot_types,
+    runtime,
+    training,
+    users,
+)
+from hydra_api.security import LoginRateLimiter, SessionSigner, hash_password
+from hydra_api.settings import ApiSettings
+from hydra_api.training import TrainingLauncher
+from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_common.db.schema import Role, User
+from hydra_common.errors import HydraError
+from hydra_common.logs import get_logger, setup_logging
+
+log = get_logger(__name__)
+PACKAGE_STATIC = Path(__file__).parent / "static"
+
+NOT_BUILT = """<!doctype html><html><head><title>Hydra</title></head><body>
+<h1>Hydra API</h1><p>The front end is not built. Build it with <code>make frontend</code>
+(or <code>npm run build</code> in <code>frontend/</code>); the API is at
+<a href="/docs">/docs</a>.</p></body></html>"""
+
+
+def operation_id(route: APIRoute) -> str:
+    """``<tag>-<name>``, so the generated TypeScript client gets clean method names."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+async def bootstrap_admin(state: AppState) -> None:
+    """Create the user ``admin`` from HYDRA_ADMIN_PASSWORD when no admin exists."""
+    password = state.settings.admin_password
+    if not password:
+        return
+    async with state.sessionmaker() as session:
+        if await session.scalar(sa.select(User.id).where(User.role == Role.ADMIN).limit(1)):
+            return
+        if await session.scalar(sa.select(User.id).where(User.username == "admin")):
+            log.warning("user 'admin' exists without the admin role; not bootstrapping")
+            return
+        pw_hash = await asyncio.to_thread(hash_password, password)
+        session.add(
+            User(
+                username="admin",
+                display_name="Administrator",
+                role=Role.ADMIN,
+                password_hash=pw_hash,
+            )
+        )
+        await session.commit()
+        log.info("bootstrap admin created", extra={"username": "admin"})
+
+
+def _lifespan(state: AppState):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await bootstrap_admin(state)
+        broadcaster = RuntimeBroadcaster(
+            state.sessionmaker,
+            functools.partial(
+                runtime.load_runtime_items_by_ids, stale_minutes=state.settings.stale_minutes
+            ),
+            state.metrics,
+            state.settings.sse_poll_seconds,
+        )
+        launcher = TrainingLauncher(state.settings, state.sessionmaker)
+        state.extras.update(broadcaster=broadcaster, launcher=launcher)
+        broadcaster.start()
+        try:
+            yield
+        finally:
+            await broadcaster.stop()
+            await launcher.stop()
+            await state.engine.dispose()
+
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def hydra_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HydraError)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"method": request.method, "path": request.url.path},
+        )
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    app.add_exception_handler(HydraError, hydra_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _add_frontend(app: FastAPI, static_dir: Path) -> None:
+    """Serve the built front end, with index.html for the app's own paths (SPA fallback)."""
+    if not (static_dir / "index.html").is_file():
+
+        @app.get("/", include_in_schema=False)
+        async def not_built() -> HTMLResponse:
+            return HTMLResponse(NOT_BUILT)
+
+        return
+    root = static_dir.resolve()
+    if (root / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=root / "assets"), name="assets")
+
+    @app.get("/{full_path:path}", include_in_schema=False)
+    async def frontend(full_path: str) -> Response:
+        if full_path == "api" or full_path.startswith("api/"):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        if full_path and "\x00" not in full_path:  # a NUL byte made resolve() raise (500)
+            candidate = (root / full_path).resolve()
+            if candidate.is_relative_to(root) and candidate.is_file():
+                return FileResponse(candidate)
+        return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def create_app(
+    settings: ApiSettings | None = None, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    """The Hydra API application for the given settings (own metrics registry in tests)."""
+    settings = settings or ApiSettings()
+    registry = registry or CollectorRegistry()
+    engine = make_engine(settings.db_url)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        signer=SessionSigner(settings.secret_key),
+        limiter=LoginRateLimiter(settings.login_failures_per_minute),
+        metrics=ApiMetrics(registry),
+        probe=StatusProbe(parse_targets(settings.status_targets), settings.status_probe_timeout),
+    )
+    app = FastAPI(
+        title="Hydra",
+        summary="AI data-quality monitoring for an experimental hall.",
+        version="0.1.0",
+        lifespan=_lifespan(state),
+        generate_unique_id_function=operation_id,
+    )
+    app.state.hydra = state
+    _add_error_handlers(app)
+    for module in (
+        health,
+        runtime,
+        files,
+        auth,
+        plot_types,
+        labels,
+        models,
+        training,
+        monitoring,
+        news,
+        users,
+    ):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(plot_types.classifications_router, responses=ERROR_RESPONSES)
+    app.include_router(models.reports_router, responses=ERROR_RESPONSES)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    _add_frontend(app, Path(settings.static_dir) if settings.static_dir else PACKAGE_STATIC)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn, ending the open event streams as soon as a stop signal arrives: they never
+    end by themselves, so they would otherwise hold the shutdown for the whole grace period."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        broadcaster = self._app.state.hydra.extras.get("broadcaster")
+        if broadcaster is not None:
+            with contextlib.suppress(RuntimeError):  # no loop: nothing is streaming
+                asyncio.get_running_loop().call_soon(broadcaster.close_streams)
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """No-op: main() takes the stop signals through the event loop instead.
+
+        Uvicorn's own capture raises the signal again after a graceful stop, so a clean
+        SIGTERM shutdown would end the process with -SIGTERM instead of exit code 0.
+        """
+        yield
+
+
+async def main(settings: ApiSettings) -> None:
+    """Serve the API until SIGTERM/SIGINT (uvicorn drains open requests on the way out)."""
+    setup_logging("api", settings.log_level, settings.log_format)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(settings.grace_seconds),
+    )
+    server = _Server(config, app)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # A second SIGINT still forces the exit (uvicorn's handle_exit decides).
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    await server.serve()

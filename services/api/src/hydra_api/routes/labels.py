@@ -1,0 +1,247 @@
+"""The labeler: images to label (or correct, in editor mode), applying labels, counts and the
+leaderboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, Query
+from sqlalchemy.exc import IntegrityError
+
+from hydra_api.common import PageDep, audit, count, file_url, plot_type_by_name
+from hydra_api.deps import CurrentUser, Reader, SessionDep, check_labelling
+from hydra_api.models import (
+    LabelCount,
+    LabelCounts,
+    LabelIn,
+    LabelResult,
+    LeaderboardEntry,
+    Page,
+    PlotOut,
+)
+from hydra_common.db.schema import (
+    Classification,
+    Label,
+    LabelHistory,
+    Plot,
+    PlotType,
+    PlotTypeClassification,
+    User,
+    utcnow,
+)
+from hydra_common.errors import Conflict, InvalidInput
+
+router = APIRouter(tags=["labels"])
+MAX_BATCH = 2000
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@router.get("/api/plots", response_model=Page[PlotOut])
+async def list_plots(
+    session: SessionDep,
+    page: PageDep,
+    _user: CurrentUser,
+    plot_type: Annotated[str | None, Query(description="Plot type name.")] = None,
+    labelled: Annotated[bool | None, Query(description="false: to label; true: editor.")] = None,
+    label: Annotated[str | None, Query(description="Only plots with this current label.")] = None,
+    run_min: int | None = None,
+    run_max: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[PlotOut]:
+    """Kept images with their current label, newest first, filtered for labelling or editing."""
+    stmt = (
+        sa.select(Plot, PlotType.name, Classification.name, User.username, Label.labelled_at)
+        .join(PlotType, PlotType.id == Plot.plot_type_id)
+        .outerjoin(Label, Label.plot_id == Plot.id)
+        .outerjoin(Classification, Classification.id == Label.classification_id)
+        .outerjoin(User, User.id == Label.user_id)
+    )
+    if plot_type is not None:
+        pt = await plot_type_by_name(session, plot_type)
+        stmt = stmt.where(Plot.plot_type_id == pt.id)
+    if labelled is not None:
+        stmt = stmt.where(Label.id.is_not(None) if labelled else Label.id.is_(None))
+    if label is not None:
+        stmt = stmt.where(Classification.name == label)
+    if run_min is not None:
+        stmt = stmt.where(Plot.run_number >= run_min)
+    if run_max is not None:
+        stmt = stmt.where(Plot.run_number <= run_max)
+    if since is not None:
+        stmt = stmt.where(Plot.created_at >= _aware(since))
+    if until is not None:
+        stmt = stmt.where(Plot.created_at < _aware(until))
+    total = await count(session, stmt)
+    rows = (
+        await session.execute(stmt.order_by(Plot.id.desc()).limit(page.limit).offset(page.offset))
+    ).tuples()
+    items = [
+        PlotOut(
+            id=p.id,
+            plot_type=pt_name,
+            plot_type_id=p.plot_type_id,
+            run_period=p.run_period,
+            run_number=p.run_number,
+            chunk=p.chunk,
+            image_url=file_url(p.image_path) or "",
+            heatmap_url=file_url(p.heatmap_path),
+            kept_reason=p.kept_reason.value,
+            created_at=p.created_at,
+            file_time=p.file_time,
+            label=label_name,
+            labelled_by=username,
+            labelled_at=labelled_at,
+        )
+        for p, pt_name, label_name, username, labelled_at in rows
+    ]
+    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+
+
+@router.post("/api/labels", response_model=LabelResult)
+async def apply_labels(
+    body: Annotated[list[LabelIn], Body(min_length=1, max_length=MAX_BATCH)],
+    session: SessionDep,
+    user: CurrentUser,
+) -> LabelResult:
+    """Apply labels: each replaces the plot's label and is written to label history, all in
+    one transaction. Labels not valid for the plot type are refused (422)."""
+    wanted = {item.plot_id: item.label for item in body}  # the last of duplicates wins
+    plots = {
+        p.id: p for p in await session.scalars(sa.select(Plot).where(Plot.id.in_(list(wanted))))
+    }
+    missing = sorted(set(wanted) - set(plots))
+    if missing:
+        raise InvalidInput(f"unknown plots: {missing[:20]}")
+    plot_type_ids = {p.plot_type_id for p in plots.values()}
+    for pt_id in sorted(plot_type_ids):
+        await check_labelling(session, user, pt_id)
+    valid: dict[tuple[int, str], int] = {
+        (pt_id, name): cid
+        for pt_id, name, cid in (
+            await session.execute(
+                sa.select(
+                    PlotTypeClassification.plot_type_id, Classification.name, Classification.id
+                )
+                .join(Classification, Classification.id == PlotTypeClassification.classification_id)
+                .where(PlotTypeClassification.plot_type_id.in_(plot_type_ids))
+            )
+        ).tuples()
+    }
+    invalid = sorted(
+        {name for pid, name in wanted.items() if (plots[pid].plot_type_id, name) not in valid}
+    )
+    if invalid:
+        raise InvalidInput(f"labels not valid for the plot type: {', '.join(invalid)}")
+    existing = {
+        lab.plot_id: lab
+        for lab in await session.scalars(sa.select(Label).where(Label.plot_id.in_(list(wanted))))
+    }
+    names = {cid: name for (_, name), cid in valid.items()}
+    before: dict[str, str | None] = {}
+    after: dict[str, str] = {}
+    for pid, name in wanted.items():
+        new_id = valid[(plots[pid].plot_type_id, name)]
+        current = existing.get(pid)
+        old_id = current.classification_id if current else None
+        if old_id == new_id:
+            continue
+        if current is None:
+            session.add(
+                Label(
+                    plot_id=pid,
+                    plot_type_id=plots[pid].plot_type_id,
+                    classification_id=new_id,
+                    user_id=user.id,
+                )
+            )
+        else:
+            current.classification_id = new_id
+            current.user_id = user.id
+            current.labelled_at = utcnow()
+        session.add(
+            LabelHistory(
+                plot_id=pid,
+                old_classification_id=old_id,
+                new_classification_id=new_id,
+                user_id=user.id,
+                source="labeler",
+            )
+        )
+        before[str(pid)] = names.get(old_id) if old_id is not None else None
+        after[str(pid)] = name
+    if after:
+        audit(session, user, "label", "plots", len(after), before=before, after=after)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        raise Conflict("someone labelled these plots at the same time; reload") from exc
+    return LabelResult(changed=len(after), unchanged=len(wanted) - len(after))
+
+
+@router.get("/api/labels/counts", response_model=LabelCounts)
+async def label_counts(session: SessionDep, _reader: Reader, plot_type: str) -> LabelCounts:
+    """How many of a plot type's kept images carry each label, and how many none."""
+    pt = await plot_type_by_name(session, plot_type)
+    total = await session.scalar(
+        sa.select(sa.func.count()).select_from(Plot).where(Plot.plot_type_id == pt.id)
+    )
+    per_label: dict[int, int] = dict(
+        (
+            await session.execute(
+                sa.select(Label.classification_id, sa.func.count())
+                .where(Label.plot_type_id == pt.id)
+                .group_by(Label.classification_id)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    counts = [
+        LabelCount(label=c.name, color=c.color, count=int(per_label.get(c.id, 0)))
+        for c in pt.valid_classifications
+    ]
+    labelled = sum(int(v) for v in per_label.values())
+    return LabelCounts(
+        plot_type=pt.name,
+        total_plots=int(total or 0),
+        unlabelled=int(total or 0) - labelled,
+        counts=counts,
+    )
+
+
+@router.get("/api/labels/leaderboard", response_model=Page[LeaderboardEntry])
+async def leaderboard(
+    session: SessionDep,
+    page: PageDep,
+    _reader: Reader,
+    days: Annotated[
+        float | None,
+        Query(gt=0, le=36_500, description="Only the trailing days (100 years at most)."),
+    ] = None,
+) -> Page[LeaderboardEntry]:
+    """Who labelled most (label changes made), most first."""
+    n = sa.func.count(LabelHistory.id).label("n")
+    stmt = (
+        sa.select(User.username, User.display_name, n, sa.func.max(LabelHistory.changed_at))
+        .join(User, User.id == LabelHistory.user_id)
+        .group_by(User.id, User.username, User.display_name)
+    )
+    if days is not None:
+        stmt = stmt.where(LabelHistory.changed_at >= datetime.now(UTC) - timedelta(days=days))
+    total = await count(session, stmt)
+    rows = (
+        await session.execute(
+            stmt.order_by(n.desc(), User.username).limit(page.limit).offset(page.offset)
+        )
+    ).tuples()
+    items = [
+        LeaderboardEntry(username=u, display_name=d, labels=int(c), last_at=last)
+        for u, d, c, last in rows
+    ]
+    return Page(items=items, total=total, next=page.next_offset(len(items), total))

@@ -1,0 +1,317 @@
+"""The Log, Status and Summary pages, and run conditions."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hydra_api.common import PageDep, audit, colors, count
+from hydra_api.deps import OptionalUser, Reader, SessionDep, StateDep
+from hydra_api.models import (
+    LogEntry,
+    LogGroup,
+    LogPage,
+    Page,
+    RunAverage,
+    RunConditionIn,
+    RunConditionOut,
+    ServiceStatusOut,
+    StageDistribution,
+    StatusOut,
+    SummaryOut,
+    ThroughputPoint,
+)
+from hydra_common.db.schema import (
+    Classification,
+    Label,
+    Model,
+    ModelStatus,
+    MonitoringLog,
+    PlotType,
+    Role,
+    RunCondition,
+    RunHistory,
+    ServiceStatus,
+    utcnow,
+)
+from hydra_common.errors import PermissionDenied, Unauthenticated
+
+router = APIRouter(tags=["monitoring"])
+
+# Stage times span 100 µs to minutes: log-spaced bin edges (seconds).
+STAGE_EDGES = [0.0] + [round(10 ** (e / 4), 6) for e in range(-16, 9)]
+ALIVE_SECONDS = 120
+SUMMARY_CACHE_SECONDS = 30.0
+
+
+@router.get("/api/log", response_model=LogPage)
+async def get_log(
+    session: SessionDep,
+    page: PageDep,
+    _reader: Reader,
+    hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24,
+    detector: str | None = None,
+    transitions_only: bool = False,
+) -> LogPage:
+    """Confirmed alarms and unconfirmed verdicts of the trailing hours, by detector
+    (newest first within each); ``transition`` marks where something changed."""
+    stmt = (
+        sa.select(MonitoringLog, PlotType.name, PlotType.detector)
+        .join(PlotType, PlotType.id == MonitoringLog.plot_type_id)
+        .where(MonitoringLog.created_at >= utcnow() - timedelta(hours=hours))
+    )
+    if detector is not None:
+        stmt = stmt.where(PlotType.detector == detector)
+    if transitions_only:
+        stmt = stmt.where(MonitoringLog.transition.is_(True))
+    total = await count(session, stmt)
+    rows = (
+        (
+            await session.execute(
+                stmt.order_by(PlotType.detector, MonitoringLog.created_at.desc(), MonitoringLog.id)
+                .limit(page.limit)
+                .offset(page.offset)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    palette = await colors(session)
+    groups: dict[str, list[LogEntry]] = {}
+    for entry, name, det in rows:
+        groups.setdefault(det, []).append(
+            LogEntry(
+                id=entry.id,
+                plot_type=name,
+                detector=det,
+                run_number=entry.run_number,
+                chunk=entry.chunk,
+                verdict=entry.verdict,
+                confirmed=entry.confirmed,
+                transition=entry.transition,
+                transition_kind=entry.transition_kind,
+                alarm=entry.alarm,
+                time=entry.created_at,
+                color=palette.get(entry.verdict, palette["NoModel"]),
+            )
+        )
+    return LogPage(
+        groups=[LogGroup(detector=d, entries=e) for d, e in groups.items()],
+        total=total,
+        next=page.next_offset(len(rows), total),
+    )
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _histogram(values: list[float]) -> list[int]:
+    counts = [0] * (len(STAGE_EDGES) - 1)
+    for v in values:
+        i = 0
+        while i < len(counts) - 1 and v >= STAGE_EDGES[i + 1]:
+            i += 1
+        counts[i] += 1
+    return counts
+
+
+def _hour_key(session: AsyncSession) -> sa.ColumnElement[str]:
+    if session.get_bind().dialect.name == "mysql":
+        return sa.func.date_format(RunHistory.created_at, "%Y-%m-%d %H:00:00")
+    return sa.func.strftime("%Y-%m-%d %H:00:00", RunHistory.created_at)
+
+
+@router.get("/api/status", response_model=StatusOut)
+async def get_status(
+    session: SessionDep,
+    state: StateDep,
+    _reader: Reader,
+    hours: Annotated[float, Query(gt=0, le=24 * 7)] = 24,
+) -> StatusOut:
+    """Services' heartbeats, per-stage processing-time distributions and per-run averages
+    (from the latest inferences of the window), and inferences per hour."""
+    since = utcnow() - timedelta(hours=hours)
+    now = utcnow()
+    services = [
+        ServiceStatusOut(
+            service=s.service,
+            instance=s.instance,
+            state=s.state,
+            details=s.details or {},
+            last_seen=s.last_seen,
+            alive=(now - s.last_seen).total_seconds() < ALIVE_SECONDS,
+        )
+        for s in await session.scalars(
+            sa.select(ServiceStatus).order_by(ServiceStatus.service, ServiceStatus.instance)
+        )
+    ]
+    # Services without a database heartbeat (the balancer above all): their own /metrics.
+    services += [
+        ServiceStatusOut(
+            service=r.target.service,
+            instance=r.target.instance,
+            state="serving" if r.ok else "unreachable",
+            details=r.details,
+            last_seen=r.last_seen,
+            alive=r.ok,
+        )
+        for r in await state.probe.read()
+    ]
+    rows = (
+        (
+            await session.execute(
+                sa.select(RunHistory.run_number, RunHistory.stage_seconds)
+                .where(RunHistory.created_at >= since)
+                .order_by(RunHistory.created_at.desc())
+                .limit(state.settings.status_sample_rows)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    per_stage: dict[str, list[float]] = defaultdict(list)
+    per_run: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    per_run_n: dict[int, int] = defaultdict(int)
+    for run_number, stages in rows:
+        per_run_n[run_number] += 1
+        for stage, seconds in (stages or {}).items():
+            try:
+                value = float(seconds)
+            except (TypeError, ValueError):
+                continue
+            per_stage[stage].append(value)
+            per_run[run_number][stage].append(value)
+    stages = []
+    for stage in sorted(per_stage):
+        values = sorted(per_stage[stage])
+        stages.append(
+            StageDistribution(
+                stage=stage,
+                bin_edges=STAGE_EDGES,
+                counts=_histogram(values),
+                count=len(values),
+                mean=sum(values) / len(values),
+                p50=_quantile(values, 0.5),
+                p95=_quantile(values, 0.95),
+            )
+        )
+    runs = [
+        RunAverage(
+            run_number=run,
+            inferences=per_run_n[run],
+            mean_seconds={s: sum(v) / len(v) for s, v in per_run[run].items()},
+        )
+        for run in sorted(per_run_n, reverse=True)[:200]
+    ]
+    hour = _hour_key(session).label("hour_key")
+    throughput = [
+        ThroughputPoint(hour=datetime.strptime(h, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC), count=n)
+        for h, n in (
+            await session.execute(
+                sa.select(hour, sa.func.count())
+                .where(RunHistory.created_at >= since)
+                .group_by(sa.text("hour_key"))  # the alias: MySQL's ONLY_FULL_GROUP_BY
+                .order_by(sa.text("hour_key"))
+            )
+        ).tuples()
+    ]
+    return StatusOut(
+        since=since,
+        services=services,
+        stages=stages,
+        runs=runs,
+        throughput=throughput,
+        sampled=len(rows),
+    )
+
+
+@router.get("/api/summary", response_model=SummaryOut)
+async def get_summary(session: SessionDep, state: StateDep, _reader: Reader) -> SummaryOut:
+    """The deployment's figures (cached for half a minute: counting run_history is costly)."""
+    cached = state.extras.get("summary")
+    if cached is not None and time.monotonic() - cached[0] < SUMMARY_CACHE_SECONDS:
+        summary: SummaryOut = cached[1]
+        return summary
+    alarm_labels = sa.select(Classification.name).where(Classification.alarm.is_(True))
+
+    async def scalar(stmt: sa.Select[Any]) -> int:
+        return int(await session.scalar(stmt) or 0)
+
+    summary = SummaryOut(
+        hall=state.settings.hall,
+        labelled_images=await scalar(sa.select(sa.func.count()).select_from(Label)),
+        plot_types=await scalar(
+            sa.select(sa.func.count()).select_from(PlotType).where(PlotType.ignored.is_(False))
+        ),
+        active_models=await scalar(
+            sa.select(sa.func.count()).select_from(Model).where(Model.status == ModelStatus.ACTIVE)
+        ),
+        runs_with_bad=await scalar(
+            sa.select(sa.func.count(sa.distinct(RunHistory.run_number))).where(
+                RunHistory.verdict.in_(alarm_labels)
+            )
+        ),
+        total_analysed=await scalar(sa.select(sa.func.count()).select_from(RunHistory)),
+    )
+    state.extras["summary"] = (time.monotonic(), summary)
+    return summary
+
+
+@router.get("/api/run-conditions", response_model=Page[RunConditionOut])
+async def list_run_conditions(
+    session: SessionDep, page: PageDep, _reader: Reader, run_number: int | None = None
+) -> Page[RunConditionOut]:
+    """Recorded run conditions, latest first (``limit=1`` for the current ones)."""
+    stmt = sa.select(RunCondition)
+    if run_number is not None:
+        stmt = stmt.where(RunCondition.run_number == run_number)
+    total = await count(session, stmt)
+    rows = await session.scalars(
+        stmt.order_by(RunCondition.recorded_at.desc(), RunCondition.id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    items = [RunConditionOut.model_validate(r) for r in rows]
+    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+
+
+def _service_token_ok(request: Request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(value, token)
+
+
+@router.post("/api/run-conditions", response_model=RunConditionOut, status_code=201)
+async def record_run_conditions(
+    body: RunConditionIn,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    user: OptionalUser,
+) -> RunConditionOut:
+    """Record run conditions (beam current, run type): developers, admins, or hall scripts
+    with the service token (``Authorization: Bearer ...``)."""
+    if _service_token_ok(request, state.settings.service_token):
+        who = "service-token"
+    elif user is None:
+        raise Unauthenticated("log in or send the service token")
+    elif user.role not in (Role.ADMIN, Role.DEVELOPER):
+        raise PermissionDenied(f"role {user.role.value} may not record run conditions")
+    else:
+        who = user.username
+    rc = RunCondition(**body.model_dump())
+    session.add(rc)
+    await session.flush()
+    audit(session, who, "record", "run_condition", rc.id, after=body.model_dump())
+    await session.commit()
+    return RunConditionOut.model_validate(rc)

@@ -1,0 +1,56 @@
+"""News items shown on every page."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+
+from hydra_api.common import PageDep, audit, count
+from hydra_api.deps import NewsEditor, Reader, SessionDep
+from hydra_api.models import Detail, NewsIn, NewsOut, Page
+from hydra_common.db.schema import News, utcnow
+from hydra_common.errors import NotFound
+
+router = APIRouter(tags=["news"])
+
+
+@router.get("/api/news", response_model=Page[NewsOut])
+async def list_news(session: SessionDep, page: PageDep, _reader: Reader) -> Page[NewsOut]:
+    """Current news (not expired), newest first."""
+    stmt = sa.select(News).where(sa.or_(News.expires_at.is_(None), News.expires_at > utcnow()))
+    total = await count(session, stmt)
+    rows = await session.scalars(
+        stmt.order_by(News.created_at.desc(), News.id.desc()).limit(page.limit).offset(page.offset)
+    )
+    items = [NewsOut.model_validate(n) for n in rows]
+    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+
+
+@router.post("/api/news", response_model=NewsOut, status_code=201)
+async def create_news(body: NewsIn, session: SessionDep, user: NewsEditor) -> NewsOut:
+    """Publish a news item (admins, developers, liaisons)."""
+    item = News(**body.model_dump(), author=user.username)
+    session.add(item)
+    await session.flush()
+    audit(session, user, "create", "news", item.id, after=body.model_dump(mode="json"))
+    await session.commit()
+    return NewsOut.model_validate(item)
+
+
+@router.delete("/api/news/{news_id}", response_model=Detail)
+async def delete_news(news_id: int, session: SessionDep, user: NewsEditor) -> Detail:
+    """Remove a news item."""
+    item = await session.get(News, news_id)
+    if item is None:
+        raise NotFound(f"no news item {news_id}")
+    audit(
+        session,
+        user,
+        "delete",
+        "news",
+        item.id,
+        before=NewsOut.model_validate(item).model_dump(mode="json"),
+    )
+    await session.delete(item)
+    await session.commit()
+    return Detail(detail="deleted")

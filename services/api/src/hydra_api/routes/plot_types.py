@@ -1,0 +1,162 @@
+"""Plot types, the shared label set, and rolling a plot type back to its previous model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hydra_api.common import PageDep, audit, count
+from hydra_api.deps import AdminUser, CurrentUser, Reader, SessionDep, check_model_editing
+from hydra_api.models import ClassificationOut, ModelOut, Page, PlotTypeOut, PlotTypeUpdate
+from hydra_api.routes.models import activate_model, model_out
+from hydra_common.db.schema import (
+    Classification,
+    Label,
+    Model,
+    ModelStatus,
+    Plot,
+    PlotType,
+)
+from hydra_common.errors import Conflict, NotFound
+
+router = APIRouter(tags=["plot-types"])
+
+
+async def _counts(session: AsyncSession, ids: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    kept: dict[int, int] = dict(
+        (
+            await session.execute(
+                sa.select(Plot.plot_type_id, sa.func.count())
+                .where(Plot.plot_type_id.in_(ids))
+                .group_by(Plot.plot_type_id)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    labelled: dict[int, int] = dict(
+        (
+            await session.execute(
+                sa.select(Label.plot_type_id, sa.func.count())
+                .where(Label.plot_type_id.in_(ids))
+                .group_by(Label.plot_type_id)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    return kept, labelled
+
+
+def _out(pt: PlotType, kept: dict[int, int], labelled: dict[int, int]) -> PlotTypeOut:
+    return PlotTypeOut(
+        id=pt.id,
+        name=pt.name,
+        detector=pt.detector,
+        file_type=pt.file_type,
+        chunked=pt.chunked,
+        collect_percent=pt.collect_percent,
+        ignored=pt.ignored,
+        point_of_contact=pt.point_of_contact,
+        description=pt.description,
+        active_model_id=pt.active_model_id,
+        labels=[c.name for c in pt.valid_classifications],
+        plots_kept=kept.get(pt.id, 0),
+        plots_labelled=labelled.get(pt.id, 0),
+    )
+
+
+async def _get(session: AsyncSession, plot_type_id: int) -> PlotType:
+    pt = await session.get(PlotType, plot_type_id)
+    if pt is None:
+        raise NotFound(f"no plot type {plot_type_id}")
+    return pt
+
+
+@router.get("/api/plot-types", response_model=Page[PlotTypeOut])
+async def list_plot_types(
+    session: SessionDep,
+    page: PageDep,
+    _reader: Reader,
+    detector: str | None = None,
+    ignored: Annotated[bool | None, Query(description="Filter on the ignored flag.")] = None,
+    name: Annotated[str | None, Query(description="Name contains this text.")] = None,
+) -> Page[PlotTypeOut]:
+    """Plot types by detector and name, with counts of kept and labelled images."""
+    stmt = sa.select(PlotType)
+    if detector is not None:
+        stmt = stmt.where(PlotType.detector == detector)
+    if ignored is not None:
+        stmt = stmt.where(PlotType.ignored.is_(ignored))
+    if name:
+        stmt = stmt.where(PlotType.name.contains(name, autoescape=True))
+    total = await count(session, stmt)
+    pts = list(
+        await session.scalars(
+            stmt.order_by(PlotType.detector, PlotType.name).limit(page.limit).offset(page.offset)
+        )
+    )
+    kept, labelled = await _counts(session, [p.id for p in pts])
+    items = [_out(p, kept, labelled) for p in pts]
+    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+
+
+@router.get("/api/plot-types/{plot_type_id}", response_model=PlotTypeOut)
+async def get_plot_type(plot_type_id: int, session: SessionDep, _reader: Reader) -> PlotTypeOut:
+    """One plot type."""
+    pt = await _get(session, plot_type_id)
+    kept, labelled = await _counts(session, [pt.id])
+    return _out(pt, kept, labelled)
+
+
+@router.patch("/api/plot-types/{plot_type_id}", response_model=PlotTypeOut)
+async def update_plot_type(
+    plot_type_id: int, body: PlotTypeUpdate, session: SessionDep, admin: AdminUser
+) -> PlotTypeOut:
+    """Change a plot type's collect percentage, ignored flag or detector."""
+    pt = await _get(session, plot_type_id)
+    fields = body.model_dump(exclude_none=True)
+    before = {k: getattr(pt, k) for k in fields}
+    for k, v in fields.items():
+        setattr(pt, k, v)
+    audit(session, admin, "update", "plot_type", pt.id, before=before, after=fields)
+    await session.commit()
+    kept, labelled = await _counts(session, [pt.id])
+    return _out(pt, kept, labelled)
+
+
+@router.post("/api/plot-types/{plot_type_id}/rollback", response_model=ModelOut)
+async def rollback_plot_type(plot_type_id: int, session: SessionDep, user: CurrentUser) -> ModelOut:
+    """Serve the previously active model again (the retired one promoted most recently)."""
+    pt = await _get(session, plot_type_id)
+    await check_model_editing(session, user, pt.id)
+    previous = await session.scalar(
+        sa.select(Model)
+        .where(
+            Model.plot_type_id == pt.id,
+            Model.status == ModelStatus.RETIRED,
+            Model.promoted_at.is_not(None),
+            Model.id != sa.func.coalesce(pt.active_model_id, 0),
+        )
+        .order_by(Model.promoted_at.desc())
+        .limit(1)
+    )
+    if previous is None:
+        raise Conflict("no previous model to roll back to")
+    await activate_model(session, pt, previous, user, action="rollback")
+    await session.commit()
+    return await model_out(session, previous)
+
+
+classifications_router = APIRouter(tags=["classifications"])
+
+
+@classifications_router.get("/api/classifications", response_model=Page[ClassificationOut])
+async def list_classifications(session: SessionDep, _reader: Reader) -> Page[ClassificationOut]:
+    """The shared label set and its colours (a few dozen at most)."""
+    rows = await session.scalars(sa.select(Classification).order_by(Classification.id).limit(500))
+    items = [ClassificationOut.model_validate(c) for c in rows]
+    return Page(items=items, total=len(items))

@@ -1,0 +1,156 @@
+"""The API's settings (``HYDRA_*`` environment variables)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hydra_api.probes import parse_targets
+from hydra_common.settings import HydraSettings
+
+# Values people paste from examples; a production deployment must not run with them.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "dev", "development", "hydra", "test"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class ApiSettings(HydraSettings):
+    """Settings of the REST API, its sessions, and how it starts training runs."""
+
+    api_host: str = Field("0.0.0.0", description="Address the API's HTTP server binds.")
+    api_port: int = Field(8080, description="Port of the API (REST, SSE, `/metrics`, front end).")
+    secret_key: str = Field(
+        "",
+        description=(
+            "Key that signs session cookies and CSRF tokens. Required in production (at least "
+            "32 characters, no placeholder); in development an empty key is replaced by a "
+            "random one per process, so sessions end when the API restarts."
+        ),
+    )
+    trusted_user_header: str = Field(
+        "",
+        description=(
+            "Header set by an authenticating reverse proxy that names the user (single "
+            "sign-on); empty = off. Users first seen this way are created as viewers."
+        ),
+    )
+    admin_password: str = Field(
+        "",
+        description="Creates the user `admin` with this password at start-up if no admin exists.",
+    )
+    session_hours: float = Field(12.0, gt=0, description="Lifetime of a login session.")
+    cookie_secure: bool | None = Field(
+        None,
+        description=(
+            "Mark cookies Secure; empty = automatic (when the request came over https, "
+            "directly or as told by `X-Forwarded-Proto`)."
+        ),
+    )
+    public_read: bool = Field(
+        True,
+        description=(
+            "Let anonymous visitors read the live views (Run, Log, Status, News, images); "
+            "labelling and every change always need a login."
+        ),
+    )
+    service_token: str = Field(
+        "",
+        description=(
+            "Bearer token with which hall scripts may record run conditions "
+            "(`Authorization: Bearer ...`); empty = off."
+        ),
+    )
+    login_failures_per_minute: int = Field(
+        5, ge=1, description="Failed logins per username and client address before HTTP 429."
+    )
+    stale_minutes: float = Field(
+        10.0, gt=0, description="A Run-page card with no update for this long is marked stale."
+    )
+    sse_poll_seconds: float = Field(
+        0.25, gt=0, description="How often the API looks for Run-page updates (one query)."
+    )
+    sse_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="Interval of keep-alive comments on event streams."
+    )
+    status_sample_rows: int = Field(
+        20_000,
+        ge=100,
+        description="Most recent inferences the Status page's time distributions are drawn from.",
+    )
+    status_targets: str = Field(
+        "",
+        description=(
+            "Services whose live figures the Status page shows (the balancer's queue depth,"
+            " the feeder's pending orders, ...): comma-separated `service=URL` of their"
+            " Prometheus `/metrics`, e.g. `balancer=http://hydra-balancer:9102/metrics`."
+            " `hydra up` and the Helm chart fill it in."
+        ),
+    )
+    status_probe_timeout: float = Field(
+        1.0, gt=0, le=30, description="Seconds the Status page waits for a service's `/metrics`."
+    )
+    static_dir: str = Field(
+        "", description="Built front end to serve; empty = the package's `static/` folder."
+    )
+    training_backend: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="`local`: `hydra train` as a child process; `kubernetes`: a Job per run.",
+    )
+    training_command: str = Field(
+        "",
+        description=(
+            "Command that starts a local training run (split on spaces, followed by "
+            "`PLOT_TYPE --run-id N`); empty = this Python's `hydra train`."
+        ),
+    )
+    kubernetes_host: str = Field(
+        "", description="Kubernetes API server URL; empty = the in-cluster configuration."
+    )
+    training_namespace: str = Field(
+        "", description="Namespace of training Jobs; empty = the API pod's own namespace."
+    )
+    training_image: str = Field("", description="Container image of training Jobs.")
+    training_gpus: int = Field(1, ge=0, description="`nvidia.com/gpu` each training Job asks for.")
+    training_service_account: str = Field("", description="Service account of training Jobs.")
+    training_env_secret: str = Field(
+        "", description="Secret whose keys become the training Job's environment (database URL)."
+    )
+    training_env_configmap: str = Field(
+        "", description="ConfigMap whose keys become the training Job's environment."
+    )
+    training_models_claim: str = Field(
+        "", description="PersistentVolumeClaim of the model repository, mounted in training Jobs."
+    )
+    training_storage_claim: str = Field(
+        "", description="PersistentVolumeClaim of the image storage, mounted in training Jobs."
+    )
+    training_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node selector of training Jobs (JSON object)."
+    )
+
+    @field_validator("status_targets")
+    @classmethod
+    def _check_targets(cls, value: str) -> str:
+        parse_targets(value)  # a clear error at start-up, not a broken Status page later
+        return value
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> ApiSettings:
+        weak = (
+            self.secret_key.strip().lower() in PLACEHOLDER_SECRETS
+            or len(self.secret_key) < MIN_SECRET_LENGTH
+        )
+        if self.environment == "production":
+            if weak:
+                raise ValueError(
+                    "HYDRA_SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_SECRET_LENGTH} characters in production"
+                )
+            if self.admin_password and self.admin_password.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("HYDRA_ADMIN_PASSWORD is a placeholder; choose a real one")
+        elif not self.secret_key:
+            self.secret_key = secrets.token_urlsafe(48)
+        return self

@@ -1,0 +1,186 @@
+"""Fixtures of the API tests: an app on the shared MariaDB database, clients, seed helpers.
+
+Each test makes its own plot types and users (unique names), so tests share one migrated
+database without seeing each other's rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hydra_api.main import create_app
+from hydra_api.security import hash_password
+from hydra_api.settings import ApiSettings
+from hydra_common.db.schema import (
+    Classification,
+    PlotType,
+    PlotTypeClassification,
+    Role,
+    User,
+    UserPermission,
+)
+
+PASSWORD = "correct horse battery"
+_HASH: dict[str, str] = {}
+
+
+def password_hash() -> str:
+    """One argon2 hash for every test user (hashing is deliberately slow)."""
+    if "h" not in _HASH:
+        _HASH["h"] = hash_password(PASSWORD)
+    return _HASH["h"]
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def settings_factory(mysql_url: str, tmp_path: Path) -> Callable[..., ApiSettings]:
+    """Settings on the shared test database with a temporary data directory."""
+
+    def make(**overrides: Any) -> ApiSettings:
+        values: dict[str, Any] = {
+            "database_url": mysql_url,
+            "data_dir": tmp_path,
+            "storage_dir": tmp_path / "storage",
+            "secret_key": "k" * 48,
+            "sse_poll_seconds": 0.1,
+            "static_dir": str(tmp_path / "no-frontend"),
+        }
+        values.update(overrides)
+        return ApiSettings(**values)
+
+    return make
+
+
+@dataclass
+class Api:
+    """A running app, a client on it, and helpers to seed the database."""
+
+    app: Any
+    client: httpx.AsyncClient
+    settings: ApiSettings
+    registry: CollectorRegistry
+    clients: list[httpx.AsyncClient]
+
+    @property
+    def sessionmaker(self) -> Any:
+        return self.app.state.hydra.sessionmaker
+
+    def session(self) -> AsyncSession:
+        return self.sessionmaker()  # type: ignore[no-any-return]
+
+    async def plot_type(
+        self, labels: tuple[str, ...] = ("Good", "Bad", "NoData"), detector: str = "CDC", **kw: Any
+    ) -> PlotType:
+        async with self.session() as s:
+            pt = PlotType(name=unique("pt"), detector=detector, **kw)
+            s.add(pt)
+            await s.flush()
+            ids = (
+                await s.execute(sa.select(Classification.id).where(Classification.name.in_(labels)))
+            ).scalars()
+            s.add_all(PlotTypeClassification(plot_type_id=pt.id, classification_id=c) for c in ids)
+            await s.commit()
+            return pt
+
+    async def user(self, role: Role, plot_types: tuple[PlotType, ...] = ()) -> User:
+        async with self.session() as s:
+            u = User(username=unique(role.value), role=role, password_hash=password_hash())
+            s.add(u)
+            await s.flush()
+            s.add_all(UserPermission(user_id=u.id, plot_type_id=pt.id) for pt in plot_types)
+            await s.commit()
+            return u
+
+    async def add(self, *rows: Any) -> None:
+        async with self.session() as s:
+            s.add_all(rows)
+            await s.commit()
+
+    def unique(self, prefix: str) -> str:
+        return unique(prefix)
+
+    def new_client(self, **kw: Any) -> httpx.AsyncClient:
+        """Another client on the same app (its own cookie jar)."""
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://testserver", **kw
+        )
+        self.clients.append(client)
+        return client
+
+    async def login(
+        self, client: httpx.AsyncClient, username: str, password: str = PASSWORD
+    ) -> str:
+        """Log the client in; returns the CSRF token (also set on the client's headers)."""
+        r = await client.post("/api/auth/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        token: str = r.json()["csrf_token"]
+        client.headers["X-CSRF-Token"] = token
+        return token
+
+    async def as_role(self, role: Role, plot_types: tuple[PlotType, ...] = ()) -> httpx.AsyncClient:
+        """A new client with a session of a new user of the role.
+
+        The session cookie is minted with the app's signer rather than through the login
+        endpoint (argon2 costs most of a second per login here; test_api_auth covers login).
+        """
+        user = await self.user(role, plot_types)
+        signer = self.app.state.hydra.signer
+        token = signer.issue(user.id, user.password_hash, 3600)
+        csrf = signer.csrf_token(signer.verify(token).nonce)
+        client = self.new_client(cookies={"hydra_session": token, "hydra_csrf": csrf})
+        client.headers["X-CSRF-Token"] = csrf
+        return client
+
+    async def class_id(self, name: str) -> int:
+        async with self.session() as s:
+            cid = await s.scalar(sa.select(Classification.id).where(Classification.name == name))
+            assert cid is not None
+            return cid
+
+
+@pytest.fixture
+async def api_factory(
+    settings_factory: Callable[..., ApiSettings],
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start apps (lifespan run) with given settings; all are stopped after the test."""
+    stack: list[Any] = []
+
+    async def start(**overrides: Any) -> Api:
+        settings = settings_factory(**overrides)
+        registry = CollectorRegistry()
+        app = create_app(settings, registry)
+        ctx = app.router.lifespan_context(app)
+        await ctx.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+        result = Api(app, client, settings, registry, [client])
+        stack.append((ctx, result))
+        return result
+
+    yield start
+    for ctx, started in reversed(stack):
+        for client in started.clients:
+            await client.aclose()
+        await ctx.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def api(api_factory: Callable[..., Any]) -> Api:
+    """An app with default test settings."""
+    result: Api = await api_factory()
+    return result

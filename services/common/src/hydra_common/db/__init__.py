@@ -1,0 +1,1 @@
+"""Database schema, engine helpers and migrations."""

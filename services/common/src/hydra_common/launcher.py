@@ -1,0 +1,347 @@
+"""Run the whole pipeline as local processes: ``hydra up`` and ``hydra demo``.
+
+The embedded default (SQLite under ``HYDRA_DATA_DIR``, the bundled model server) runs every
+service as a child process with one shared environment. A child that dies is restarted with
+backoff, the way Kubernetes would restart a pod; Ctrl-C or SIGTERM stops the services in
+pipeline order (feeder first, so nothing new enters while the rest drains).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from hydra_common.settings import HydraSettings
+
+log = logging.getLogger(__name__)
+
+# Start order: servers first, then their clients. Stop order is the reverse.
+SERVICES = ("modelserver", "keeper", "balancer", "predictor", "feeder", "api")
+GRPC_SERVICES = {"modelserver", "keeper", "balancer"}
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# Each service's /metrics port in ``hydra up`` (docs/contracts.md); HYDRA_<SERVICE>_METRICS_PORT
+# moves one.
+DEFAULT_METRICS_PORTS = {
+    "feeder": 9101,
+    "balancer": 9102,
+    "predictor": 9103,
+    "keeper": 9104,
+    "modelserver": 9105,
+}
+
+
+@dataclass
+class Ports:
+    """The ports of one local stack."""
+
+    balancer: int = 50051
+    keeper: int = 50052
+    modelserver: int = 8500
+    api: int = 8080
+    metrics: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Pick unused ports for everything (tests, benchmarks, drills)."""
+        return cls(
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            {s: free_port() for s in SERVICES if s != "api"},
+        )
+
+
+def stack_environment(ports: Ports, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every child of a local stack shares."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        HYDRA_BALANCER_PORT=str(ports.balancer),
+        HYDRA_BALANCER_ADDRESS=f"127.0.0.1:{ports.balancer}",
+        HYDRA_KEEPER_PORT=str(ports.keeper),
+        HYDRA_KEEPER_ADDRESS=f"127.0.0.1:{ports.keeper}",
+        HYDRA_MODEL_SERVER_PORT=str(ports.modelserver),
+        HYDRA_MODEL_SERVER_ADDRESS=f"127.0.0.1:{ports.modelserver}",
+        HYDRA_API_PORT=str(ports.api),
+        PYTHONUNBUFFERED="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    # The Status page reads the live figures of the services without a database heartbeat
+    # (the balancer's queue depth above all) from their /metrics.
+    probed = [s for s in ("feeder", "balancer", "predictor", "modelserver") if s in ports.metrics]
+    if probed and not env.get("HYDRA_STATUS_TARGETS"):
+        env["HYDRA_STATUS_TARGETS"] = ",".join(
+            f"{s}=http://127.0.0.1:{ports.metrics[s]}/metrics" for s in probed
+        )
+    return env
+
+
+class LocalStack:
+    """Hydra's services as supervised local processes."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        ports: Ports,
+        log_dir: Path,
+        services: tuple[str, ...] = SERVICES,
+        restart: bool = True,
+    ) -> None:
+        self.env = dict(env)
+        self.ports = ports
+        self.log_dir = log_dir
+        self.services = services
+        self.restart = restart
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = dict.fromkeys(services, 0)
+        self._stopping = False
+        self._held: set[str] = set()
+
+    def _spawn(self, service: str) -> subprocess.Popen[bytes]:
+        env = dict(self.env)
+        if service in self.ports.metrics:
+            env["HYDRA_METRICS_PORT"] = str(self.ports.metrics[service])
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_dir / f"{service}.log", "ab")
+        module = f"hydra_{service}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        self.procs[service] = proc
+        return proc
+
+    def start(self, wait: float = 0.0) -> None:
+        """Start every service; with ``wait``, clients start only once the servers answer."""
+        for service in self.services:
+            if wait and service not in GRPC_SERVICES:
+                self.wait_ready(wait, only=GRPC_SERVICES)
+                wait = 0.0
+            self._spawn(service)
+
+    def wait_ready(self, timeout: float = 120.0, only: set[str] | None = None) -> None:
+        """Block until every server answers (gRPC health, or the API's /api/health)."""
+        deadline = time.monotonic() + timeout
+        wanted = only if only is not None else GRPC_SERVICES | {"api"}
+        pending = [s for s in self.services if s in wanted]
+        while pending:
+            service = pending[0]
+            proc = self.procs.get(service)
+            if proc is not None and proc.poll() is not None and not self.restart:
+                raise RuntimeError(f"{service} exited with {proc.returncode}; see its log")
+            if _ready(service, self.ports):
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service} not ready after {timeout:.0f}s")
+            time.sleep(0.2)
+
+    def supervise_once(self) -> None:
+        """Restart children that died (unless stopping or held down on purpose)."""
+        if self._stopping or not self.restart:
+            return
+        for service, proc in list(self.procs.items()):
+            if proc.poll() is not None and service not in self._held:
+                self.restarts[service] += 1
+                log.warning(
+                    "service exited; restarting", extra={"svc": service, "code": proc.returncode}
+                )
+                self._spawn(service)
+
+    def kill(self, service: str, sig: int = signal.SIGKILL, hold: bool = False) -> None:
+        """Send a signal to a service (fault drills); hold=True keeps it down until release."""
+        if hold:
+            self._held.add(service)
+        proc = self.procs[service]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait()
+
+    def release(self, service: str) -> None:
+        """Start a held service again."""
+        self._held.discard(service)
+        self._spawn(service)
+
+    def stop(self, grace: float = 15.0) -> dict[str, int | None]:
+        """SIGTERM in pipeline order, SIGKILL after grace; returns the exit codes."""
+        self._stopping = True
+        order = ["feeder", "predictor", "balancer", "keeper", "modelserver", "api"]
+        codes: dict[str, int | None] = {}
+        for service in [s for s in order if s in self.procs]:
+            proc = self.procs[service]
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            codes[service] = proc.returncode
+        return codes
+
+
+def _ready(service: str, ports: Ports) -> bool:
+    if service == "api":
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ports.api}/api/health", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+    port = {"balancer": ports.balancer, "keeper": ports.keeper, "modelserver": ports.modelserver}[
+        service
+    ]
+    return asyncio.run(_grpc_serving(f"127.0.0.1:{port}"))
+
+
+async def _grpc_serving(target: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(target) as ch:
+        try:
+            resp = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=1
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def run_hydra(*args: str, env: Mapping[str, str] | None = None) -> None:
+    """Run a ``hydra`` sub-command in a child process; raise if it fails."""
+    subprocess.run(
+        [sys.executable, "-c", "from hydra_common.cli import main; main()", *args],
+        env=dict(env or os.environ),
+        check=True,
+    )
+
+
+def _serve_forever(stack: LocalStack, extra: list[subprocess.Popen[bytes]]) -> None:
+    stop = {"now": False}
+
+    def _on_signal(_sig: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        while not stop["now"]:
+            stack.supervise_once()
+            time.sleep(0.5)
+    finally:
+        for p in extra:
+            p.terminate()
+        codes = stack.stop()
+        typer.echo(f"stopped: {codes}")
+
+
+def up(url_hint: bool = True, extra: list[subprocess.Popen[bytes]] | None = None) -> None:
+    """Migrate the database, start every service, supervise until Ctrl-C/SIGTERM."""
+    settings = HydraSettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ports = Ports(
+        balancer=int(os.environ.get("HYDRA_BALANCER_PORT", 50051)),
+        keeper=int(os.environ.get("HYDRA_KEEPER_PORT", 50052)),
+        modelserver=int(os.environ.get("HYDRA_MODEL_SERVER_PORT", 8500)),
+        api=int(os.environ.get("HYDRA_API_PORT", 8080)),
+        metrics={
+            service: int(os.environ.get(f"HYDRA_{service.upper()}_METRICS_PORT", default))
+            for service, default in DEFAULT_METRICS_PORTS.items()
+        },
+    )
+    env = stack_environment(ports)
+    run_hydra("db", "upgrade", env=env)
+    stack = LocalStack(env, ports, settings.data_dir / "logs")
+    try:
+        stack.start(wait=300)
+        stack.wait_ready()
+    except Exception:
+        stack.stop(2)
+        raise
+    if url_hint:
+        typer.echo(
+            f"Hydra is up: http://127.0.0.1:{ports.api}/  (logs in {settings.data_dir / 'logs'})"
+        )
+    _serve_forever(stack, extra or [])
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``hydra up`` and ``hydra demo``."""
+
+    @app.command("up")
+    def up_cmd() -> None:
+        """Run every service and the bundled model server as local processes."""
+        up()
+
+    @app.command("demo")
+    def demo_cmd(
+        interval: float = typer.Option(10.0, help="Seconds between simulated batches."),
+    ) -> None:
+        """Set up a demo hall, train models if none exist, run everything with simulated data."""
+        settings = HydraSettings()
+        input_dir = Path(os.environ.get("HYDRA_INPUT_DIR", settings.data_dir / "input"))
+        input_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["HYDRA_INPUT_DIR"] = str(input_dir)
+        password = demo_admin_password(settings.data_dir)
+        run_hydra("db", "upgrade")
+        run_hydra("bootstrap-demo")
+        sim = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from hydra_common.cli import main; main()",
+                "simulate",
+                "--hall",
+                "demo",
+                "--out",
+                str(input_dir),
+                "--interval",
+                str(interval),
+            ],
+            start_new_session=True,
+        )
+        typer.echo(f"Log in as admin / {password}")
+        up(extra=[sim])
+
+
+def demo_admin_password(data_dir: Path) -> str:
+    """The demo's admin password: HYDRA_ADMIN_PASSWORD, else one made once and kept."""
+    if os.environ.get("HYDRA_ADMIN_PASSWORD"):
+        return os.environ["HYDRA_ADMIN_PASSWORD"]
+    import secrets
+
+    path = data_dir / "admin-password.txt"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12) + "\n")
+        path.chmod(0o600)
+    password = path.read_text().strip()
+    os.environ["HYDRA_ADMIN_PASSWORD"] = password
+    return password

@@ -1,0 +1,57 @@
+"""Settings shared by every service: one base class, read from ``HYDRA_*`` variables.
+
+Each service defines its own subclass next to its code (``FeederSettings``...), so a
+service's settings are documented in one place and the README's table is generated from
+them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HydraSettings(BaseSettings):
+    """Settings every Hydra service reads."""
+
+    model_config = SettingsConfigDict(env_prefix="HYDRA_", extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="`production` refuses placeholder secrets."
+    )
+    hall: str = Field("demo", description="Name of the hall this deployment serves.")
+    data_dir: Path = Field(Path("var"), description="Local state: SQLite file, storage, models.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; default SQLite at `$HYDRA_DATA_DIR/hydra.db`."
+    )
+    storage_dir: Path | None = Field(
+        None, description="Where kept images and heat maps live; default `$HYDRA_DATA_DIR/storage`."
+    )
+    model_dir: Path | None = Field(
+        None,
+        description="Model repository (TF Serving base path); default `$HYDRA_DATA_DIR/models`.",
+    )
+    log_level: str = Field("INFO", description="Python log level.")
+    log_format: Literal["kv", "json"] = Field("kv", description="Structured log line format.")
+    metrics_port: int = Field(0, description="Port of the Prometheus `/metrics` endpoint (0: off).")
+    grace_seconds: float = Field(10.0, description="Graceful-shutdown grace period.")
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hydra.db').resolve()}"
+
+    @property
+    def storage_root(self) -> Path:
+        """Root of stored images and heat maps."""
+        return (self.storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def model_root(self) -> Path:
+        """Root of the model repository."""
+        return (self.model_dir or self.data_dir / "models").resolve()

@@ -1,0 +1,141 @@
+"""The feeder's ledger (``fed_files``) and its view of the plot types.
+
+A file is written to the ledger as *pending*, with a new order id, before its order is sent,
+and marked *done* when the balancer says the keeper has its report. So a restart re-sends
+what is pending and never feeds a file twice (same path, size and mtime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hydra_common.db.schema import FedFile, PlotType, utcnow
+
+_CHUNK = 500  # keeps IN (...) lists and executemany batches small on every backend
+_fed = FedFile.__table__
+
+
+@dataclass
+class LedgerEntry:
+    """One fed file: where it is, what it was when fed, and its order."""
+
+    source_path: str
+    file_size: int
+    file_mtime_ns: int
+    order_id: str
+    state: str = "pending"
+
+
+@dataclass(frozen=True)
+class PlotTypeInfo:
+    """What the feeder needs to know about a plot type."""
+
+    file_type: str
+    ignored: bool
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+class Ledger:
+    """Reads and writes ``fed_files``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def lookup(self, paths: Sequence[str]) -> dict[str, LedgerEntry]:
+        """The ledger's entries for these source paths (those it has)."""
+        found: dict[str, LedgerEntry] = {}
+        columns = (_fed.c.source_path, _fed.c.file_size, _fed.c.file_mtime_ns, _fed.c.order_id)
+        async with self.engine.connect() as conn:
+            for chunk in _chunks(paths):
+                rows = await conn.execute(
+                    sa.select(*columns, _fed.c.state).where(_fed.c.source_path.in_(chunk))
+                )
+                for path, size, mtime, order_id, state in rows:
+                    found[path] = LedgerEntry(path, size, mtime, order_id, state)
+        return found
+
+    async def record(self, entries: Sequence[LedgerEntry], known: Iterable[str]) -> None:
+        """Write new pending entries; paths already in the ledger (rewritten files) get the
+        new size, mtime and order id. One transaction."""
+        known_paths = set(known)
+        now = utcnow()
+        fresh = [e for e in entries if e.source_path not in known_paths]
+        again = [e for e in entries if e.source_path in known_paths]
+        async with self.engine.begin() as conn:
+            if fresh:
+                await conn.execute(
+                    sa.insert(_fed),
+                    [
+                        {
+                            "source_path": e.source_path,
+                            "file_size": e.file_size,
+                            "file_mtime_ns": e.file_mtime_ns,
+                            "order_id": e.order_id,
+                            "state": "pending",
+                            "fed_at": now,
+                        }
+                        for e in fresh
+                    ],
+                )
+            if again:
+                await conn.execute(
+                    sa.update(_fed)
+                    .where(_fed.c.source_path == sa.bindparam("b_path"))
+                    .values(
+                        file_size=sa.bindparam("b_size"),
+                        file_mtime_ns=sa.bindparam("b_mtime"),
+                        order_id=sa.bindparam("b_order"),
+                        state="pending",
+                        fed_at=now,
+                        done_at=None,
+                    ),
+                    [
+                        {
+                            "b_path": e.source_path,
+                            "b_size": e.file_size,
+                            "b_mtime": e.file_mtime_ns,
+                            "b_order": e.order_id,
+                        }
+                        for e in again
+                    ],
+                )
+
+    async def mark_done(self, order_ids: Sequence[str]) -> None:
+        """Mark orders done (ids no longer in the ledger change nothing)."""
+        if not order_ids:
+            return
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            for chunk in _chunks(order_ids):
+                await conn.execute(
+                    sa.update(_fed)
+                    .where(_fed.c.order_id.in_(chunk))
+                    .values(state="done", done_at=now)
+                )
+
+    async def pending(self) -> list[LedgerEntry]:
+        """Every pending entry, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(
+                    _fed.c.source_path, _fed.c.file_size, _fed.c.file_mtime_ns, _fed.c.order_id
+                )
+                .where(_fed.c.state == "pending")
+                .order_by(_fed.c.id)
+            )
+            return [LedgerEntry(p, s, m, o) for p, s, m, o in rows]
+
+    async def plot_types(self) -> dict[str, PlotTypeInfo]:
+        """Every plot type's file type and ignored flag, by name."""
+        t = PlotType.__table__
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(t.c.name, t.c.file_type, t.c.ignored))
+            return {name: PlotTypeInfo(ft or "png", bool(ig)) for name, ft, ig in rows}

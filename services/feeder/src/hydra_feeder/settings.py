@@ -1,0 +1,79 @@
+"""The feeder's settings (``HYDRA_*`` environment variables)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from hydra_common.settings import HydraSettings
+
+
+class FeederSettings(HydraSettings):
+    """Settings of the feeder: what it watches, how it names and checks files, where it sends."""
+
+    input_dir: Path | None = Field(
+        None, description="Directory the monitoring writes plots into; default `$DATA_DIR/input`."
+    )
+    quarantine_dir: Path | None = Field(
+        None,
+        description="Where rejected files are moved, by reason; default `$DATA_DIR/quarantine`.",
+    )
+    balancer_address: str = Field("127.0.0.1:50051", description="gRPC address of the balancer.")
+    file_pattern: str = Field(
+        "",
+        description=(
+            "Regex matched against the whole path relative to the input dir, with named groups "
+            "`plot_type` (required), `run_number`, `chunk`, `run_period`; empty = Hydra's "
+            "convention."
+        ),
+    )
+    rescan_seconds: float = Field(
+        5.0, gt=0, description="Period of the full rescan (NFS gives no inotify events)."
+    )
+    stable_seconds: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "A file is read once its size and mtime held this long (at once if its mtime is"
+            " already this much plus 2 s old when first seen)."
+        ),
+    )
+    max_pixels: int = Field(
+        50_000_000, ge=1, description="Largest image (pixels) accepted; more is a bomb."
+    )
+    max_file_bytes: int = Field(50_000_000, ge=1, description="Largest file (bytes) accepted.")
+    feeder_window: int = Field(
+        2_000, ge=1, description="Most orders fed and not yet done; the feeder waits beyond."
+    )
+    feeder_batch: int = Field(64, ge=1, description="Most orders in one message to the balancer.")
+    feeder_refresh_seconds: float = Field(
+        10.0, gt=0, description="How often plot types are re-read from the database."
+    )
+    feeder_id: str = Field("", description="Name of this feeder in logs; default the host name.")
+
+    @field_validator("file_pattern")
+    @classmethod
+    def _pattern_is_usable(cls, value: str) -> str:
+        if value:
+            compiled = re.compile(value)
+            if "plot_type" not in compiled.groupindex:
+                raise ValueError("HYDRA_FILE_PATTERN needs a named group (?P<plot_type>...)")
+        return value
+
+    @property
+    def input_root(self) -> Path:
+        """The watched directory, absolute."""
+        return (self.input_dir or self.data_dir / "input").resolve()
+
+    @property
+    def quarantine_root(self) -> Path:
+        """The quarantine directory, absolute."""
+        return (self.quarantine_dir or self.data_dir / "quarantine").resolve()
+
+    @property
+    def name(self) -> str:
+        """This feeder's name for the balancer's logs."""
+        return self.feeder_id or socket.gethostname()

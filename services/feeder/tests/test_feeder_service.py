@@ -1,0 +1,410 @@
+"""The feeder end to end against a real balancer (hydra_balancer) and a real database.
+
+The predictor is a small fake written here on the real gRPC stubs: it takes orders from the
+balancer and reports them done (or holds them), which is all the feeder can observe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from hydra.v1 import balancer_pb2, balancer_pb2_grpc, order_pb2
+from PIL import Image
+from prometheus_client import CollectorRegistry
+
+from hydra_balancer.service import BalancerService
+from hydra_balancer.settings import BalancerSettings
+from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_common.db.schema import FedFile, PlotType
+from hydra_feeder.service import FeederService
+from hydra_feeder.settings import FeederSettings
+
+
+async def eventually(cond: Callable[[], bool], within: float = 20.0) -> None:
+    """Poll until cond() holds; fail after a generous time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def png(color: tuple[int, int, int] = (10, 200, 10), size: tuple[int, int] = (32, 24)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (1, 2, 3)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def write(root: Path, rel: str, data: bytes) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+async def add_plot_types(url: str, names: list[str], ignored: tuple[str, ...] = ()) -> None:
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            session.add_all(PlotType(name=n, file_type="png", ignored=n in ignored) for n in names)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def ledger_rows(url: str) -> dict[str, tuple[str, str]]:
+    """source_path -> (order_id, state)."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            t = FedFile.__table__
+            rows = await conn.execute(sa.select(t.c.source_path, t.c.order_id, t.c.state))
+            return {p: (o, s) for p, o, s in rows}
+    finally:
+        await engine.dispose()
+
+
+class Predictor:
+    """Takes orders from the balancer; reports each done at once unless holding."""
+
+    def __init__(self, port: int, hold: bool = False, credits: int = 100) -> None:
+        self.hold = hold
+        self.received: list[order_pb2.InferenceOrder] = []
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.outbox: asyncio.Queue[balancer_pb2.WorkRequest] = asyncio.Queue()
+        self.outbox.put_nowait(balancer_pb2.WorkRequest(predictor_id="fake", credits=credits))
+        self.call = balancer_pb2_grpc.BalancerServiceStub(self.channel).Work(self._requests())
+        self.reader = asyncio.create_task(self._read())
+
+    async def _requests(self) -> AsyncIterator[balancer_pb2.WorkRequest]:
+        while True:
+            yield await self.outbox.get()
+
+    async def _read(self) -> None:
+        async for response in self.call:
+            self.received.extend(response.orders)
+            if not self.hold:
+                self.done([o.order_id for o in response.orders])
+
+    def done(self, ids: list[str]) -> None:
+        self.outbox.put_nowait(balancer_pb2.WorkRequest(done=ids, credits=len(ids)))
+
+    @property
+    def paths(self) -> list[str]:
+        return [o.source_path for o in self.received]
+
+    async def close(self) -> None:
+        self.call.cancel()
+        with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
+            await self.reader
+        await self.channel.close()
+
+
+async def start_balancer(port: int = 0) -> BalancerService:
+    settings = BalancerSettings(
+        balancer_host="127.0.0.1", balancer_port=port, queue_size=1000, grace_seconds=0.2
+    )
+    svc = BalancerService(settings, CollectorRegistry())
+    await svc.start()
+    return svc
+
+
+def feeder_settings(
+    tmp_path: Path, db_url: str, balancer_port: int, **extra: object
+) -> FeederSettings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path,
+        "input_dir": tmp_path / "input",
+        "quarantine_dir": tmp_path / "quarantine",
+        "database_url": db_url,
+        "balancer_address": f"127.0.0.1:{balancer_port}",
+        "rescan_seconds": 0.3,
+        "stable_seconds": 0.1,
+        "feeder_refresh_seconds": 0.3,
+        "max_pixels": 100_000,
+        "feeder_id": "test-feeder",
+    }
+    values.update(extra)
+    return FeederSettings(**values)  # type: ignore[arg-type]
+
+
+async def start_feeder(settings: FeederSettings) -> FeederService:
+    feeder = FeederService(settings, CollectorRegistry())
+    await feeder.start()
+    return feeder
+
+
+def sample(feeder: FeederService, name: str, **labels: str) -> float:
+    value = feeder.registry.get_sample_value(name, labels)
+    return float(value or 0)
+
+
+async def test_good_files_fed_and_bad_ones_quarantined(tmp_path: Path, sqlite_url: str) -> None:
+    await add_plot_types(
+        sqlite_url, ["RF_TOF_selftiming", "CDC_occupancy", "HEL_board"], ("HEL_board",)
+    )
+    root = tmp_path / "input"
+    good = {
+        "RunPeriod-2021-08/Run80464/RF_TOF_selftiming-02_0037.png": png((1, 1, 1)),
+        "RunPeriod-2021-08/Run80464/CDC_occupancy.png": png((2, 2, 2)),
+        "RunPeriod-2021-08/Run80465/CDC_occupancy.png": png((3, 3, 3)),
+    }
+    bad = {
+        "Run80464/CDC_occupancy-01_0001.png": b"",  # empty
+        "Run80464/CDC_occupancy-02_0001.png": png(size=(300, 300))[:200],  # truncated
+        "Run80464/CDC_occupancy-03_0001.png": b"not an image at all" * 20,
+        "Run80464/CDC_occupancy-04_0001.png": jpeg(),  # a JPEG named .png
+        "Run80464/CDC_occupancy-05_0001.png": png(size=(400, 400)),  # over max_pixels
+        "Run80464/CDC_occupancy.jpg": jpeg(),  # the plot type's file type is png
+        "Run80464/README": b"notes",  # no extension: bad name
+    }
+    skipped = {
+        "Run80464/Unknown_plot.png": png(),
+        "Run80464/HEL_board.png": png(),
+    }
+    for rel, data in {**good, **bad, **skipped}.items():
+        write(root, rel, data)
+    write(root, "Run80464/.hidden_temp.png", b"")  # a writer's temporary file: never touched
+    os.mkdir(root / "Run80464" / "looks_like.png")  # a directory named like an image
+    (root / "Run80464" / "escape.png").symlink_to(write(tmp_path, "outside/secret.png", png()))
+
+    balancer = await start_balancer()
+    predictor = Predictor(balancer.port)
+    feeder = await start_feeder(feeder_settings(tmp_path, sqlite_url, balancer.port))
+    try:
+        await eventually(lambda: len(predictor.received) == len(good) and not feeder.pending)
+        await eventually(
+            lambda: sample(feeder, "hydra_feeder_files_total", outcome="quarantined") == 8
+        )
+        by_path = {o.source_path: o for o in predictor.received}
+        assert set(by_path) == set(good)
+        first = by_path["RunPeriod-2021-08/Run80464/RF_TOF_selftiming-02_0037.png"]
+        assert (first.plot_type, first.run_number, first.chunk, first.run_period) == (
+            "RF_TOF_selftiming",
+            80464,
+            37,
+            "RunPeriod-2021-08",
+        )
+        assert first.image == good[first.source_path]
+        assert first.file_size == len(first.image)
+        assert first.stages.file_ns > 0 and first.stages.fed_ns > 0
+        assert by_path["RunPeriod-2021-08/Run80465/CDC_occupancy.png"].chunk == -1
+
+        quarantine = tmp_path / "quarantine"
+        expected = {
+            "empty": "Run80464/CDC_occupancy-01_0001.png",
+            "truncated": "Run80464/CDC_occupancy-02_0001.png",
+            "not_an_image": "Run80464/CDC_occupancy-03_0001.png",
+            "wrong_format": "Run80464/CDC_occupancy-04_0001.png",
+            "decompression_bomb": "Run80464/CDC_occupancy-05_0001.png",
+            "outside_input_dir": "Run80464/escape.png",
+        }
+        for reason, rel in expected.items():
+            assert (quarantine / reason / rel).exists() or (quarantine / reason / rel).is_symlink()
+            note = (quarantine / reason / (rel + ".reason.txt")).read_text()
+            assert f"reason: {reason}" in note
+            assert not (root / rel).exists()
+            assert sample(feeder, "hydra_feeder_rejected_total", reason=reason) == 1
+        assert sample(feeder, "hydra_feeder_rejected_total", reason="bad_name") == 2
+        assert (quarantine / "bad_name" / "Run80464/README").exists()
+        # Skipped files stay where they are, counted once however many rescans pass.
+        await asyncio.sleep(1.0)
+        for rel in skipped:
+            assert (root / rel).exists()
+        assert sample(feeder, "hydra_feeder_rejected_total", reason="unknown_plot_type") == 1
+        assert sample(feeder, "hydra_feeder_rejected_total", reason="ignored_plot_type") == 1
+        assert sample(feeder, "hydra_feeder_files_total", outcome="skipped") == 2
+        assert (root / "Run80464/.hidden_temp.png").exists()
+        # Fed files stay in place, done in the ledger.
+        rows = await ledger_rows(sqlite_url)
+        assert set(rows) == set(good)
+        assert {state for _, state in rows.values()} == {"done"}
+        assert all((root / rel).exists() for rel in good)
+        assert len(predictor.received) == len(good)
+    finally:
+        await feeder.stop()
+        await predictor.close()
+        await balancer.stop()
+
+
+async def restart_scenario(tmp_path: Path, url: str) -> None:
+    """Every file fed exactly once across a feeder restart; a rewritten file fed again."""
+    await add_plot_types(url, ["RF_adc"])
+    root = tmp_path / "input"
+    for i in range(5):
+        write(root, f"Run{100 + i}/RF_adc.png", png((i, 0, 0)))
+    balancer = await start_balancer()
+    predictor = Predictor(balancer.port)
+    settings = feeder_settings(tmp_path, url, balancer.port)
+    feeder = await start_feeder(settings)
+    try:
+        await eventually(lambda: len(predictor.received) == 5 and not feeder.pending)
+        await feeder.stop()
+        for i in range(5, 8):
+            write(root, f"Run{100 + i}/RF_adc.png", png((i, 0, 0)))
+        feeder = await start_feeder(settings)
+        await eventually(lambda: len(predictor.received) == 8 and not feeder.pending)
+        await asyncio.sleep(1.0)  # several rescans: nothing more may come
+        assert sorted(predictor.paths) == sorted(f"Run{100 + i}/RF_adc.png" for i in range(8))
+        rows = await ledger_rows(url)
+        assert len(rows) == 8 and {s for _, s in rows.values()} == {"done"}
+        # A rewritten file is a new plot: fed once more, with a new order id.
+        old_id = rows["Run100/RF_adc.png"][0]
+        path = write(root, "Run100/RF_adc.png", png((99, 99, 99), (40, 30)))
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+        await eventually(lambda: len(predictor.received) == 9 and not feeder.pending)
+        assert predictor.received[-1].source_path == "Run100/RF_adc.png"
+        assert predictor.received[-1].order_id != old_id
+        await eventually(lambda: sample(feeder, "hydra_feeder_orders_done_total") == 4)
+    finally:
+        await feeder.stop()
+        await predictor.close()
+        await balancer.stop()
+
+
+async def test_feeder_restart_neither_repeats_nor_loses(tmp_path: Path, sqlite_url: str) -> None:
+    await restart_scenario(tmp_path, sqlite_url)
+
+
+@pytest.mark.mysql
+async def test_feeder_restart_on_mysql(tmp_path: Path, fresh_mysql_url: str) -> None:
+    await restart_scenario(tmp_path, fresh_mysql_url)
+
+
+async def test_pending_orders_resent_after_balancer_restart(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    await add_plot_types(sqlite_url, ["RF_adc"])
+    root = tmp_path / "input"
+    for i in range(4):
+        write(root, f"Run{i + 1}/RF_adc.png", png((i, 1, 1)))
+    balancer = await start_balancer()
+    port = balancer.port
+    holder = Predictor(port, hold=True)  # takes orders, never finishes them
+    feeder = await start_feeder(feeder_settings(tmp_path, sqlite_url, port))
+    predictor: Predictor | None = None
+    try:
+        await eventually(lambda: len(holder.received) == 4)
+        sent_ids = {o.order_id for o in holder.received}
+        rows = await ledger_rows(sqlite_url)
+        assert {s for _, s in rows.values()} == {"pending"}
+        await holder.close()
+        await balancer.stop()  # the balancer's queue is gone with it
+        balancer = await start_balancer(port)
+        predictor = Predictor(port)
+        await eventually(lambda: len(predictor.received) == 4 and not feeder.pending)
+        assert {o.order_id for o in predictor.received} == sent_ids  # same orders, re-sent
+        assert all(len(o.image) > 0 for o in predictor.received)  # bytes re-read from disk
+        await eventually(lambda: feeder.connections >= 2)
+        await asyncio.sleep(0.3)
+        rows = await ledger_rows(sqlite_url)
+        assert {s for _, s in rows.values()} == {"done"}
+    finally:
+        await feeder.stop()
+        if predictor is not None:
+            await predictor.close()
+        await balancer.stop()
+
+
+async def test_window_bounds_pending_and_vanished_files_end(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    await add_plot_types(sqlite_url, ["RF_adc"])
+    root = tmp_path / "input"
+    for i in range(5):
+        write(root, f"Run{i + 1}/RF_adc.png", png((i, 2, 2)))
+    balancer = await start_balancer()
+    holder = Predictor(balancer.port, hold=True)
+    feeder = await start_feeder(
+        feeder_settings(tmp_path, sqlite_url, balancer.port, feeder_window=2)
+    )
+    try:
+        await eventually(lambda: len(holder.received) == 2)
+        await asyncio.sleep(1.0)
+        assert len(holder.received) == 2
+        assert len(feeder.pending) == 2
+        holder.done([o.order_id for o in holder.received])
+        await eventually(lambda: len(holder.received) == 4)
+        holder.done([o.order_id for o in holder.received[2:]])
+        await eventually(lambda: len(holder.received) == 5)
+        assert len({o.source_path for o in holder.received}) == 5
+        # The last order is pending; its file vanishes and the balancer restarts: the
+        # re-send finds no file and ends the order instead of sending nothing forever.
+        last = holder.received[-1]
+        (root / last.source_path).unlink()
+        await holder.close()
+        port = balancer.port
+        await balancer.stop()
+        balancer = await start_balancer(port)
+        await eventually(lambda: not feeder.pending)
+        await eventually(
+            lambda: sample(feeder, "hydra_feeder_rejected_total", reason="vanished") == 1
+        )
+        await asyncio.sleep(0.3)
+        rows = await ledger_rows(sqlite_url)
+        assert rows[last.source_path] == (last.order_id, "done")
+    finally:
+        await feeder.stop()
+        await balancer.stop()
+
+
+async def test_skipped_file_fed_once_its_plot_type_appears(tmp_path: Path, sqlite_url: str) -> None:
+    root = tmp_path / "input"
+    write(root, "Run7/BST_hits2d.png", png())
+    balancer = await start_balancer()
+    predictor = Predictor(balancer.port)
+    feeder = await start_feeder(feeder_settings(tmp_path, sqlite_url, balancer.port))
+    try:
+        await eventually(lambda: sample(feeder, "hydra_feeder_files_total", outcome="skipped") == 1)
+        assert predictor.received == []
+        await add_plot_types(sqlite_url, ["BST_hits2d"])
+        await eventually(lambda: len(predictor.received) == 1)
+        assert predictor.received[0].plot_type == "BST_hits2d"
+        assert predictor.received[0].run_number == 7
+    finally:
+        await feeder.stop()
+        await predictor.close()
+        await balancer.stop()
+
+
+async def test_database_outage_delays_files_and_loses_none(tmp_path: Path, sqlite_url: str) -> None:
+    await add_plot_types(sqlite_url, ["RF_adc"])
+    root = tmp_path / "input"
+    balancer = await start_balancer()
+    predictor = Predictor(balancer.port)
+    feeder = await start_feeder(feeder_settings(tmp_path, sqlite_url, balancer.port))
+    engine = make_engine(sqlite_url)
+    try:
+        # The ledger's table goes away (a database outage as the feeder sees it)...
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE fed_files RENAME TO fed_files_away"))
+        write(root, "Run5/RF_adc.png", png())
+        await asyncio.sleep(1.5)
+        assert predictor.received == []  # nothing is sent that the ledger does not hold
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE fed_files_away RENAME TO fed_files"))
+        # ...and comes back: the file is fed, once.
+        await eventually(lambda: len(predictor.received) == 1 and not feeder.pending)
+        await asyncio.sleep(0.5)
+        assert predictor.paths == ["Run5/RF_adc.png"]
+        assert (root / "Run5/RF_adc.png").exists()
+    finally:
+        await engine.dispose()
+        await feeder.stop()
+        await predictor.close()
+        await balancer.stop()

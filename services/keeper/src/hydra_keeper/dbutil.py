@@ -1,0 +1,48 @@
+"""Dialect-specific statements the keeper needs on both MySQL/MariaDB and SQLite."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def upsert(
+    conn: AsyncConnection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+) -> None:
+    """Insert rows, replacing every non-key column of rows whose key already exists.
+
+    ``ON DUPLICATE KEY UPDATE`` on MySQL, ``ON CONFLICT DO UPDATE`` on SQLite, executed as
+    an executemany of one cached statement (the MySQL driver sends it as one multi-row
+    INSERT); ``insert().values([...])`` would compile a new statement per row count.
+    """
+    if not rows:
+        return
+    columns = tuple(c for c in rows[0] if c not in keys)
+    stmt = _upsert_statement(conn.dialect.name, table, columns, tuple(keys))
+    await conn.execute(stmt, list(rows))
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...]
+) -> sa.Executable:
+    """The upsert statement, built once per table and column set.
+
+    Building it is costly (``inserted``/``excluded`` make a table alias and its column
+    collection): about 4 ms per call, more than executing it for a batch of 32 rows.
+    """
+    if dialect == "mysql":
+        my = mysql.insert(table)
+        return my.on_duplicate_key_update({c: my.inserted[c] for c in columns})
+    lite = sqlite.insert(table)
+    return lite.on_conflict_do_update(
+        index_elements=list(keys), set_={c: lite.excluded[c] for c in columns}
+    )

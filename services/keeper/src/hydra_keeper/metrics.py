@@ -1,0 +1,89 @@
+"""The keeper's Prometheus metrics (names as in docs/contracts.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from hydra_common.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
+
+# The shared label set plus the keeper's own verdicts: bounded, so safe as a label value.
+KNOWN_VERDICTS = (
+    "Good",
+    "Bad",
+    "NoData",
+    "Acceptable",
+    "Cosmics",
+    "HotChannel",
+    "LED",
+    "Amorphous",
+    "Ignore",
+    "NoModel",
+    "Error",
+)
+KEPT_REASONS = ("bad", "unconfirmed", "unbiased")
+
+
+class KeeperMetrics:
+    """Every metric the keeper exports, registered on one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reports = Counter(
+            "hydra_keeper_reports_total",
+            "Reports committed (duplicates excluded).",
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "hydra_keeper_duplicates_total",
+            "Reports whose order id was already recorded (acknowledged, nothing changed).",
+            registry=registry,
+        )
+        self.verdicts = Counter(
+            "hydra_keeper_verdicts_total",
+            "Committed verdicts by label and confirmation.",
+            ["verdict", "confirmed"],
+            registry=registry,
+        )
+        self.alarms = Counter(
+            "hydra_keeper_alarms_total",
+            "Alarms raised (confirmed alarm verdicts, beam on).",
+            registry=registry,
+        )
+        self.commit_batch_size = Histogram(
+            "hydra_keeper_commit_batch_size",
+            "Reports per database transaction.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.db_write_seconds = Histogram(
+            "hydra_keeper_db_write_seconds",
+            "Time to write and commit one batch (successful attempts).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.db_write_errors = Counter(
+            "hydra_keeper_db_write_errors_total",
+            "Failed batch writes (retried; nothing is acknowledged before it commits).",
+            registry=registry,
+        )
+        self.images_kept = Counter(
+            "hydra_keeper_images_kept_total",
+            "Images kept for labelling, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.last_commit = Gauge(
+            "hydra_keeper_last_commit_timestamp_seconds",
+            "Unix time of the last successful commit.",
+            registry=registry,
+        )
+        self.beam_on = Gauge(
+            "hydra_keeper_beam_on",
+            "1 when the beam is on, 0 when off, -1 when no run conditions are known.",
+            registry=registry,
+        )
+        self.beam_on.set(-1)
+        for verdict in KNOWN_VERDICTS:
+            for confirmed in ("true", "false"):
+                self.verdicts.labels(verdict=verdict, confirmed=confirmed)
+        for reason in KEPT_REASONS:
+            self.images_kept.labels(reason=reason)

@@ -1,0 +1,138 @@
+"""Image and heat-map files under the storage root (layout: docs/contracts.md).
+
+Files are written to a temporary name and renamed into place, and always before the
+database commit that refers to them: a crash leaves at worst an orphan file, never a row
+without its file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from hydra.v1 import report_pb2
+from PIL import Image
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_IMAGE_EXTS = {"png", "jpg", "jpeg", "gif", "bmp", "webp"}
+
+
+def safe_name(name: str) -> str:
+    """A name usable as one path element (no separators, no leading dot)."""
+    cleaned = _UNSAFE.sub("_", name).lstrip(".")
+    return cleaned or "_"
+
+
+def image_ext(source_path: str, image: bytes, fallback: str) -> str:
+    """The image's file extension: from its source path, else from its bytes, else fallback."""
+    suffix = source_path.rpartition(".")[2].lower() if "." in source_path else ""
+    if suffix in _IMAGE_EXTS:
+        return suffix
+    if image.startswith(b"\x89PNG"):
+        return "png"
+    if image.startswith(b"\xff\xd8"):
+        return "jpg"
+    return safe_name(fallback.lower() or "png")
+
+
+def order_day(order_id: str) -> str:
+    """The UTC day of a UUIDv7 order id (so a replayed report maps to the same path)."""
+    try:
+        ms = uuid.UUID(order_id).int >> 80
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+    except (ValueError, OverflowError, OSError):
+        return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def kept_image_path(plot_type: str, order_id: str, ext: str) -> str:
+    """Relative path of an image kept for labelling."""
+    return f"plots/{safe_name(plot_type)}/{order_day(order_id)}/{safe_name(order_id)}.{ext}"
+
+
+def kept_heatmap_path(plot_type: str, order_id: str) -> str:
+    """Relative path of a kept image's heat-map overlay."""
+    return f"heatmaps/{safe_name(plot_type)}/{order_day(order_id)}/{safe_name(order_id)}.png"
+
+
+def live_image_path(plot_type: str, order_id: str, ext: str) -> str:
+    """Relative path of the Run page's latest image of a plot type."""
+    return f"live/{safe_name(plot_type)}/{safe_name(order_id)}.{ext}"
+
+
+def live_heatmap_path(plot_type: str, order_id: str) -> str:
+    """Relative path of the Run page's latest heat-map overlay of a plot type."""
+    return f"live/{safe_name(plot_type)}/{safe_name(order_id)}.heatmap.png"
+
+
+def write_atomic(root: Path, rel: str, data: bytes, durable: bool) -> None:
+    """Write ``data`` to ``root/rel`` through a temporary file and a rename.
+
+    ``durable`` files (kept for labelling) are fsynced before the rename, since the database
+    row that follows must never point at a file a power cut could lose; live files are
+    replaced within seconds anyway.
+    """
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def remove_quietly(root: Path, rel: str) -> None:
+    """Delete a stored file; a file already gone is fine."""
+    try:
+        (root / rel).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def image_size(image: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image header, or None if Pillow cannot read it."""
+    try:
+        with Image.open(io.BytesIO(image)) as im:
+            return im.size
+    except Exception:
+        return None
+
+
+# Control points of the colour map: blue (cold) → cyan → green → yellow → red (hot).
+_STOPS = (0.0, 0.25, 0.5, 0.75, 1.0)
+_RED = (0.0, 0.0, 0.0, 1.0, 1.0)
+_GREEN = (0.0, 1.0, 1.0, 1.0, 0.0)
+_BLUE = (1.0, 1.0, 0.0, 0.0, 0.0)
+
+
+def _colormap(heat: np.ndarray) -> np.ndarray:
+    """0..1 heat → 0..1 RGB along the blue-to-red colour map."""
+    return np.stack([np.interp(heat, _STOPS, c) for c in (_RED, _GREEN, _BLUE)], axis=-1)
+
+
+def render_heatmap(heat_map: report_pb2.HeatMap, size: tuple[int, int] | None) -> bytes | None:
+    """An RGBA PNG overlay of a Grad-CAM map: colour by heat, alpha proportional to heat.
+
+    The map is upscaled (bilinear) to ``size`` (the image's width, height), or kept at its
+    own size when the image size is unknown. Returns None for an empty or inconsistent map.
+    """
+    h, w = int(heat_map.height), int(heat_map.width)
+    if h <= 0 or w <= 0 or len(heat_map.values) != h * w:
+        return None
+    heat = np.asarray(heat_map.values, dtype=np.float32).reshape(h, w)
+    heat = np.clip(np.nan_to_num(heat, nan=0.0), 0.0, 1.0)
+    rgba = np.empty((h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = (_colormap(heat) * 255.0 + 0.5).astype(np.uint8)
+    rgba[..., 3] = (heat * 255.0 + 0.5).astype(np.uint8)
+    overlay = Image.fromarray(rgba)
+    if size is not None and size != (w, h):
+        overlay = overlay.resize(size, Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    overlay.save(out, format="PNG", compress_level=3)
+    return out.getvalue()

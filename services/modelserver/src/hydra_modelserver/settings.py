@@ -1,0 +1,26 @@
+"""The model server's settings (``HYDRA_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from hydra_common.settings import HydraSettings
+
+
+class ModelServerSettings(HydraSettings):
+    """Settings of the bundled model server: where it listens and how often it looks for models."""
+
+    metrics_port: int = Field(
+        9105, description="Port of the Prometheus `/metrics` endpoint (0: off)."
+    )
+    model_server_host: str = Field(
+        "0.0.0.0", description="Address the model server's gRPC server binds."
+    )
+    model_server_port: int = Field(
+        8500, description="Port of the model server's TF Serving gRPC API."
+    )
+    model_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often the model directory is scanned for new or removed versions.",
+    )

@@ -1,0 +1,381 @@
+"""The trainer's ``hydra`` commands: plot types, import, train, promote, rollback, models,
+simulate and bootstrap-demo.
+
+TensorFlow is imported only by the commands that need it, so ``hydra plot-type add`` and
+``hydra simulate`` start in a moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hydra_common.errors import HydraError
+from hydra_common.logs import setup_logging
+from hydra_trainer.settings import TrainerSettings
+
+T = TypeVar("T")
+console = Console(stderr=False)
+plot_type_app = typer.Typer(help="Plot types and their valid labels.", no_args_is_help=True)
+
+
+def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn domain errors into a one-line message and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (HydraError, ValueError, FileExistsError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _settings() -> TrainerSettings:
+    settings = TrainerSettings()
+    setup_logging("trainer", settings.log_level, settings.log_format)
+    return settings
+
+
+async def _with_session(
+    settings: TrainerSettings, work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    from hydra_common.db.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.db_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # SavedModel export logs every assets folder at INFO; keep the command's output readable.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+# --- plot types and import -------------------------------------------------------------
+
+
+@plot_type_app.command("add")
+@_fail_cleanly
+def plot_type_add(
+    name: str = typer.Argument(..., help="Plot type name (the file base name)."),
+    labels: str = typer.Option("Good,Bad,NoData", help="Comma-separated valid labels."),
+    collect_percent: float = typer.Option(1.0, help="Unbiased sample kept for labelling, %."),
+    detector: str = typer.Option("", help="Detector group (default: name up to the first _)."),
+    file_type: str = typer.Option("png", help="File extension of the plot's images."),
+    chunked: bool = typer.Option(False, help="Images carry a chunk number."),
+) -> None:
+    """Create a plot type with its valid labels."""
+    from hydra_trainer.store import add_plot_type
+
+    settings = _settings()
+    wanted = [lb.strip() for lb in labels.split(",") if lb.strip()]
+
+    async def work(session: AsyncSession) -> int:
+        pt = await add_plot_type(
+            session,
+            name,
+            wanted,
+            detector=detector,
+            collect_percent=collect_percent,
+            file_type=file_type,
+            chunked=chunked,
+        )
+        return pt.id
+
+    pid = asyncio.run(_with_session(settings, work))
+    typer.echo(f"plot type {name} (id {pid}) with labels {', '.join(wanted)}")
+
+
+@_fail_cleanly
+def import_command(
+    directory: Path = typer.Argument(
+        None, help="Labelled tree DIR/<Label>/*.png (omit with --manifest)."
+    ),
+    plot_type: str = typer.Option(..., "--plot-type", help="Plot type the images belong to."),
+    manifest: Path | None = typer.Option(None, help="CSV with path,label columns instead."),
+    skip_bad: bool = typer.Option(False, help="Skip unreadable images and unknown labels."),
+) -> None:
+    """Import labelled images into storage and the database."""
+    from hydra_trainer.importer import import_images, read_manifest, scan_tree
+
+    settings = _settings()
+    if manifest is not None:
+        pairs = read_manifest(manifest)
+    elif directory is not None:
+        pairs = scan_tree(directory)
+    else:
+        raise ValueError("give a directory or --manifest")
+    if not pairs:
+        raise ValueError(f"no images found in {manifest or directory}")
+    result = asyncio.run(
+        _with_session(
+            settings,
+            lambda session: import_images(
+                session, pairs, plot_type, settings.storage_root, skip_bad=skip_bad
+            ),
+        )
+    )
+    for problem in result.skipped:
+        typer.echo(f"skipped: {problem}", err=True)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.imported.items()))
+    typer.echo(f"imported {result.total} images into {plot_type}: {counts}")
+
+
+# --- training and the model life cycle -------------------------------------------------
+
+
+@_fail_cleanly
+def train_command(
+    plot_type: str = typer.Argument(..., help="Plot type to train."),
+    arch: str = typer.Option("small", help="small, inceptionv3, inceptionv3-cbam or mod:func."),
+    sampling: str = typer.Option("normal", help="normal, undersample or oversample."),
+    epochs: int | None = typer.Option(None, help="Most epochs (default HYDRA_TRAIN_EPOCHS)."),
+    batch_size: int | None = typer.Option(None, help="Batch size (default 16)."),
+    optimizer: str = typer.Option("sgd", help="sgd (Nesterov momentum) or adam."),
+    learning_rate: float = typer.Option(0.01, help="Learning rate."),
+    momentum: float = typer.Option(0.2, help="SGD momentum (Nesterov)."),
+    patience: int = typer.Option(5, help="Early-stopping patience (epochs)."),
+    min_delta: float = typer.Option(0.005, help="Early-stopping minimum improvement."),
+    train_fraction: float | None = typer.Option(None, help="Fraction used to fit (0.95)."),
+    input_size: str | None = typer.Option(None, help="HxW input size (architecture default)."),
+    seed: int | None = typer.Option(None, help="Random seed."),
+    run_id: int | None = typer.Option(None, help="training_runs row to report progress to."),
+    promote_after: bool = typer.Option(False, "--promote", help="Promote the model when done."),
+) -> None:
+    """Train, export and evaluate a new model version for PLOT_TYPE."""
+    _quiet_tensorflow()
+    settings = _settings()
+    from hydra_trainer.train import TrainOptions
+
+    height = width = None
+    if input_size:
+        h, _, w = input_size.lower().partition("x")
+        height, width = int(h), int(w or h)
+    options = TrainOptions(
+        architecture=arch,
+        sampling=sampling,
+        epochs=epochs or settings.train_epochs,
+        batch_size=batch_size or settings.train_batch_size,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        patience=patience,
+        min_delta=min_delta,
+        train_fraction=train_fraction or settings.train_fraction,
+        seed=settings.train_seed if seed is None else seed,
+        input_height=height,
+        input_width=width,
+    )
+    outcome = _train_with_progress(settings, plot_type, options, run_id)
+    _print_outcome(outcome)
+    if promote_after:
+        _promote(settings, outcome.model_id)
+    typer.echo(f"model id: {outcome.model_id}")
+
+
+def _train_with_progress(
+    settings: TrainerSettings, plot_type: str, options: Any, run_id: int | None
+) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hydra_trainer.pipeline import train_plot_type
+
+    with Progress(
+        TextColumn("[bold]{task.fields[plot_type]}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("starting", total=1.0, plot_type=plot_type)
+
+        def report(fraction: float, message: str) -> None:
+            bar.update(task, completed=fraction, description=message)
+
+        return asyncio.run(
+            train_plot_type(settings, plot_type, options, run_id=run_id, progress=report)
+        )
+
+
+def _print_outcome(outcome: Any) -> None:
+    ev = outcome.evaluation
+    typer.echo(
+        f"model {outcome.name} version {outcome.version} ({outcome.epochs_run} epochs) "
+        f"at {outcome.location}"
+    )
+    typer.echo(f"classes: {outcome.class_counts}")
+    if outcome.dropped:
+        typer.echo(f"dropped classes (fewer than 2 images): {outcome.dropped}")
+    metrics = ev.metrics()
+    typer.echo(
+        f"held-out images: {metrics['evaluated_images']}, accuracy {metrics['accuracy']:.3f}"
+    )
+    table = Table("true \\ predicted", *ev.labels, title="confusion matrix (held out)")
+    for label, row in zip(ev.labels, ev.confusion.tolist(), strict=True):
+        table.add_row(label, *(str(v) for v in row))
+    console.print(table)
+    for t in ev.thresholds:
+        note = "" if t.evaluated else " (not evaluable: cap)"
+        typer.echo(
+            f"threshold {t.label}: {t.threshold:.2f} F1 {t.f1:.3f} "
+            f"precision {t.precision:.3f} recall {t.recall:.3f} n={t.support}{note}"
+        )
+
+
+def _promote(settings: TrainerSettings, model_id: int) -> None:
+    from hydra_trainer.registry import promote
+
+    async def work(session: AsyncSession) -> str:
+        model = await promote(session, model_id, by=settings.trainer_user)
+        return f"model {model.id} ({model.name} v{model.version}) is active"
+
+    typer.echo(asyncio.run(_with_session(settings, work)))
+
+
+@_fail_cleanly
+def promote_command(model_id: int = typer.Argument(..., help="Model id to activate.")) -> None:
+    """Make a trained model its plot type's active model (the previous one is retired)."""
+    _promote(_settings(), model_id)
+
+
+@_fail_cleanly
+def rollback_command(plot_type: str = typer.Argument(..., help="Plot type.")) -> None:
+    """Re-activate the plot type's previously active model."""
+    from hydra_trainer.registry import rollback
+
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> str:
+        model = await rollback(session, plot_type, by=settings.trainer_user)
+        return f"rolled back {plot_type}: model {model.id} ({model.name} v{model.version}) active"
+
+    typer.echo(asyncio.run(_with_session(settings, work)))
+
+
+@_fail_cleanly
+def models_command(
+    plot_type: str | None = typer.Argument(None, help="Only this plot type's models."),
+) -> None:
+    """List models with status, architecture and held-out figures."""
+    from hydra_trainer.registry import list_models
+
+    settings = _settings()
+    rows = asyncio.run(_with_session(settings, lambda session: list_models(session, plot_type)))
+    table = Table("id", "plot type", "version", "architecture", "status", "epochs", "accuracy")
+    for name, m in rows:
+        acc = m.metrics.get("accuracy")
+        table.add_row(
+            str(m.id),
+            name,
+            str(m.version),
+            m.architecture,
+            m.status.value,
+            str(m.epochs_run),
+            f"{acc:.3f}" if isinstance(acc, float) else "",
+        )
+    console.print(table)
+
+
+# --- simulation and the demo ---------------------------------------------------------------
+
+
+@_fail_cleanly
+def simulate_command(
+    out: Path = typer.Option(..., "--out", help="Output folder (the hall's monitoring output)."),
+    hall: str = typer.Option("demo", help="demo, hallb, halld or epic."),
+    plot_type: list[str] = typer.Option([], help="Only these plot types (repeatable)."),
+    rate: float | None = typer.Option(None, help="Images per second (sets the interval)."),
+    interval: float = typer.Option(5.0, help="Seconds between batches (one image per type)."),
+    runs: int | None = typer.Option(None, help="Stop after this many runs."),
+    chunks_per_run: int = typer.Option(1, help="Chunks per run (>1 adds _NNNN to names)."),
+    bad_fraction: float = typer.Option(0.1, help="Fraction of images with a problem."),
+    count: int | None = typer.Option(None, help="Stop after this many images."),
+    once: bool = typer.Option(False, help="Write one batch and stop."),
+    start_run: int = typer.Option(5000, help="First run number."),
+    seed: int | None = typer.Option(None, help="Random seed (default: random)."),
+    truth: bool = typer.Option(
+        False,
+        help="Write <image>.truth.json sidecars (off by default: a feeder watching OUT "
+        "would log every sidecar as an unknown plot type).",
+    ),
+) -> None:
+    """Write simulated monitoring plots in the hall's naming convention."""
+    from hydra_trainer.catalog import hall_catalog
+    from hydra_trainer.simulate import SimulationConfig, run_simulation
+
+    specs = hall_catalog(hall)
+    if plot_type:
+        unknown = set(plot_type) - {s.name for s in specs}
+        if unknown:
+            raise ValueError(f"unknown plot types for hall {hall}: {', '.join(sorted(unknown))}")
+        specs = [s for s in specs if s.name in plot_type]
+    if rate is not None:
+        if rate <= 0:
+            raise ValueError("--rate must be positive")
+        interval = len(specs) / rate
+    cfg = SimulationConfig(
+        out_dir=out,
+        plot_types=specs,
+        bad_fraction=bad_fraction,
+        interval=interval,
+        runs=runs,
+        chunks_per_run=max(chunks_per_run, 1),
+        count=count,
+        once=once,
+        start_run=start_run,
+        seed=seed,
+        truth=truth,
+    )
+    try:
+        written = run_simulation(cfg)
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+        return
+    typer.echo(f"wrote {written} images under {out}")
+
+
+@_fail_cleanly
+def bootstrap_demo_command(
+    per_label: int = typer.Option(40, help="Simulated images per label and plot type."),
+    epochs: int = typer.Option(10, help="Most epochs per model."),
+    force: bool = typer.Option(False, help="Train again where a model is already active."),
+) -> None:
+    """Create the demo hall's plot types, simulate and import labelled images, train a
+    ``small`` model per plot type and promote it."""
+    _quiet_tensorflow()
+    from hydra_trainer.bootstrap import bootstrap_demo
+
+    settings = _settings()
+    for line in asyncio.run(bootstrap_demo(settings, per_label, epochs, force)):
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the trainer's commands to the ``hydra`` application."""
+    app.add_typer(plot_type_app, name="plot-type")
+    app.command("import")(import_command)
+    app.command("train")(train_command)
+    app.command("promote")(promote_command)
+    app.command("rollback")(rollback_command)
+    app.command("models")(models_command)
+    app.command("simulate")(simulate_command)
+    app.command("bootstrap-demo")(bootstrap_demo_command)

@@ -1,0 +1,86 @@
+"""Write the README's configuration table from the settings classes (``--check`` to verify).
+
+Every service's settings subclass ``HydraSettings``; the table lists each ``HYDRA_*``
+variable once, with its default, the services that read it and its description.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from pydantic_settings import BaseSettings
+
+from hydra_common.settings import HydraSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
+MODULES = {
+    "feeder": "hydra_feeder.settings",
+    "balancer": "hydra_balancer.settings",
+    "predictor": "hydra_predictor.settings",
+    "keeper": "hydra_keeper.settings",
+    "model server": "hydra_modelserver.settings",
+    "api": "hydra_api.settings",
+    "trainer": "hydra_trainer.settings",
+}
+
+
+def _classes() -> dict[str, list[type[BaseSettings]]]:
+    found: dict[str, list[type[BaseSettings]]] = {"all": [HydraSettings]}
+    for service, name in MODULES.items():
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+        found[service] = [
+            obj
+            for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, HydraSettings) and obj is not HydraSettings
+        ]
+    return found
+
+
+def table() -> str:
+    """The markdown table of every setting."""
+    rows: dict[str, dict[str, object]] = {}
+    base_fields = set(HydraSettings.model_fields)
+    for service, classes in _classes().items():
+        for cls in classes:
+            for name, field in cls.model_fields.items():
+                if service != "all" and name in base_fields:
+                    continue
+                env = f"HYDRA_{name.upper()}"
+                row = rows.setdefault(
+                    env, {"default": field.default, "services": [], "doc": field.description or ""}
+                )
+                if service not in row["services"]:  # type: ignore[operator]
+                    row["services"].append(service)  # type: ignore[union-attr]
+    lines = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
+    for env in sorted(rows):
+        r = rows[env]
+        default = "" if r["default"] in (None, "") else f"`{r['default']}`"
+        services = ", ".join(r["services"])  # type: ignore[arg-type]
+        lines.append(f"| `{env}` | {default} | {services} | {r['doc']} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Rewrite the README section, or with --check fail when it is stale."""
+    text = README.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    new = f"{head}{BEGIN}\n{table()}\n{END}{tail}"
+    if "--check" in sys.argv:
+        if new != text:
+            print("README settings table is stale: run `python tools/settings_table.py`")
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
