@@ -165,26 +165,61 @@ async def test_credits_are_respected_and_order_is_fifo(balancer: BalancerService
         await pred.close()
 
 
+class FloodingFeeder(FakeFeeder):
+    """A feeder that makes a new 256 KiB order whenever gRPC asks for the next message.
+
+    How much a blocked HTTP/2 stream still buffers depends on the flow-control windows, which
+    gRPC grows with its bandwidth-delay estimate (5-15 MiB on loopback, more on a busy
+    machine). Flooding until the stream stops asking is independent of that figure.
+    """
+
+    IMAGE = bytes(256 * 1024)
+
+    def __init__(self, port: int, limit: int) -> None:
+        self.limit = limit
+        self.generated = 0
+        self.flooding = True
+        super().__init__(port)
+
+    async def _requests(self) -> AsyncIterator[balancer_pb2.SubmitRequest]:
+        while self.flooding and self.generated < self.limit:
+            i = self.generated
+            self.generated += 1
+            yield balancer_pb2.SubmitRequest(orders=[order(i, self.IMAGE)], feeder_id="test")
+            self.sent_messages += 1
+        async for request in super()._requests():
+            yield request
+
+
 async def test_full_queue_pushes_back_on_the_feeder_and_drops_nothing() -> None:
     svc = await _start(queue_size=3)
-    feeder = FakeFeeder(svc.port)
+    limit = 2048  # 512 MiB: far beyond any flow-control window gRPC would open
+    feeder = FloodingFeeder(svc.port, limit)
     pred: FakePredictor | None = None
     try:
-        # Orders with 256 KiB images: far more than gRPC's flow-control windows can buffer.
-        image = bytes(256 * 1024)
-        for i in range(60):
-            feeder.send([order(i, image)])
         await eventually(lambda: len(feeder.accepted) == 3)
-        await asyncio.sleep(0.5)
+        # Wait until the feeder's stream stops taking messages: the transport pushes back.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        last, stable_since = -1, loop.time()
+        while loop.time() - stable_since < 1.0:
+            assert loop.time() < deadline, "the feeder's stream never blocked"
+            if feeder.sent_messages != last:
+                last, stable_since = feeder.sent_messages, loop.time()
+            await asyncio.sleep(0.05)
+        feeder.flooding = False
+        # The feeder's stream is blocked well before the flood's end, nothing past the queue
+        # was accepted, and the balancer holds exactly its capacity.
+        assert feeder.sent_messages < limit
         assert len(feeder.accepted) == 3
         assert svc.queued == 3
-        # The feeder's stream is blocked: it could not hand over every message.
-        assert feeder.sent_messages < 60
+        total = feeder.generated
         pred = FakePredictor(svc.port)
-        pred.grant(1000)
-        await eventually(lambda: len(pred.received) == 60)
-        assert pred.ids == [f"order-{i:06d}" for i in range(60)]
-        assert len(feeder.accepted) == 60
+        pred.grant(limit)
+        await eventually(lambda: len(pred.received) == total)
+        assert pred.ids == [f"order-{i:06d}" for i in range(total)]
+        await eventually(lambda: len(feeder.accepted) == total)
+        assert feeder.accepted == [f"order-{i:06d}" for i in range(total)]
         assert svc.queued <= 3
     finally:
         await feeder.close()
