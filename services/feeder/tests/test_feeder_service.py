@@ -79,6 +79,21 @@ async def ledger_rows(url: str) -> dict[str, tuple[str, str]]:
         await engine.dispose()
 
 
+async def ledger_when(
+    url: str, cond: Callable[[dict[str, tuple[str, str]]], bool], within: float = 20.0
+) -> dict[str, tuple[str, str]]:
+    """The ledger once cond(rows) holds: done notices are written a moment after the ack."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        rows = await ledger_rows(url)
+        if cond(rows):
+            return rows
+        if loop.time() > deadline:
+            raise AssertionError(f"ledger never settled: {rows}")
+        await asyncio.sleep(0.05)
+
+
 class Predictor:
     """Takes orders from the balancer; reports each done at once unless holding."""
 
@@ -231,9 +246,10 @@ async def test_good_files_fed_and_bad_ones_quarantined(tmp_path: Path, sqlite_ur
         assert sample(feeder, "hydra_feeder_files_total", outcome="skipped") == 2
         assert (root / "Run80464/.hidden_temp.png").exists()
         # Fed files stay in place, done in the ledger.
-        rows = await ledger_rows(sqlite_url)
+        rows = await ledger_when(
+            sqlite_url, lambda r: {state for _, state in r.values()} == {"done"}
+        )
         assert set(rows) == set(good)
-        assert {state for _, state in rows.values()} == {"done"}
         assert all((root / rel).exists() for rel in good)
         assert len(predictor.received) == len(good)
     finally:
@@ -261,8 +277,8 @@ async def restart_scenario(tmp_path: Path, url: str) -> None:
         await eventually(lambda: len(predictor.received) == 8 and not feeder.pending)
         await asyncio.sleep(1.0)  # several rescans: nothing more may come
         assert sorted(predictor.paths) == sorted(f"Run{100 + i}/RF_adc.png" for i in range(8))
-        rows = await ledger_rows(url)
-        assert len(rows) == 8 and {s for _, s in rows.values()} == {"done"}
+        rows = await ledger_when(url, lambda r: {s for _, s in r.values()} == {"done"})
+        assert len(rows) == 8
         # A rewritten file is a new plot: fed once more, with a new order id.
         old_id = rows["Run100/RF_adc.png"][0]
         path = write(root, "Run100/RF_adc.png", png((99, 99, 99), (40, 30)))
@@ -311,9 +327,8 @@ async def test_pending_orders_resent_after_balancer_restart(
         assert {o.order_id for o in predictor.received} == sent_ids  # same orders, re-sent
         assert all(len(o.image) > 0 for o in predictor.received)  # bytes re-read from disk
         await eventually(lambda: feeder.connections >= 2)
-        await asyncio.sleep(0.3)
-        rows = await ledger_rows(sqlite_url)
-        assert {s for _, s in rows.values()} == {"done"}
+        rows = await ledger_when(sqlite_url, lambda r: {s for _, s in r.values()} == {"done"})
+        assert len(rows) == 4
     finally:
         await feeder.stop()
         if predictor is not None:
@@ -355,8 +370,7 @@ async def test_window_bounds_pending_and_vanished_files_end(
         await eventually(
             lambda: sample(feeder, "hydra_feeder_rejected_total", reason="vanished") == 1
         )
-        await asyncio.sleep(0.3)
-        rows = await ledger_rows(sqlite_url)
+        rows = await ledger_when(sqlite_url, lambda r: r[last.source_path][1] == "done")
         assert rows[last.source_path] == (last.order_id, "done")
     finally:
         await feeder.stop()
