@@ -161,6 +161,7 @@ def hall() -> Iterator[Hall]:
         HYDRA_STABLE_SECONDS="0.2",
         HYDRA_MODEL_REFRESH_SECONDS="1",
         HYDRA_ADMIN_PASSWORD="e2e-admin-password",
+        HYDRA_STATUS_PROBE_TIMEOUT="10",  # a loaded CI machine may answer slowly
         HYDRA_LOG_LEVEL="INFO",
     )
     stack = LocalStack(env, ports, data_dir / "logs")

@@ -67,6 +67,7 @@ def hall() -> Iterator[Hall]:
             HYDRA_KEEPER_HOST="127.0.0.1",
             HYDRA_SECRET_KEY=secret,
             HYDRA_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            HYDRA_STATUS_PROBE_TIMEOUT="10",  # a loaded CI machine may answer slowly
             HYDRA_SSE_POLL_SECONDS="0.25",
             HYDRA_LOG_LEVEL="INFO",
             # The Status page's live figures come from the real balancer's /metrics (the

@@ -135,7 +135,7 @@ async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(200):
+    for _ in range(1200):  # up to 60 s on a loaded machine
         if server.started:
             break
         await asyncio.sleep(0.05)

@@ -36,7 +36,11 @@ async def test_status_page_shows_queue_depth_and_unreachable_services(
 ) -> None:
     url, depth = balancer_metrics
     dead = f"http://127.0.0.1:{free_port()}/metrics"  # nothing listens there
-    api = await api_factory(status_targets=f"balancer={url}, feeder={dead}")
+    # A generous timeout: the endpoint is a thread of this busy process (the dead port is
+    # refused at once, so the test does not wait for it).
+    api = await api_factory(
+        status_targets=f"balancer={url}, feeder={dead}", status_probe_timeout=10
+    )
     body = (await api.client.get("/api/status")).json()
     by_service = {s["service"]: s for s in body["services"]}
 
@@ -54,7 +58,7 @@ async def test_status_page_shows_queue_depth_and_unreachable_services(
 
     # Readings are shared for a few seconds; a fresh probe sees the new depth.
     depth.set(3)
-    fresh = StatusProbe([Target("balancer", url)], max_age=0)
+    fresh = StatusProbe([Target("balancer", url)], timeout=10, max_age=0)
     (reading,) = await fresh.read()
     assert reading.ok and reading.details["queue_depth"] == 3
 

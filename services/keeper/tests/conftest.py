@@ -7,6 +7,7 @@ import io
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,9 +215,19 @@ class RecordClient:
             await asyncio.sleep(0.02)
 
     async def record(self, reports: Sequence[report_pb2.Report]) -> None:
-        """Send reports in one request and wait for all of them to be acknowledged."""
+        """Send reports in one request and wait for this request's acknowledgements.
+
+        Counted per id, so a replayed report waits for its new ack, not an earlier one.
+        """
+        wanted = Counter(self.acked)
+        wanted.update(r.order.order_id for r in reports)
         await self.send(reports)
-        await self.wait_acked(r.order.order_id for r in reports)
+        deadline = time.monotonic() + 30.0
+        while not Counter(self.acked) >= wanted:
+            if time.monotonic() > deadline:
+                missing = sorted((wanted - Counter(self.acked)).elements())
+                raise AssertionError(f"not acknowledged: {missing}")
+            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         """Half-close, let the server finish the stream, close the channel."""

@@ -110,7 +110,13 @@ async def test_keeper_stop_commits_what_is_queued(
     service, client = await keeper_factory(db_url, commit_max_wait_ms=200, commit_max_batch=1000)
     reports = [kit.make_report(world, (0.9, 0.1)) for _ in range(50)]
     await client.send(reports)
-    await asyncio.sleep(0.05)
+    # Stop once the keeper holds the reports (queued, or in the batch being written).
+    for _ in range(3000):
+        if len(service.queue) == 50 or service._busy:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the reports never reached the keeper")
     await service.stop()
     rows = await kit.query(
         db_url, "SELECT COUNT(*) FROM run_history WHERE plot_type_id = :p", p=world.plot_type_id

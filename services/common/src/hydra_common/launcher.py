@@ -34,9 +34,17 @@ GRPC_SERVICES = {"modelserver", "keeper", "balancer"}
 
 def free_port() -> int:
     """An unused TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct unused loopback ports: every socket stays bound until all are picked,
+    so the kernel cannot hand the same port out twice."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 # Each service's /metrics port in ``hydra up`` (docs/contracts.md); HYDRA_<SERVICE>_METRICS_PORT
@@ -63,13 +71,9 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         """Pick unused ports for everything (tests, benchmarks, drills)."""
-        return cls(
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            {s: free_port() for s in SERVICES if s != "api"},
-        )
+        metered = [s for s in SERVICES if s != "api"]
+        balancer, keeper, modelserver, api, *metrics = free_ports(4 + len(metered))
+        return cls(balancer, keeper, modelserver, api, dict(zip(metered, metrics, strict=True)))
 
 
 def stack_environment(ports: Ports, base: Mapping[str, str] | None = None) -> dict[str, str]:

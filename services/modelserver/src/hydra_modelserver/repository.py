@@ -243,6 +243,9 @@ class ModelRepository:
         self.models: dict[str, dict[int, LoadedVersion]] = {}
         self.failed: dict[tuple[str, int], FailedVersion] = {}
         self._on_change = on_change
+        # The poller and an explicit rescan must not interleave: a scan that saw a version on
+        # disk could otherwise load it twice, or record it as failed after the other removed it.
+        self._scan_lock = asyncio.Lock()
 
     @property
     def loaded_count(self) -> int:
@@ -251,6 +254,10 @@ class ModelRepository:
 
     async def scan(self) -> None:
         """Load new versions and unload removed ones; never raises for a bad model."""
+        async with self._scan_lock:
+            await self._scan()
+
+    async def _scan(self) -> None:
         on_disk = await asyncio.to_thread(discover, self.root)
         for (name, version), path in sorted(on_disk.items()):
             if version in self.models.get(name, {}):
