@@ -263,6 +263,25 @@ def test_checksum_annotation_follows_the_configuration() -> None:
     assert all(changed[name] != base[name] for name in base)
 
 
+def test_kubernetes_waits_longer_than_the_services_grace() -> None:
+    def grace(sets: list[str]) -> dict[str, int]:
+        return {
+            d["metadata"]["name"].removeprefix(f"{RELEASE}-"): d["spec"]["template"]["spec"].get(
+                "terminationGracePeriodSeconds"
+            )
+            for d in find(cc.helm_template(None, sets), "Deployment")
+            if not d["metadata"]["name"].endswith("-tfserving")
+        }
+
+    hydra = {"api", "balancer", "feeder", "keeper", "predictor"}
+    # The services' default grace is 10 s; Kubernetes gets 20 s more.
+    assert grace([]) == dict.fromkeys(hydra, 30)
+    # Raising it for every service, or for one, moves Kubernetes' deadline with it.
+    assert grace(["extraEnv.HYDRA_GRACE_SECONDS=45"]) == dict.fromkeys(hydra, 65)
+    raised = grace(["extraEnv.HYDRA_GRACE_SECONDS=45", "keeper.env.HYDRA_GRACE_SECONDS=2.5"])
+    assert raised == {**dict.fromkeys(hydra, 65), "keeper": 23}
+
+
 def test_services_find_each_other_by_service_dns(renders: dict[str, Objects]) -> None:
     objects = renders["(defaults)"]
     env = one(objects, "ConfigMap", f"{RELEASE}-env")["data"]

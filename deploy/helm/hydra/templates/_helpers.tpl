@@ -215,3 +215,16 @@ heartbeat in the database (HYDRA_STATUS_TARGETS of the API).
 {{- end }}
 {{- join "," $targets }}
 {{- end }}
+
+{{- /*
+How long Kubernetes waits after SIGTERM before it kills a Hydra pod: the service's own grace
+(HYDRA_GRACE_SECONDS from the component's env, else extraEnv, else the services' default of
+10 s) plus 20 s for the last commit and the interpreter's exit. Raising the grace in values
+therefore never gets a draining service killed half way.
+*/}}
+{{- define "hydra.terminationGrace" -}}
+{{- $own := get (default (dict) .values.env) "HYDRA_GRACE_SECONDS" -}}
+{{- $all := get (default (dict) .root.Values.extraEnv) "HYDRA_GRACE_SECONDS" -}}
+{{- $grace := or $own $all 10 -}}
+terminationGracePeriodSeconds: {{ add 20 (ceil (float64 $grace) | int) }}
+{{- end }}
