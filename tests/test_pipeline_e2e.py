@@ -186,7 +186,9 @@ def _rows(url: str) -> list[Any]:
     )
 
 
-def test_every_image_gets_exactly_one_verdict(hall: Hall) -> None:
+@pytest.fixture(scope="module")
+def fed(hall: Hall) -> Hall:
+    """The hall after 300 plots went through it (so any test here also runs alone, with -k)."""
     hall.truth.update(_simulate(hall.input_dir, runs=3, chunks=50, start_run=6000))
     # An ignored plot type is skipped: it must never produce a row.
     (hall.input_dir / "RunPeriod-2026-01" / "Run6000").mkdir(parents=True, exist_ok=True)
@@ -194,6 +196,12 @@ def test_every_image_gets_exactly_one_verdict(hall: Hall) -> None:
         next(hall.input_dir.rglob("*.png")),
         hall.input_dir / "RunPeriod-2026-01" / "Run6000" / f"{IGNORED}.png",
     )
+    _wait_rows(hall.url, len(hall.truth))
+    return hall
+
+
+def test_every_image_gets_exactly_one_verdict(fed: Hall) -> None:
+    hall = fed
     expected = len(hall.truth)
     assert expected == 300
     assert _wait_rows(hall.url, expected) == expected
@@ -205,7 +213,8 @@ def test_every_image_gets_exactly_one_verdict(hall: Hall) -> None:
     assert set(paths) == set(hall.truth)
 
 
-def test_verdicts_are_right_for_clear_images(hall: Hall) -> None:
+def test_verdicts_are_right_for_clear_images(fed: Hall) -> None:
+    hall = fed
     rows = {r[0]: r for r in _rows(hall.url)}
     trained = [p for p in hall.truth if TRAINED in p]
     bad = [p for p in trained if hall.truth[p] == "Bad"]
@@ -220,7 +229,8 @@ def test_verdicts_are_right_for_clear_images(hall: Hall) -> None:
     assert set(untrained) == {"NoModel"}
 
 
-def test_heat_maps_and_collection_policy(hall: Hall) -> None:
+def test_heat_maps_and_collection_policy(fed: Hall) -> None:
+    hall = fed
     storage = hall.data_dir / "storage"
     for path, verdict, confirmed, plot_id, reason, heatmap, image, plot_type in _rows(hall.url):
         if plot_type == TRAINED:
@@ -238,7 +248,8 @@ def test_heat_maps_and_collection_policy(hall: Hall) -> None:
             assert (storage / image).is_file()
 
 
-def test_api_shows_runtime(hall: Hall) -> None:
+def test_api_shows_runtime(fed: Hall) -> None:
+    hall = fed
     port = hall.stack.ports.api
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runtime?limit=50") as resp:
         body = json.load(resp)
@@ -259,7 +270,8 @@ def test_api_shows_runtime(hall: Hall) -> None:
     assert items[TRAINED]["model_id"] is not None
 
 
-def test_status_page_shows_every_service_and_the_queue(hall: Hall) -> None:
+def test_status_page_shows_every_service_and_the_queue(fed: Hall) -> None:
+    hall = fed
     port = hall.stack.ports.api
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?hours=1") as resp:
         body = json.load(resp)
