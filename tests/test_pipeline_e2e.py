@@ -168,7 +168,9 @@ def hall() -> Iterator[Hall]:
     try:
         stack.start(wait=240)
         stack.wait_ready(timeout=240)
-        yield Hall(url, data_dir, input_dir, stack, {})
+        hall = Hall(url, data_dir, input_dir, stack, {})
+        _feed(hall)
+        yield hall
     finally:
         stack.stop(10)
         drop_mysql_database(url)
@@ -186,9 +188,8 @@ def _rows(url: str) -> list[Any]:
     )
 
 
-@pytest.fixture(scope="module")
-def fed(hall: Hall) -> Hall:
-    """The hall after 300 plots went through it (so any test here also runs alone, with -k)."""
+def _feed(hall: Hall) -> None:
+    """Put 300 plots through the hall (so any test here also runs alone, with -k)."""
     hall.truth.update(_simulate(hall.input_dir, runs=3, chunks=50, start_run=6000))
     # An ignored plot type is skipped: it must never produce a row.
     (hall.input_dir / "RunPeriod-2026-01" / "Run6000").mkdir(parents=True, exist_ok=True)
@@ -197,11 +198,9 @@ def fed(hall: Hall) -> Hall:
         hall.input_dir / "RunPeriod-2026-01" / "Run6000" / f"{IGNORED}.png",
     )
     _wait_rows(hall.url, len(hall.truth))
-    return hall
 
 
-def test_every_image_gets_exactly_one_verdict(fed: Hall) -> None:
-    hall = fed
+def test_every_image_gets_exactly_one_verdict(hall: Hall) -> None:
     expected = len(hall.truth)
     assert expected == 300
     assert _wait_rows(hall.url, expected) == expected
@@ -213,8 +212,7 @@ def test_every_image_gets_exactly_one_verdict(fed: Hall) -> None:
     assert set(paths) == set(hall.truth)
 
 
-def test_verdicts_are_right_for_clear_images(fed: Hall) -> None:
-    hall = fed
+def test_verdicts_are_right_for_clear_images(hall: Hall) -> None:
     rows = {r[0]: r for r in _rows(hall.url)}
     trained = [p for p in hall.truth if TRAINED in p]
     bad = [p for p in trained if hall.truth[p] == "Bad"]
@@ -229,8 +227,7 @@ def test_verdicts_are_right_for_clear_images(fed: Hall) -> None:
     assert set(untrained) == {"NoModel"}
 
 
-def test_heat_maps_and_collection_policy(fed: Hall) -> None:
-    hall = fed
+def test_heat_maps_and_collection_policy(hall: Hall) -> None:
     storage = hall.data_dir / "storage"
     for path, verdict, confirmed, plot_id, reason, heatmap, image, plot_type in _rows(hall.url):
         if plot_type == TRAINED:
@@ -248,8 +245,7 @@ def test_heat_maps_and_collection_policy(fed: Hall) -> None:
             assert (storage / image).is_file()
 
 
-def test_api_shows_runtime(fed: Hall) -> None:
-    hall = fed
+def test_api_shows_runtime(hall: Hall) -> None:
     port = hall.stack.ports.api
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/runtime?limit=50") as resp:
         body = json.load(resp)
@@ -270,8 +266,7 @@ def test_api_shows_runtime(fed: Hall) -> None:
     assert items[TRAINED]["model_id"] is not None
 
 
-def test_status_page_shows_every_service_and_the_queue(fed: Hall) -> None:
-    hall = fed
+def test_status_page_shows_every_service_and_the_queue(hall: Hall) -> None:
     port = hall.stack.ports.api
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?hours=1") as resp:
         body = json.load(resp)

@@ -14,7 +14,6 @@ tested in services/api/tests/test_api_runtime.py).
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ from schemathesis.checks import (
 from hydra_api.main import create_app
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Role, User
+from hydra_common.launcher import free_port
 from hydra_common.testing import create_mysql_database, drop_mysql_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,12 +71,6 @@ class Server:
     admin: User
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _seed(url: str, tmp: Path) -> User:
     engine = make_engine(url)
     try:
@@ -104,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = create_mysql_database("hydra_fuzz")
     admin = asyncio.run(_seed(url, tmp))
     app = create_app(sup.settings_for(url, tmp), CollectorRegistry())
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
     )

@@ -207,22 +207,20 @@ class RecordClient:
 
     async def wait_acked(self, order_ids: Iterable[str], limit_s: float = 30.0) -> None:
         """Wait (polling, generous limit) until every id is acknowledged."""
-        wanted = set(order_ids)
-        deadline = time.monotonic() + limit_s
-        while not wanted <= set(self.acked):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not acknowledged: {sorted(wanted - set(self.acked))}")
-            await asyncio.sleep(0.02)
+        await self._wait_for(Counter(set(order_ids)), limit_s)
 
     async def record(self, reports: Sequence[report_pb2.Report]) -> None:
         """Send reports in one request and wait for this request's acknowledgements.
 
         Counted per id, so a replayed report waits for its new ack, not an earlier one.
         """
-        wanted = Counter(self.acked)
-        wanted.update(r.order.order_id for r in reports)
+        wanted = Counter(self.acked) + Counter(r.order.order_id for r in reports)
         await self.send(reports)
-        deadline = time.monotonic() + 30.0
+        await self._wait_for(wanted, 30.0)
+
+    async def _wait_for(self, wanted: Counter[str], limit_s: float) -> None:
+        """Poll until the acks received include ``wanted`` (ids with their counts)."""
+        deadline = time.monotonic() + limit_s
         while not Counter(self.acked) >= wanted:
             if time.monotonic() > deadline:
                 missing = sorted((wanted - Counter(self.acked)).elements())

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import io
 import shutil
-import socket
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -39,6 +38,7 @@ from hydra_common.db.engine import make_engine
 from hydra_common.db.schema import InferenceStatus, Model, PlotType, RunHistory
 from hydra_common.grpcserver import RunningServer, start_server
 from hydra_common.ids import uuid7
+from hydra_common.launcher import free_port
 from hydra_predictor.catalog import ActiveModel
 from hydra_predictor.inference import ModelClient
 from hydra_predictor.metrics import PredictorMetrics
@@ -291,13 +291,6 @@ async def register_heads(
 def unique(prefix: str) -> str:
     """A name no other test in the shared database uses."""
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def free_port() -> int:
-    """A loopback port with nothing listening on it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the model server and the database, once per module --------------------------------
