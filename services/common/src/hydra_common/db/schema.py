@@ -128,6 +128,7 @@ class TrainingRunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 # --- plot types and labels -------------------------------------------------------------
@@ -161,6 +162,9 @@ class PlotType(Base):
     active_model_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("models.id", use_alter=True, ondelete="SET NULL"), default=None
     )
+    # The hall's training defaults for this plot type; None: Hydra's (hydra_common.training).
+    default_architecture: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    default_sampling: Mapped[str | None] = mapped_column(sa.String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     __table_args__ = (
         sa.CheckConstraint("collect_percent >= 0 AND collect_percent <= 100", name="collect"),
