@@ -6,9 +6,14 @@ softmax over the labels. Preprocessing (rescaling) is part of the model, so the 
 graph, training and evaluation all see the same pixels.
 
 Built in: ``small`` (a compact CNN for CPU, demos and tests), ``inceptionv3`` and
-``inceptionv3-cbam`` (InceptionV3 with CBAM attention after every mixed block). Any other
-Keras model plugs in by dotted name ``package.module:function``; its function gets the same
-arguments and Grad-CAM uses its last ``Conv2D`` layer.
+``inceptionv3-cbam`` (InceptionV3 with CBAM attention after every mixed block); the names
+are ``hydra_common.training.ARCHITECTURES``. Any other Keras model plugs in by dotted name
+``package.module:function`` from the command line; its function gets the same arguments and
+Grad-CAM uses its last ``Conv2D`` layer.
+
+The InceptionV3 builders take ``weights``: a weights file for the convolutional base
+(Keras' ImageNet file, see ``hydra_trainer.init``), or None for a random start. The softmax
+layer always computes in float32, so mixed precision on a GPU keeps the weights exact.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import keras
 from keras import layers
 
-Builder = Callable[[tuple[int, int, int], int], keras.Model]
+Builder = Callable[..., keras.Model]  # (input_shape, n_classes[, weights=path]) -> model
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,18 @@ class Architecture:
     build: Builder
     input_size: tuple[int, int]  # (height, width)
     gradcam_layer: str | None  # None: the model's last Conv2D
+    # File name of Keras' ImageNet weights for the base (in its cache); None: no such start.
+    imagenet_weights: str | None = None
+
+    def build_model(
+        self, input_shape: tuple[int, int, int], n_classes: int, weights: str | None = None
+    ) -> keras.Model:
+        """Build the model, its base started from ``weights`` (a file) or at random (None)."""
+        if weights is None:
+            return self.build(input_shape, n_classes)
+        if self.imagenet_weights is None:
+            raise ValueError(f"architecture {self.name!r} cannot start from a weights file")
+        return self.build(input_shape, n_classes, weights=weights)
 
 
 def build_small(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
@@ -51,23 +68,27 @@ def build_small(input_shape: tuple[int, int, int], n_classes: int) -> keras.Mode
     x = layers.MaxPooling2D(2, name="pool_last")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="weights")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="weights", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="small")
 
 
-def _inception_base(input_shape: tuple[int, int, int]) -> tuple[keras.KerasTensor, keras.Model]:
+def _inception_base(
+    input_shape: tuple[int, int, int], weights: str | None = None
+) -> tuple[keras.KerasTensor, keras.Model]:
     inputs = keras.Input(shape=input_shape, name="image")
     # InceptionV3 expects pixels in [-1, 1].
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
-    base = keras.applications.InceptionV3(include_top=False, weights=None, input_tensor=x)
+    base = keras.applications.InceptionV3(include_top=False, weights=weights, input_tensor=x)
     return inputs, base
 
 
-def build_inceptionv3(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
-    """InceptionV3 (random initial weights) with a softmax head over the labels."""
-    inputs, base = _inception_base(input_shape)
+def build_inceptionv3(
+    input_shape: tuple[int, int, int], n_classes: int, weights: str | None = None
+) -> keras.Model:
+    """InceptionV3 (base from ``weights``, else random) with a softmax head over the labels."""
+    inputs, base = _inception_base(input_shape, weights)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
-    outputs = layers.Dense(n_classes, activation="softmax", name="weights")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="weights", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="inceptionv3")
 
 
@@ -115,13 +136,16 @@ def cbam(x: Any, name: str) -> Any:
     return SpatialAttention(name=f"{name}_cbam")(x)
 
 
-def build_inceptionv3_cbam(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
+def build_inceptionv3_cbam(
+    input_shape: tuple[int, int, int], n_classes: int, weights: str | None = None
+) -> keras.Model:
     """InceptionV3 with a CBAM block after each mixed block (mixed0..mixed10).
 
     The base graph is rebuilt layer by layer, each mixed block's output replaced by its
-    CBAM-refined version, so later blocks see the attended features.
+    CBAM-refined version, so later blocks see the attended features. The base's layers are
+    reused, so weights loaded into the base carry over; the CBAM blocks start at random.
     """
-    _, base = _inception_base(input_shape)
+    _, base = _inception_base(input_shape, weights)
     tensors: dict[int, Any] = {id(base.inputs[0]): base.inputs[0]}
     for layer in base.layers:
         if isinstance(layer, layers.InputLayer):
@@ -134,15 +158,19 @@ def build_inceptionv3_cbam(input_shape: tuple[int, int, int], n_classes: int) ->
         tensors[id(node.output_tensors[0])] = out
     x = tensors[id(base.output)]
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="weights")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="weights", dtype="float32")(x)
     return keras.Model(base.inputs[0], outputs, name="inceptionv3_cbam")
 
 
+INCEPTION_NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
 ARCHITECTURES: dict[str, Architecture] = {
     "small": Architecture("small", build_small, (96, 128), None),
-    "inceptionv3": Architecture("inceptionv3", build_inceptionv3, (299, 299), "mixed10"),
+    "inceptionv3": Architecture(
+        "inceptionv3", build_inceptionv3, (299, 299), "mixed10", INCEPTION_NOTOP
+    ),
     "inceptionv3-cbam": Architecture(
-        "inceptionv3-cbam", build_inceptionv3_cbam, (299, 299), "mixed10_cbam"
+        "inceptionv3-cbam", build_inceptionv3_cbam, (299, 299), "mixed10_cbam", INCEPTION_NOTOP
     ),
 }
 
