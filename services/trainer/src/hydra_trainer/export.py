@@ -30,15 +30,22 @@ from hydra_trainer.architectures import Architecture, get_architecture, gradcam_
 METADATA_FILE = "assets.extra/hydra_model.json"
 
 
+def decode_image(data: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Decode one encoded image to float32 RGB ``[height, width, 3]`` in 0..255.
+
+    The one decoding both the exported graph and the training input pipeline use."""
+    img = tf.io.decode_image(data, channels=3, expand_animations=False)
+    img = tf.image.resize(tf.cast(img, tf.float32), (height, width), antialias=True)
+    return tf.clip_by_value(img, 0.0, 255.0)
+
+
 def decode_images(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """Decode a batch of encoded images to float32 RGB ``[batch, height, width, 3]`` in 0..255."""
-
-    def one(data: tf.Tensor) -> tf.Tensor:
-        img = tf.io.decode_image(data, channels=3, expand_animations=False)
-        img = tf.image.resize(tf.cast(img, tf.float32), (height, width), antialias=True)
-        return tf.clip_by_value(img, 0.0, 255.0)
-
-    return tf.map_fn(one, images, fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
+    return tf.map_fn(
+        lambda data: decode_image(data, height, width),
+        images,
+        fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
+    )
 
 
 class HydraExportModule(tf.Module):
