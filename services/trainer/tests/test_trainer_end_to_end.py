@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from hydra_common.db import schema as s
 from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_trainer import pipeline
 from hydra_trainer.catalog import hall_catalog
 from hydra_trainer.cli import register
 from hydra_trainer.simulate import write_labelled_set
@@ -102,10 +103,28 @@ def _run_flow(
         await session.flush()
         return int(run.id)
 
+    # Hydra's default is InceptionV3 from ImageNet weights: with no weights file on disk,
+    # a clear error, never a silent random start.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras"))
+    r = hydra("train", PLOT_TYPE, "--epochs", "1", ok=False)
+    assert r.exit_code == 1 and "ImageNet weights for inceptionv3 not found" in r.output
+    assert "--init random" in r.output
+
     run_id = _db(url, add_run)
-    r = hydra("train", PLOT_TYPE, "--epochs", "3", "--input-size", "48x64", "--run-id", str(run_id))
+    thresholds_chosen_on: list[np.ndarray] = []
+    real_choose = pipeline.choose_thresholds
+
+    def spy(weights: np.ndarray, *args: Any) -> Any:
+        thresholds_chosen_on.append(np.array(weights))
+        return real_choose(weights, *args)
+
+    monkeypatch.setattr(pipeline, "choose_thresholds", spy)
+    r = hydra(
+        "train", PLOT_TYPE, "--arch", "small", "--epochs", "3", "--input-size", "48x64",
+        "--run-id", str(run_id),
+    )  # fmt: skip
     assert r.output.strip().splitlines()[-1] == "model id: 1"
-    assert "threshold Bad:" in r.output
+    assert "threshold Bad:" in r.output and "figures are indicative" in r.output
 
     model = _rows(url, sa.select(s.Model))[0]
     assert model.status == s.ModelStatus.TRAINED and model.version == 1
@@ -123,18 +142,46 @@ def _run_flow(
     assert run.model_id == model.id
 
     tset = _rows(url, sa.select(s.TrainingSet))[0]
-    assert tset.dropped_classes == {"HotChannel": 1} and tset.sampling_method == "normal"
+    # Hydra's default sampling (balanced: undersample to the Bad count, 14 - 6 held out).
+    assert tset.dropped_classes == {"HotChannel": 1} and tset.sampling_method == "undersample"
+    assert tset.class_counts["test"] == {"Good": 4, "Bad": 3, "NoData": 2}
+    assert tset.class_counts["validation"] == {"Good": 4, "Bad": 3, "NoData": 2}
+    assert tset.class_counts["train"] == {"Good": 8, "Bad": 8, "NoData": 8}
     images = _rows(url, sa.select(s.TrainingSetImage))
-    assert len(images) == 40  # neither the Ignore images nor the dropped class
     held = [i for i in images if i.split != s.Split.TRAIN]
-    assert len(held) == 6  # two per class
+    assert len(held) == 18  # a quarter of each class to test, up to a quarter to validation
 
+    # Thresholds: on the validation images only, smoothed (fewer than 30 per label).
     thresholds = _rows(url, sa.select(s.Threshold))
     assert len(thresholds) == 3
-    assert all(0.0 <= t.threshold <= 0.99 and t.method == "max_f1" for t in thresholds)
+    assert all(0.0 <= t.threshold <= 0.99 for t in thresholds)
+    assert {t.method for t in thresholds} == {"max_f1_smoothed"}
     evals = _rows(url, sa.select(s.ModelEvaluation))
     assert {e.plot_id for e in evals} == {i.plot_id for i in held}
     assert all(abs(sum(e.weights.values()) - 1.0) < 1e-4 for e in evals)
+    val_ids = {i.plot_id for i in held if i.split == s.Split.VALIDATION}
+    test_ids = {i.plot_id for i in held if i.split == s.Split.TEST}
+    assert {e.plot_id for e in evals if e.split == s.Split.VALIDATION} == val_ids
+    assert {e.plot_id for e in evals if e.split == s.Split.TEST} == test_ids
+    # The split discipline: the weights thresholds were chosen on are exactly the
+    # validation images' (in some order), and no test image's weights are among them.
+    (chosen_on,) = thresholds_chosen_on
+    rows = {e.plot_id: [e.weights[lb] for lb in model.label_order] for e in evals}
+    val_rows = np.array([rows[i] for i in sorted(val_ids)])
+    test_rows = np.array([rows[i] for i in sorted(test_ids)])
+    chosen_on = np.asarray(chosen_on, dtype=np.float64)
+    assert len(chosen_on) == len(val_ids)
+
+    def nearest(w: np.ndarray, among: np.ndarray) -> float:
+        return float(np.abs(among - w).max(axis=1).min())
+
+    assert all(nearest(w, val_rows) < 1e-7 for w in chosen_on)
+    assert all(nearest(w, test_rows) > 0 for w in chosen_on)
+    # Every figure shown comes from the test split, and says it is indicative here.
+    assert model.metrics["split"] == "test" and model.metrics["evaluated_images"] == 9
+    assert sum(map(sum, model.metrics["confusion_matrix"]["counts"])) == 9
+    assert model.metrics["indicative"] is True
+    assert model.metrics["thresholds"]["Bad"]["validation_images"] == 3
     reports = _rows(url, sa.select(s.TrainingReport))
     assert all(r.human_classification_id != r.model_classification_id for r in reports)
 
@@ -152,8 +199,9 @@ def _run_flow(
     # Life cycle: promote 1, train 2 (its parent is 1), promote 2, roll back to 1.
     hydra("promote", "1")
     r = hydra(
-        "train", PLOT_TYPE, "--epochs", "1", "--input-size", "48x64", "--sampling", "oversample"
-    )
+        "train", PLOT_TYPE, "--arch", "small", "--epochs", "1", "--input-size", "48x64",
+        "--sampling", "oversample",
+    )  # fmt: skip
     assert r.output.strip().splitlines()[-1] == "model id: 2"
     hydra("promote", "2")
     models = {m.id: m for m in _rows(url, sa.select(s.Model))}
@@ -194,5 +242,3 @@ def test_import_refuses_unreadable_image(
     assert r.exit_code == 1 and "unreadable image" in r.output
     r = hydra("plot-type", "add", "X", ok=False)
     assert r.exit_code == 1 and "already exists" in r.output
-    r = hydra("plot-type", "add", "Y", "--labels", "Good,Wonderful", ok=False)
-    assert r.exit_code == 1 and "unknown labels" in r.output

@@ -40,6 +40,8 @@ async def _ensure_plot_type(session: AsyncSession, spec: PlotTypeSpec) -> tuple[
         pt = await add_plot_type(
             session, spec.name, spec.labels, detector=spec.detector, collect_percent=5.0
         )
+        # The demo hall's own training defaults: a CPU-sized model, every image once.
+        pt.default_architecture, pt.default_sampling = "small", "normal"
         return pt.id, False
 
 
@@ -71,7 +73,6 @@ async def bootstrap_demo(
                 learning_rate=0.001,
                 epochs=epochs,
                 patience=3,
-                train_fraction=0.8,
                 seed=i,
                 input_height=DEMO_INPUT[0],
                 input_width=DEMO_INPUT[1],
@@ -79,10 +80,12 @@ async def bootstrap_demo(
             outcome = await train_plot_type(settings, spec.name, options, trained_by="bootstrap")
             async with sessions() as session, session.begin():
                 await promote(session, outcome.model_id, by="bootstrap")
-            f1 = outcome.evaluation.f1_per_label().get("Bad", 0.0)
+            ev = outcome.evaluation
+            f1 = ev.f1_per_label().get("Bad", 0.0)
             line = (
                 f"{spec.name}: model {outcome.model_id} v{outcome.version} active, "
-                f"{outcome.epochs_run} epochs, held-out F1(Bad) {f1:.2f}"
+                f"{outcome.epochs_run} epochs, test F1(Bad) {f1:.2f} on {len(ev.images)} "
+                f"test images{' (indicative)' if ev.indicative else ''}"
             )
             log.info(
                 "demo model ready", extra={"plot_type": spec.name, "model_id": outcome.model_id}

@@ -75,19 +75,41 @@ def _quiet_tensorflow() -> None:
 @_fail_cleanly
 def plot_type_add(
     name: str = typer.Argument(..., help="Plot type name (the file base name)."),
-    labels: str = typer.Option("Good,Bad,NoData", help="Comma-separated valid labels."),
+    labels: str = typer.Option(
+        "Good,Bad,NoData",
+        help="Comma-separated valid labels; labels the hall has not seen are created "
+        "(see `hydra label add` for the name rules).",
+    ),
     collect_percent: float = typer.Option(1.0, help="Unbiased sample kept for labelling, %."),
     detector: str = typer.Option("", help="Detector group (default: name up to the first _)."),
     file_type: str = typer.Option("png", help="File extension of the plot's images."),
     chunked: bool = typer.Option(False, help="Images carry a chunk number."),
+    alarm: list[str] = typer.Option(
+        [], "--alarm", help="A new label that raises alarms and gets heat maps (repeatable)."
+    ),
+    untrainable: list[str] = typer.Option(
+        [], "--untrainable", help="A new label never trained on, like Ignore (repeatable)."
+    ),
+    color: list[str] = typer.Option(
+        [], "--color", help="LABEL=#RRGGBB colour of a new label (repeatable; default: a free one)."
+    ),
 ) -> None:
-    """Create a plot type with its valid labels."""
+    """Create a plot type with its valid labels, creating the labels the hall has not seen.
+
+    Example: hydra plot-type add CDC_occupancy --labels Good,Bad,Glitch --alarm Glitch
+    --color Glitch=#17becf. --alarm, --untrainable and --color describe new labels only; an
+    existing label is changed for every plot type with `hydra label set`."""
+    from hydra_trainer.label_cli import parse_colors
     from hydra_trainer.store import add_plot_type
 
     settings = _settings()
     wanted = [lb.strip() for lb in labels.split(",") if lb.strip()]
+    colors = parse_colors(color)
 
-    async def work(session: AsyncSession) -> int:
+    async def work(session: AsyncSession) -> tuple[int, list[str], list[str]]:
+        from hydra_common.labels import list_labels, plot_type_labels
+
+        known = {c.id for c in await list_labels(session)}
         pt = await add_plot_type(
             session,
             name,
@@ -96,11 +118,17 @@ def plot_type_add(
             collect_percent=collect_percent,
             file_type=file_type,
             chunked=chunked,
+            alarm=alarm,
+            untrainable=untrainable,
+            colors=colors,
         )
-        return pt.id
+        valid = await plot_type_labels(session, pt.id)
+        return pt.id, [c.name for c in valid], [c.name for c in valid if c.id not in known]
 
-    pid = asyncio.run(_with_session(settings, work))
-    typer.echo(f"plot type {name} (id {pid}) with labels {', '.join(wanted)}")
+    pid, names, created = asyncio.run(_with_session(settings, work))
+    typer.echo(f"plot type {name} (id {pid}) with labels {', '.join(names)}")
+    if created:
+        typer.echo(f"new labels: {', '.join(created)}")
 
 
 @_fail_cleanly
@@ -144,8 +172,20 @@ def import_command(
 @_fail_cleanly
 def train_command(
     plot_type: str = typer.Argument(..., help="Plot type to train."),
-    arch: str = typer.Option("small", help="small, inceptionv3, inceptionv3-cbam or mod:func."),
-    sampling: str = typer.Option("normal", help="normal, undersample or oversample."),
+    arch: str | None = typer.Option(
+        None,
+        help="inceptionv3, inceptionv3-cbam, small or module:function "
+        "(default: the plot type's, else inceptionv3).",
+    ),
+    sampling: str | None = typer.Option(
+        None,
+        help="normal, undersample or oversample (default: the plot type's, else undersample).",
+    ),
+    init: str | None = typer.Option(
+        None,
+        help="imagenet (Keras' weights from HYDRA_WEIGHTS_DIR or ~/.keras/models), random, "
+        "or a weights file (default: imagenet for InceptionV3, random for small).",
+    ),
     epochs: int | None = typer.Option(None, help="Most epochs (default HYDRA_TRAIN_EPOCHS)."),
     batch_size: int | None = typer.Option(None, help="Batch size (default 16)."),
     optimizer: str = typer.Option("sgd", help="sgd (Nesterov momentum) or adam."),
@@ -153,7 +193,12 @@ def train_command(
     momentum: float = typer.Option(0.2, help="SGD momentum (Nesterov)."),
     patience: int = typer.Option(5, help="Early-stopping patience (epochs)."),
     min_delta: float = typer.Option(0.005, help="Early-stopping minimum improvement."),
-    train_fraction: float | None = typer.Option(None, help="Fraction used to fit (0.95)."),
+    test_fraction: float | None = typer.Option(
+        None, help="Share of each label held out for the test figures (0.15)."
+    ),
+    validation_fraction: float | None = typer.Option(
+        None, help="Share of each label for early stopping and thresholds (0.10)."
+    ),
     input_size: str | None = typer.Option(None, help="HxW input size (architecture default)."),
     seed: int | None = typer.Option(None, help="Random seed."),
     run_id: int | None = typer.Option(None, help="training_runs row to report progress to."),
@@ -171,6 +216,7 @@ def train_command(
     options = TrainOptions(
         architecture=arch,
         sampling=sampling,
+        init=init,
         epochs=epochs or settings.train_epochs,
         batch_size=batch_size or settings.train_batch_size,
         optimizer=optimizer,
@@ -178,7 +224,10 @@ def train_command(
         momentum=momentum,
         patience=patience,
         min_delta=min_delta,
-        train_fraction=train_fraction or settings.train_fraction,
+        test_fraction=settings.test_fraction if test_fraction is None else test_fraction,
+        validation_fraction=(
+            settings.validation_fraction if validation_fraction is None else validation_fraction
+        ),
         seed=settings.train_seed if seed is None else seed,
         input_height=height,
         input_width=width,
@@ -226,19 +275,27 @@ def _print_outcome(outcome: Any) -> None:
     if outcome.dropped:
         typer.echo(f"dropped classes (fewer than 2 images): {outcome.dropped}")
     metrics = ev.metrics()
+    splits = Table("split", *ev.labels, title="images per split and label")
+    for split, counts in metrics["split_counts"].items():
+        splits.add_row(split, *(str(counts.get(lb, 0)) for lb in ev.labels))
+    console.print(splits)
     typer.echo(
-        f"held-out images: {metrics['evaluated_images']}, accuracy {metrics['accuracy']:.3f}"
+        f"test images (never used for training or thresholds): {metrics['evaluated_images']}, "
+        f"accuracy {metrics['accuracy']:.3f}"
     )
-    table = Table("true \\ predicted", *ev.labels, title="confusion matrix (held out)")
+    table = Table("true \\ predicted", *ev.labels, title="confusion matrix (test)")
     for label, row in zip(ev.labels, ev.confusion.tolist(), strict=True):
         table.add_row(label, *(str(v) for v in row))
     console.print(table)
-    for t in ev.thresholds:
-        note = "" if t.evaluated else " (not evaluable: cap)"
+    for t, c in zip(ev.thresholds, ev.choices, strict=True):
+        note = "" if t.evaluated else " (no test image of this label)"
         typer.echo(
-            f"threshold {t.label}: {t.threshold:.2f} F1 {t.f1:.3f} "
-            f"precision {t.precision:.3f} recall {t.recall:.3f} n={t.support}{note}"
+            f"threshold {t.label}: {t.threshold:.2f} ({c.method}, {c.validation_support} "
+            f"validation images); on test F1 {t.f1:.3f} precision {t.precision:.3f} "
+            f"recall {t.recall:.3f} n={t.support}{note}"
         )
+    for line in ev.notes():
+        typer.echo(f"note: {line}")
 
 
 def _promote(settings: TrainerSettings, model_id: int) -> None:
@@ -275,24 +332,38 @@ def rollback_command(plot_type: str = typer.Argument(..., help="Plot type.")) ->
 def models_command(
     plot_type: str | None = typer.Argument(None, help="Only this plot type's models."),
 ) -> None:
-    """List models with status, architecture and held-out figures."""
+    """List models with status, architecture and their test-split figures.
+
+    Accuracy and F1 of each alarm-free label come from the test images, which neither the
+    model nor its thresholds saw; ``*`` marks figures from too few test images."""
     from hydra_trainer.registry import list_models
 
     settings = _settings()
     rows = asyncio.run(_with_session(settings, lambda session: list_models(session, plot_type)))
-    table = Table("id", "plot type", "version", "architecture", "status", "epochs", "accuracy")
+    table = Table("id", "plot type", "v", "architecture", "status", "test n", "accuracy")
+    f1_lines = []
     for name, m in rows:
-        acc = m.metrics.get("accuracy")
+        metrics = m.metrics or {}
+        acc = metrics.get("accuracy")
+        mark = "*" if metrics.get("indicative") else ""
         table.add_row(
             str(m.id),
             name,
             str(m.version),
             m.architecture,
             m.status.value,
-            str(m.epochs_run),
-            f"{acc:.3f}" if isinstance(acc, float) else "",
+            str(metrics.get("evaluated_images", "")),
+            f"{acc:.3f}{mark}" if isinstance(acc, float) else "",
         )
+        f1 = {k: v for k, v in (metrics.get("f1") or {}).items() if isinstance(v, float | int)}
+        if f1:
+            per_label = ", ".join(f"{k} {v:.2f}" for k, v in f1.items())
+            f1_lines.append(f"model {m.id} F1 on test: {per_label}")
     console.print(table)
+    for line in f1_lines:
+        typer.echo(line)
+    if any((m.metrics or {}).get("indicative") for _, m in rows):
+        typer.echo("* indicative: fewer than 20 test images for some label")
 
 
 # --- simulation and the demo ---------------------------------------------------------------
@@ -372,6 +443,9 @@ def bootstrap_demo_command(
 def register(app: typer.Typer) -> None:
     """Add the trainer's commands to the ``hydra`` application."""
     app.add_typer(plot_type_app, name="plot-type")
+    from hydra_trainer import label_cli  # here: label_cli imports this module
+
+    label_cli.register(app, plot_type_app)
     app.command("import")(import_command)
     app.command("train")(train_command)
     app.command("promote")(promote_command)

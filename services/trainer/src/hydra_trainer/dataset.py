@@ -5,7 +5,16 @@ one per plot). Labels that are not trainable (Ignore) or no longer valid for the
 are never used, and a class with fewer than 2 examples is dropped (and reported).
 
 The images are split per class first (so no image is both trained on and evaluated on),
-then only the train split is sampled:
+then only the train split is sampled. Three splits, each image in exactly one:
+
+- ``test``: the figures every page and report shows; neither the model nor its thresholds
+  ever saw these images. At least ``test_fraction`` (15 %) of each class and at least
+  ``min_test`` (20) images per class where the data allows.
+- ``validation``: early stopping and threshold selection. At least ``validation_fraction``
+  (10 %) and at least ``min_validation`` (30) per class where the data allows.
+- ``train``: the rest. "Where the data allows": test and validation each take at most a
+  quarter of a class, so training keeps at least half (and at least one image); a class
+  that cannot give ``min_test`` test images makes the figures *indicative*.
 
 - ``normal``: every image once.
 - ``undersample``: every class drawn N times, N = the number of Bad training images (the
@@ -22,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +55,24 @@ class SplitSet:
     train: list[tuple[LabelledImage, int]]
     validation: list[LabelledImage]
     test: list[LabelledImage]
+    rule: SplitRule = field(default_factory=lambda: SplitRule())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images per split and label (train counts the sampled copies)."""
+        train: Counter[str] = Counter()
+        for item, copies in self.train:
+            train[item.label] += copies
+        return {
+            "train": dict(train),
+            "validation": dict(Counter(i.label for i in self.validation)),
+            "test": dict(Counter(i.label for i in self.test)),
+        }
+
+    def indicative(self) -> list[str]:
+        """Labels with fewer test images than the rule's minimum: their figures are indicative."""
+        test = Counter(i.label for i in self.test)
+        labels = {i.label for i, _ in self.train} | set(test)
+        return sorted(lb for lb in labels if test[lb] < self.rule.min_test)
 
 
 def drop_rare_classes(
@@ -57,15 +84,48 @@ def drop_rare_classes(
     return [i for i in items if i.label not in dropped], dropped
 
 
-def split_images(
-    items: Sequence[LabelledImage], train_fraction: float, rng: np.random.Generator
-) -> tuple[list[LabelledImage], list[LabelledImage], list[LabelledImage]]:
-    """Split per class into (train, validation, test).
+@dataclass(frozen=True)
+class SplitRule:
+    """How many images of a class go to test and validation (see the module's docstring)."""
 
-    Each class keeps ``train_fraction`` for training but holds out at least one image, and
-    at least two when it has three or more, so every class can be evaluated; the held-out
-    images alternate between validation (early stopping) and test.
-    """
+    test_fraction: float = 0.15
+    validation_fraction: float = 0.10
+    min_test: int = 20
+    min_validation: int = 30
+    most_held: float = 0.25  # of a class, for test and for validation each
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.test_fraction < 1 and 0 <= self.validation_fraction < 1):
+            raise ValueError("test and validation fractions must be within 0..1")
+        if self.test_fraction + self.validation_fraction >= 1:
+            raise ValueError("test and validation fractions leave nothing to train on")
+
+    @classmethod
+    def from_train_fraction(cls, train_fraction: float) -> SplitRule:
+        """The old single knob: the held-out rest split evenly, with no minimum counts."""
+        rest = max(0.0, 1.0 - train_fraction) / 2
+        return cls(rest, rest, 0, 0, most_held=max(rest, 0.25))
+
+    def counts(self, n: int) -> tuple[int, int]:
+        """(test, validation) images for a class of ``n``."""
+        if n < 2:
+            return 0, 0
+        cap = max(math.floor(n * self.most_held), 1)
+        test = min(max(math.ceil(round(n * self.test_fraction, 6)), self.min_test), cap)
+        left = n - test - math.ceil(n / 2)  # training keeps at least half
+        cap_val = min(cap, max(left, 0))
+        val = min(
+            max(math.ceil(round(n * self.validation_fraction, 6)), self.min_validation), cap_val
+        )
+        return test, val
+
+
+def split_images(
+    items: Sequence[LabelledImage], rule: SplitRule | float, rng: np.random.Generator
+) -> tuple[list[LabelledImage], list[LabelledImage], list[LabelledImage]]:
+    """Split per class into (train, validation, test) by ``rule`` (or a train fraction)."""
+    if not isinstance(rule, SplitRule):
+        rule = SplitRule.from_train_fraction(rule)
     by_class: dict[str, list[LabelledImage]] = defaultdict(list)
     for item in items:
         by_class[item.label].append(item)
@@ -74,18 +134,15 @@ def split_images(
     test: list[LabelledImage] = []
     for label in sorted(by_class):
         group = by_class[label]
-        order = rng.permutation(len(group))
-        n = len(group)
-        held = max(math.ceil(round(n * (1.0 - train_fraction), 6)), 2 if n >= 3 else 1)
-        held = min(held, n - 1)
-        for rank, idx in enumerate(order):
+        n_test, n_val = rule.counts(len(group))
+        for rank, idx in enumerate(rng.permutation(len(group))):
             item = group[int(idx)]
-            if rank >= held:
-                train.append(item)
-            elif rank % 2 == 0 and held > 1:
+            if rank < n_test:
+                test.append(item)
+            elif rank < n_test + n_val:
                 validation.append(item)
             else:
-                test.append(item)
+                train.append(item)
     return train, validation, test
 
 
@@ -119,12 +176,14 @@ def sample_counts(
 
 
 def build_split_set(
-    items: Sequence[LabelledImage], method: str, train_fraction: float, seed: int
+    items: Sequence[LabelledImage], method: str, rule: SplitRule | float, seed: int
 ) -> SplitSet:
     """Split, then sample the train part (validation and test stay as they are)."""
+    if not isinstance(rule, SplitRule):
+        rule = SplitRule.from_train_fraction(rule)
     rng = np.random.default_rng(seed)
-    train, validation, test = split_images(items, train_fraction, rng)
-    return SplitSet(sample_counts(train, method, rng), validation, test)
+    train, validation, test = split_images(items, rule, rng)
+    return SplitSet(sample_counts(train, method, rng), validation, test, rule)
 
 
 def expand(train: Sequence[tuple[LabelledImage, int]]) -> list[LabelledImage]:

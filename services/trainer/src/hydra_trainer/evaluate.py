@@ -1,13 +1,18 @@
-"""Evaluating an exported model on held-out images.
+"""Evaluating an exported model: thresholds from validation, figures from test.
 
 The weights come from the exported SavedModel's ``serving_default`` signature, fed the
 image files' bytes: exactly what the model server will compute, decoding included.
+
+The split discipline (``hydra_trainer.dataset``): early stopping and thresholds use the
+validation images; every figure stored in ``models.metrics`` and shown by the Library,
+the training report and ``hydra models`` comes from the test images, which neither the
+model nor its thresholds ever saw.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +20,17 @@ import numpy as np
 import tensorflow as tf
 
 from hydra_trainer.dataset import LabelledImage
-from hydra_trainer.thresholds import ThresholdResult, confusion_matrix, thresholds_for
+from hydra_trainer.thresholds import (
+    ThresholdChoice,
+    ThresholdResult,
+    choose_thresholds,
+    confusion_matrix,
+    figures_at,
+)
 
 
 def predict_files(version_dir: Path | str, paths: Sequence[str], batch: int = 32) -> np.ndarray:
-    """Weights ``[n, n_labels]`` of the exported model for image files."""
+    """Weights ``[n, n_labels]`` of the exported model for image files, a batch at a time."""
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     parts = []
     for start in range(0, len(paths), batch):
@@ -30,23 +41,32 @@ def predict_files(version_dir: Path | str, paths: Sequence[str], batch: int = 32
     return np.concatenate(parts)
 
 
+def truth_of(labels: Sequence[str], images: Sequence[LabelledImage]) -> np.ndarray:
+    """Label indexes of the images' human labels."""
+    index = {label: i for i, label in enumerate(labels)}
+    return np.array([index[i.label] for i in images], dtype=int)
+
+
 @dataclass
 class Evaluation:
-    """Held-out results: weights, confusion matrix, thresholds and summary figures."""
+    """Test-split results at thresholds chosen on the validation split."""
 
     labels: list[str]
-    images: list[LabelledImage]
+    images: list[LabelledImage]  # the test images
     weights: np.ndarray
     truth: np.ndarray
     confusion: np.ndarray
-    thresholds: list[ThresholdResult]
+    choices: list[ThresholdChoice]
+    thresholds: list[ThresholdResult]  # test figures at the chosen thresholds
+    split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    indicative: list[str] = field(default_factory=list)  # labels with too few test images
 
     @property
     def predicted(self) -> np.ndarray:
         return np.argmax(self.weights, axis=1) if len(self.weights) else np.zeros(0, dtype=int)
 
     def f1_per_label(self) -> dict[str, float]:
-        """F1 of the top label per class (no thresholds)."""
+        """F1 of the top label per class on the test images (no thresholds)."""
         out = {}
         for i, label in enumerate(self.labels):
             tp = int(self.confusion[i, i])
@@ -56,13 +76,26 @@ class Evaluation:
         return out
 
     def disagreements(self) -> list[int]:
-        """Indexes of images where the top label differs from the human label."""
+        """Indexes of test images where the top label differs from the human label."""
         return [int(i) for i in np.nonzero(self.predicted != self.truth)[0]]
 
+    def notes(self) -> list[str]:
+        """What a reader of the figures must know: thin splits, smoothed thresholds."""
+        out = []
+        if self.indicative:
+            out.append(
+                "figures are indicative: fewer than 20 test images for "
+                + ", ".join(self.indicative)
+            )
+        out += [c.note for c in self.choices if c.note]
+        return out
+
     def metrics(self) -> dict[str, Any]:
-        """The figures stored in ``models.metrics``."""
+        """The figures stored in ``models.metrics`` (all from the test split)."""
         n = len(self.truth)
+        choices = {c.label: c for c in self.choices}
         return {
+            "split": "test",
             "evaluated_images": n,
             "accuracy": float((self.predicted == self.truth).mean()) if n else 0.0,
             "f1": self.f1_per_label(),
@@ -70,6 +103,8 @@ class Evaluation:
             "thresholds": {
                 t.label: {
                     "threshold": t.threshold,
+                    "method": choices[t.label].method,
+                    "validation_images": choices[t.label].validation_support,
                     "f1": t.f1,
                     "precision": t.precision,
                     "recall": t.recall,
@@ -78,29 +113,52 @@ class Evaluation:
                 }
                 for t in self.thresholds
             },
+            "split_counts": self.split_counts,
+            "indicative": bool(self.indicative),
+            "indicative_labels": self.indicative,
+            "notes": self.notes(),
         }
 
 
-def evaluate(
-    version_dir: Path | str, labels: Sequence[str], images: Sequence[LabelledImage]
-) -> Evaluation:
-    """Run the exported model on ``images`` and compute the held-out figures."""
-    return evaluate_weights(labels, images, predict_files(version_dir, [i.path for i in images]))
-
-
 def evaluate_weights(
-    labels: Sequence[str], images: Sequence[LabelledImage], weights: np.ndarray
+    labels: Sequence[str],
+    test: Sequence[LabelledImage],
+    test_weights: np.ndarray,
+    choices: Sequence[ThresholdChoice],
+    *,
+    split_counts: dict[str, dict[str, int]] | None = None,
+    indicative: Sequence[str] = (),
 ) -> Evaluation:
-    """The held-out figures from weights already computed for ``images``."""
-    index = {label: i for i, label in enumerate(labels)}
-    truth = np.array([index[i.label] for i in images], dtype=int)
-    if not len(images):
-        weights = np.zeros((0, len(labels)), dtype=np.float32)
+    """The test figures, at thresholds already chosen (on validation)."""
+    truth = truth_of(labels, test)
+    if not len(test):
+        test_weights = np.zeros((0, len(labels)), dtype=np.float32)
+    by_label = {c.label: c for c in choices}
     return Evaluation(
         labels=list(labels),
-        images=list(images),
-        weights=weights,
+        images=list(test),
+        weights=test_weights,
         truth=truth,
-        confusion=confusion_matrix(weights, truth, len(labels)),
-        thresholds=thresholds_for(weights, truth, labels),
+        confusion=confusion_matrix(test_weights, truth, len(labels)),
+        choices=[by_label[lb] for lb in labels],
+        thresholds=[
+            figures_at(test_weights, truth, i, by_label[lb].threshold, lb)
+            for i, lb in enumerate(labels)
+        ],
+        split_counts=dict(split_counts or {}),
+        indicative=list(indicative),
     )
+
+
+def evaluate(
+    version_dir: Path | str,
+    labels: Sequence[str],
+    validation: Sequence[LabelledImage],
+    test: Sequence[LabelledImage],
+    priors: dict[str, float] | None = None,
+) -> Evaluation:
+    """Choose thresholds on ``validation``, then measure the exported model on ``test``."""
+    weights = predict_files(version_dir, [i.path for i in [*validation, *test]])
+    val_w, test_w = weights[: len(validation)], weights[len(validation) :]
+    choices = choose_thresholds(val_w, truth_of(labels, validation), labels, priors)
+    return evaluate_weights(labels, test, test_w, choices)

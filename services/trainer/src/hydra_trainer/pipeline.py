@@ -1,16 +1,19 @@
 """``hydra train``: from labelled images in the database to an exported, evaluated model.
 
-Steps: load the plot type's labelled images; drop rare classes; split and sample; record
-the training set and a ``training`` model row; fit; export the SavedModel as the next
-version; evaluate it on the held-out images through its serving signature; record
-thresholds (max F1), evaluations, disagreements (training reports) and the model's figures.
-The model ends ``trained``: it serves only after ``hydra promote``. A failure marks the
-model (and the training run, when there is one) ``failed`` with the reason.
+Steps: load the plot type's labelled images; drop rare classes; split (train, validation,
+test) and sample the train part; record the training set and a ``training`` model row; fit
+(early stopping on validation); export the SavedModel as the next version; through its
+serving signature, choose thresholds on the validation images and measure everything on the
+test images; record thresholds, evaluations, disagreements (training reports) and the
+model's figures. The model ends ``trained``: it serves only after ``hydra promote``. A
+failure marks the model (and the training run, when there is one) ``failed`` with the
+reason; a run cancelled from the web stops at its next progress report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import platform
 from dataclasses import dataclass, field
@@ -19,14 +22,16 @@ from typing import Any
 
 import keras
 import numpy as np
+import sqlalchemy as sa
 import tensorflow as tf
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hydra_common.db import schema as s
 from hydra_common.db.engine import make_engine, make_sessionmaker
-from hydra_common.errors import InvalidInput
+from hydra_common.errors import HydraError, InvalidInput
 from hydra_common.logs import get_logger
 from hydra_common.settings import HydraSettings
+from hydra_common.training import SAMPLING_METHODS, resolve_defaults
 from hydra_trainer import __version__
 from hydra_trainer.architectures import get_architecture
 from hydra_trainer.dataset import (
@@ -36,10 +41,12 @@ from hydra_trainer.dataset import (
     drop_rare_classes,
     expand,
 )
-from hydra_trainer.evaluate import Evaluation, evaluate_weights, predict_files
+from hydra_trainer.evaluate import Evaluation, evaluate_weights, predict_files, truth_of
 from hydra_trainer.export import export_model
+from hydra_trainer.init import resolve_init
 from hydra_trainer.registry import model_name, next_version
 from hydra_trainer.store import classifications, get_plot_type, load_labelled_images, valid_labels
+from hydra_trainer.thresholds import ThresholdChoice, choose_thresholds
 from hydra_trainer.train import FitResult, Progress, TrainOptions, fit
 
 log = get_logger(__name__)
@@ -59,6 +66,10 @@ class TrainOutcome:
     epochs_run: int
     evaluation: Evaluation
     notes: list[str] = field(default_factory=list)
+
+
+class TrainingCancelled(HydraError):
+    """The training run was cancelled (its row says so); the trainer stops."""
 
 
 class RunProgress:
@@ -87,6 +98,8 @@ class RunProgress:
             run = await session.get(s.TrainingRun, self.run_id)
             if run is None:
                 raise InvalidInput(f"no training run with id {self.run_id}")
+            if run.status == s.TrainingRunStatus.CANCELLED:
+                raise TrainingCancelled(f"training run {self.run_id} was cancelled")
             run.progress = max(0.0, min(fraction, 1.0))
             run.message = message
             run.updated_at = s.utcnow()
@@ -125,17 +138,10 @@ async def _record_training_set(
     ids: dict[str, int],
     user: str,
 ) -> s.TrainingSet:
-    counts: dict[str, int] = {}
-    for item, copies in split.train:
-        counts[item.label] = counts.get(item.label, 0) + copies
     training_set = s.TrainingSet(
         plot_type_id=plot_type.id,
-        sampling_method=options.sampling,
-        class_counts={
-            "train": counts,
-            "validation": _count(split.validation),
-            "test": _count(split.test),
-        },
+        sampling_method=options.sampling or "",
+        class_counts=split.counts(),
         dropped_classes=dropped,
         seed=options.seed,
         created_by=user,
@@ -193,9 +199,13 @@ async def train_plot_type(
         prepared = await _prepare(sessions, settings, plot_type_name, options, trained_by)
         model_id = prepared.model_id
         await reporter.update(0.05, f"training model {model_id}", model_id=model_id)
-        outcome = await _train_and_record(sessions, settings, prepared, options, reporter)
+        outcome = await _train_and_record(sessions, settings, prepared, reporter)
         await reporter.update(1.0, f"model id: {model_id}", s.TrainingRunStatus.SUCCEEDED)
         return outcome
+    except TrainingCancelled as exc:
+        log.warning("training cancelled", extra={"plot_type": plot_type_name, "run_id": run_id})
+        await _mark_failed(sessions, model_id, str(exc))
+        raise
     except Exception as exc:
         reason = str(exc) or type(exc).__name__
         log.error("training failed", extra={"plot_type": plot_type_name, "reason": reason})
@@ -217,6 +227,38 @@ class _Prepared:
     class_counts: dict[str, int]
     dropped: dict[str, int]
     label_ids: dict[str, int]
+    options: TrainOptions  # resolved: architecture, sampling and the initial weights file
+    priors: dict[str, float]  # the active model's thresholds, for thin validation sets
+
+
+async def _active_thresholds(session: AsyncSession, plot_type: s.PlotType) -> dict[str, float]:
+    """The plot type's active model's thresholds by label (none without an active model)."""
+    if plot_type.active_model_id is None:
+        return {}
+    rows = await session.execute(
+        sa.select(s.Classification.name, s.Threshold.threshold)
+        .join(s.Classification, s.Classification.id == s.Threshold.classification_id)
+        .where(s.Threshold.model_id == plot_type.active_model_id)
+    )
+    return {name: float(value) for name, value in rows.tuples()}
+
+
+def _resolve(options: TrainOptions, plot_type: s.PlotType, settings: HydraSettings) -> TrainOptions:
+    """Fill in what the caller left open: the plot type's defaults, then Hydra's."""
+    arch_name, sampling = resolve_defaults(
+        options.architecture,
+        options.sampling,
+        plot_type.default_architecture,
+        plot_type.default_sampling,
+    )
+    if sampling not in SAMPLING_METHODS:
+        raise InvalidInput(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLING_METHODS)})")
+    arch = get_architecture(arch_name)
+    weights = resolve_init(options.init, arch, getattr(settings, "weights_dir", "") or None)
+    init = options.init or ("random" if weights is None else "imagenet")
+    return dataclasses.replace(
+        options, architecture=arch_name, sampling=sampling, init=init, weights_path=weights
+    )
 
 
 async def _prepare(
@@ -226,7 +268,6 @@ async def _prepare(
     options: TrainOptions,
     trained_by: str,
 ) -> _Prepared:
-    arch = get_architecture(options.architecture)
     user = trained_by or getattr(settings, "trainer_user", "") or getpass.getuser()
     async with sessions() as session, session.begin():
         plot_type = await get_plot_type(session, plot_type_name)
@@ -234,6 +275,9 @@ async def _prepare(
         items = await load_labelled_images(session, plot_type, settings.storage_root)
         if not items:
             raise InvalidInput(f"no labelled images for plot type {plot_type_name!r}")
+        options = _resolve(options, plot_type, settings)
+        assert options.architecture is not None and options.sampling is not None
+        arch = get_architecture(options.architecture)
         kept, dropped = drop_rare_classes(items)
         present = {i.label for i in kept}
         labels = [lb for lb in valid if lb in present]
@@ -243,7 +287,7 @@ async def _prepare(
                 f"each; has {_count(items)}"
             )
         _check_files(kept)
-        split = build_split_set(kept, options.sampling, options.train_fraction, options.seed)
+        split = build_split_set(kept, options.sampling, options.split_rule(), options.seed)
         ids = {name: c.id for name, c in (await classifications(session)).items()}
         training_set = await _record_training_set(
             session, plot_type, split, options, dropped, ids, user
@@ -274,23 +318,26 @@ async def _prepare(
         await session.flush()
         if dropped:
             log.warning("classes dropped", extra={"plot_type": plot_type_name, "dropped": dropped})
-        return _Prepared(model.id, name, version, labels, split, _count(kept), dropped, ids)
+        priors = await _active_thresholds(session, plot_type)
+        return _Prepared(
+            model.id, name, version, labels, split, _count(kept), dropped, ids, options, priors
+        )
 
 
 async def _train_and_record(
     sessions: async_sessionmaker[AsyncSession],
     settings: HydraSettings,
     p: _Prepared,
-    options: TrainOptions,
     reporter: RunProgress,
 ) -> TrainOutcome:
+    options = p.options
+    assert options.architecture is not None
     arch = get_architecture(options.architecture)
-    train_items = expand(p.split.train)
     fitted: FitResult = await asyncio.to_thread(
         fit,
         arch,
         p.labels,
-        train_items,
+        expand(p.split.train),
         p.split.validation,
         options,
         reporter.from_thread(0.05, 0.85),
@@ -306,16 +353,34 @@ async def _train_and_record(
         architecture=arch,
         metadata={"model_id": p.model_id, "architecture": options.architecture},
     )
-    await reporter.update(0.93, "evaluating on held-out images")
-    held_out = p.split.validation + p.split.test
+    await reporter.update(0.93, "thresholds on validation, figures on test")
+    val, test = p.split.validation, p.split.test
     trained_unique = list(dict.fromkeys(i for i, _ in p.split.train))
-    # One pass over every unique image: held-out ones for evaluation, all for disagreements.
-    paths = [i.path for i in held_out + trained_unique]
+    # One pass over every unique image: validation picks thresholds, test gives the figures,
+    # and every image feeds the disagreements experts review.
+    paths = [i.path for i in [*val, *test, *trained_unique]]
     weights = await asyncio.to_thread(predict_files, location, paths)
-    evaluation = evaluate_weights(p.labels, held_out, weights[: len(held_out)])
-    train_weights = weights[len(held_out) :]
+    weights = weights.reshape(len(paths), len(p.labels))
+    val_w = weights[: len(val)]
+    test_w = weights[len(val) : len(val) + len(test)]
+    choices = choose_thresholds(val_w, truth_of(p.labels, val), p.labels, p.priors)
+    evaluation = evaluate_weights(
+        p.labels,
+        test,
+        test_w,
+        choices,
+        split_counts=p.split.counts(),
+        indicative=p.split.indicative(),
+    )
+    scored = [
+        *zip(val, val_w, [s.Split.VALIDATION] * len(val), strict=True),
+        *zip(test, test_w, [s.Split.TEST] * len(test), strict=True),
+    ]
+    trained = list(zip(trained_unique, weights[len(val) + len(test) :], strict=True))
     async with sessions() as session, session.begin():
-        await _record_results(session, p, evaluation, trained_unique, train_weights, fitted)
+        await _record_results(session, p, evaluation, choices, scored, trained, fitted)
+    for note in evaluation.notes():
+        log.warning("training note", extra={"plot_type": p.name, "note": note})
     return TrainOutcome(
         model_id=p.model_id,
         name=p.name,
@@ -326,6 +391,7 @@ async def _train_and_record(
         dropped=p.dropped,
         epochs_run=fitted.epochs_run,
         evaluation=evaluation,
+        notes=evaluation.notes(),
     )
 
 
@@ -333,24 +399,23 @@ async def _record_results(
     session: AsyncSession,
     p: _Prepared,
     ev: Evaluation,
-    trained: list[LabelledImage],
-    train_weights: np.ndarray,
+    choices: list[ThresholdChoice],
+    scored: list[tuple[LabelledImage, np.ndarray, s.Split]],
+    trained: list[tuple[LabelledImage, np.ndarray]],
     fitted: FitResult,
 ) -> None:
     ids = p.label_ids
     session.add_all(
         s.Threshold(
             model_id=p.model_id,
-            classification_id=ids[t.label],
-            threshold=t.threshold,
-            method="max_f1",
+            classification_id=ids[c.label],
+            threshold=c.threshold,
+            method=c.method,
             set_by="trainer",
         )
-        for t in ev.thresholds
+        for c in choices
     )
-    splits = {i.plot_id: s.Split.VALIDATION for i in p.split.validation}
-    for idx, item in enumerate(ev.images):
-        w = ev.weights[idx]
+    for item, w, split in scored:
         session.add(
             s.ModelEvaluation(
                 model_id=p.model_id,
@@ -358,12 +423,11 @@ async def _record_results(
                 true_classification_id=ids[item.label],
                 predicted_classification_id=ids[p.labels[int(np.argmax(w))]],
                 weights={lb: float(v) for lb, v in zip(p.labels, w, strict=True)},
-                split=splits.get(item.plot_id, s.Split.TEST),
+                split=split,
             )
         )
-    # Disagreements on every image the model saw or was tested on, for experts to review.
-    everything = list(zip(ev.images, ev.weights, strict=True))
-    everything += list(zip(trained, train_weights, strict=True))
+    # Disagreements on every image the model saw or was measured on, for experts to review.
+    everything = [(item, w) for item, w, _ in scored] + trained
     for item, w in everything:
         top = int(np.argmax(w))
         if p.labels[top] != item.label:

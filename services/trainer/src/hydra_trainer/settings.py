@@ -17,5 +17,19 @@ class TrainerSettings(HydraSettings):
         50, description="Most epochs per training (early stopping ends sooner)."
     )
     train_batch_size: int = Field(16, description="Training batch size.")
-    train_fraction: float = Field(0.95, description="Fraction of the training set used to fit.")
+    test_fraction: float = Field(
+        0.15,
+        description="Share of each label held out for the test figures (at least 20 images "
+        "per label where the data allows).",
+    )
+    validation_fraction: float = Field(
+        0.10,
+        description="Share of each label for early stopping and thresholds (at least 30 "
+        "images per label where the data allows).",
+    )
+    weights_dir: str = Field(
+        "",
+        description="Folder with Keras' ImageNet weight files for `--init imagenet` "
+        "(searched before `~/.keras/models`); nothing is downloaded.",
+    )
     train_seed: int = Field(0, description="Seed of sampling, splitting and initial weights.")

@@ -1,4 +1,15 @@
-"""Fitting a model: options with Hydra's defaults, image loading, early stopping, progress."""
+"""Fitting a model: options with Hydra's defaults, a streaming input pipeline, early stopping.
+
+The training input is a ``tf.data`` pipeline over the *file list*: paths (and their labels)
+are shuffled, then each image is read, decoded and resized in the pipeline (the same
+``decode_image`` the exported graph uses) and batched, with prefetching. Peak memory does
+not grow with the number of images: only the path list does. Sampling has already happened
+on that list (``hydra_trainer.dataset``): an image drawn three times is three entries.
+
+On GPUs the same code trains with mixed precision (float16 compute, float32 softmax), and
+with ``MirroredStrategy`` across several GPUs (batch size per GPU, as Hydra's was); on a CPU
+neither applies.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +18,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from hydra_common.errors import InvalidInput
 from hydra_trainer.architectures import Architecture
-from hydra_trainer.dataset import LabelledImage
-from hydra_trainer.export import decode_images
+from hydra_trainer.dataset import LabelledImage, SplitRule
+from hydra_trainer.export import decode_image
 
 # progress(fraction 0..1, message)
 Progress = Callable[[float, str], None]
@@ -21,19 +31,28 @@ Progress = Callable[[float, str], None]
 
 @dataclass
 class TrainOptions:
-    """Training hyper-parameters; the defaults are Hydra's."""
+    """Training hyper-parameters; the defaults are Hydra's.
 
-    architecture: str = "small"
-    sampling: str = "normal"
+    ``architecture`` and ``sampling`` None: the plot type's defaults, else Hydra's
+    (``hydra_common.training``), resolved by the pipeline. ``init`` None: the
+    architecture's default start (ImageNet for InceptionV3, random for ``small``).
+    """
+
+    architecture: str | None = None
+    sampling: str | None = None
+    init: str | None = None  # imagenet, random or a weights file
+    weights_path: str | None = None  # the file ``init`` resolved to (None: random)
     optimizer: str = "sgd"  # or "adam" (learning_rate applies; momentum, nesterov do not)
     epochs: int = 50
-    batch_size: int = 16
+    batch_size: int = 16  # per GPU
     learning_rate: float = 0.01
     momentum: float = 0.2
     nesterov: bool = True
     min_delta: float = 0.005
     patience: int = 5
-    train_fraction: float = 0.95
+    test_fraction: float = 0.15
+    validation_fraction: float = 0.10
+    train_fraction: float | None = None  # the old single knob; overrides the two above
     seed: int = 0
     input_height: int | None = None  # None: the architecture's default
     input_width: int | None = None
@@ -42,36 +61,48 @@ class TrainOptions:
         """The options as recorded in ``models.hyperparameters``."""
         return asdict(self)
 
+    def split_rule(self) -> SplitRule:
+        """How images are split into train, validation and test."""
+        if self.train_fraction is not None:
+            return SplitRule.from_train_fraction(self.train_fraction)
+        return SplitRule(self.test_fraction, self.validation_fraction)
 
-def load_pixels(paths: Sequence[str], height: int, width: int, chunk: int = 64) -> np.ndarray:
-    """Decode image files exactly as the exported graph does: float32 RGB in 0..255."""
-    out = np.zeros((len(paths), height, width, 3), dtype=np.float32)
-    for start in range(0, len(paths), chunk):
-        part = paths[start : start + chunk]
-        data = tf.constant([_read(p) for p in part])
+
+def make_dataset(
+    items: Sequence[LabelledImage],
+    labels: Sequence[str],
+    height: int,
+    width: int,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of (pixels, one-hot labels) decoded from the files as they are needed."""
+    index = {label: i for i, label in enumerate(labels)}
+    paths = [i.path for i in items]
+    targets = [index[i.label] for i in items]
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(paths, dtype=tf.string), tf.constant(targets, dtype=tf.int32))
+    )
+    if shuffle_seed is not None and paths:
+        # Shuffling paths, not pixels: a buffer over the whole list costs only the strings.
+        ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    n = len(labels)
+
+    def load(path: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return decode_image(tf.io.read_file(path), height, width), tf.one_hot(target, n)
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _raise_for_unreadable(items: Sequence[LabelledImage], height: int, width: int) -> None:
+    """Find an image that does not read or decode, and name it."""
+    for item in items:
         try:
-            out[start : start + len(part)] = decode_images(data, height, width).numpy()
-        except tf.errors.OpError:
-            _raise_for_unreadable(part, height, width)
-            raise
-    return out
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read image {path}: {exc.strerror}") from exc
-
-
-def _raise_for_unreadable(paths: Sequence[str], height: int, width: int) -> None:
-    """Find the image of a failed batch that does not decode, and name it."""
-    for path in paths:
-        try:
-            decode_images(tf.constant([_read(path)]), height, width)
+            decode_image(tf.io.read_file(item.path), height, width)
         except tf.errors.OpError as exc:
-            raise InvalidInput(f"unreadable image {path}") from exc
+            raise InvalidInput(f"unreadable image {item.path}") from exc
 
 
 class _ProgressCallback(keras.callbacks.Callback):
@@ -101,6 +132,20 @@ def make_optimizer(options: TrainOptions) -> keras.optimizers.Optimizer:
     )
 
 
+def distribution() -> tuple[tf.distribute.Strategy, int]:
+    """The strategy to build and fit under, and the number of replicas.
+
+    GPUs: mixed precision, and MirroredStrategy when there are several. CPU: the default
+    strategy, float32."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+        return strategy, int(strategy.num_replicas_in_sync)
+    return tf.distribute.get_strategy(), 1
+
+
 @dataclass
 class FitResult:
     """The fitted model and what happened during fitting."""
@@ -118,22 +163,24 @@ def fit(
     options: TrainOptions,
     progress: Progress | None = None,
 ) -> FitResult:
-    """Build ``arch`` and fit it with SGD and early stopping on the validation loss."""
+    """Build ``arch`` and fit it on streamed images, early stopping on the validation loss."""
     height = options.input_height or arch.input_size[0]
     width = options.input_width or arch.input_size[1]
-    index = {label: i for i, label in enumerate(labels)}
+    if not train:
+        raise InvalidInput("no training images")
     keras.utils.set_random_seed(options.seed)
-    x_train = load_pixels([i.path for i in train], height, width)
-    y_train = keras.utils.to_categorical([index[i.label] for i in train], len(labels))
-    x_val = load_pixels([i.path for i in validation], height, width)
-    y_val = keras.utils.to_categorical([index[i.label] for i in validation], len(labels))
-    model = arch.build((height, width, 3), len(labels))
-    model.compile(
-        optimizer=make_optimizer(options),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    strategy, replicas = distribution()
+    batch = options.batch_size * replicas
+    train_ds = make_dataset(train, labels, height, width, batch, shuffle_seed=options.seed)
     has_val = len(validation) > 0
+    val_ds = make_dataset(validation, labels, height, width, batch) if has_val else None
+    with strategy.scope():
+        model = arch.build_model((height, width, 3), len(labels), options.weights_path)
+        model.compile(
+            optimizer=make_optimizer(options),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     callbacks: list[keras.callbacks.Callback] = [_ProgressCallback(options.epochs, progress)]
     if has_val:
         callbacks.append(
@@ -144,15 +191,17 @@ def fit(
                 restore_best_weights=True,
             )
         )
-    history = model.fit(
-        x_train,
-        y_train,
-        batch_size=options.batch_size,
-        epochs=options.epochs,
-        validation_data=(x_val, y_val) if has_val else None,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    try:
+        history = model.fit(
+            train_ds,
+            epochs=options.epochs,
+            validation_data=val_ds,
+            shuffle=False,  # the pipeline shuffles the path list each epoch
+            callbacks=callbacks,
+            verbose=0,
+        )
+    except tf.errors.OpError:
+        _raise_for_unreadable([*train, *validation], height, width)
+        raise
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return FitResult(model, len(hist.get("loss", [])), hist)
