@@ -9,6 +9,7 @@ import pytest
 
 from hydra_trainer.dataset import (
     LabelledImage,
+    SplitRule,
     build_split_set,
     drop_rare_classes,
     expand,
@@ -91,3 +92,34 @@ def test_sampling_applies_to_the_train_split_only() -> None:
     for item, copies in split.train:
         per_class[item.label] += copies
     assert per_class["Good"] == per_class["Bad"] == 24
+
+
+# --- the split rule: test and validation large enough to mean something ------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "test", "validation"),
+    [
+        (2, 1, 0),  # one to train, one to test: figures indicative
+        (10, 2, 2),  # capped: each held-out split takes at most a quarter
+        (40, 10, 10),
+        (100, 20, 25),  # at least 20 test images; 25 validation (capped below 30)
+        (200, 30, 30),  # 15 % test; at least 30 validation
+        (1000, 150, 100),  # 15 % test, 10 % validation
+    ],
+)
+def test_split_rule_counts(n: int, test: int, validation: int) -> None:
+    assert SplitRule().counts(n) == (test, validation)
+    assert n - test - validation >= n / 2  # training keeps at least half
+
+
+def test_split_set_records_counts_and_says_when_figures_are_indicative() -> None:
+    items = _items({"Good": 300, "Bad": 50, "NoData": 3})
+    split = build_split_set(items, "normal", SplitRule(), seed=0)
+    counts = split.counts()
+    assert counts["test"] == {"Good": 45, "Bad": 12, "NoData": 1}
+    assert counts["validation"] == {"Good": 30, "Bad": 12}
+    assert sum(counts["train"].values()) + 45 + 12 + 1 + 30 + 12 == len(items)
+    assert split.indicative() == ["Bad", "NoData"]  # fewer than 20 test images
+    every = [i.plot_id for i, _ in split.train] + [i.plot_id for i in split.validation + split.test]
+    assert len(every) == len(set(every)) == len(items)

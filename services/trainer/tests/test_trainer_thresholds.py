@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hydra_trainer.dataset import LabelledImage
+from hydra_trainer.evaluate import evaluate_weights
 from hydra_trainer.thresholds import (
     CAP,
+    MIN_STABLE,
+    choose_thresholds,
     confusion_matrix,
     f1_curve,
+    figures_at,
     max_f1_threshold,
     thresholds_for,
 )
@@ -79,3 +84,72 @@ def test_thresholds_for_every_label_and_confusion_matrix() -> None:
     assert [r.label for r in results] == ["Good", "Bad"]
     assert all(0.0 <= r.threshold <= CAP for r in results)
     assert confusion_matrix(weights, truth, 2).tolist() == [[1, 0], [1, 1]]
+
+
+# --- thresholds on validation, figures on test ----------------------------------------------
+
+
+def _separable(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes whose Bad weight separates them at about 0.7."""
+    truth = np.array([0] * n_per_class + [1] * n_per_class)
+    bad = np.where(
+        truth == 1, rng.uniform(0.75, 1.0, truth.size), rng.uniform(0.0, 0.65, truth.size)
+    )
+    return _two_class(list(bad), list(truth)), truth
+
+
+def test_enough_validation_images_give_the_plain_max_f1_threshold() -> None:
+    weights, truth = _separable(40, np.random.default_rng(0))
+    choices = {c.label: c for c in choose_thresholds(weights, truth, ["Good", "Bad"])}
+    plain = max_f1_threshold(weights, truth, 1, "Bad")
+    assert choices["Bad"].method == "max_f1" and choices["Bad"].threshold == plain.threshold
+    assert choices["Bad"].validation_support == 40 and choices["Bad"].note == ""
+
+
+def test_few_validation_images_shrink_the_threshold_towards_the_prior() -> None:
+    # 6 Bad images, perfectly separated at a high weight: max F1 alone would say 0.99.
+    truth = np.array([1] * 6 + [0] * 6)
+    weights = _two_class([0.995] * 6 + [0.2] * 6, list(truth))
+    assert max_f1_threshold(weights, truth, 1).threshold == CAP
+    (_, bad) = choose_thresholds(weights, truth, ["Good", "Bad"], {"Bad": 0.6})
+    w = 6 / MIN_STABLE
+    assert bad.method == "max_f1_smoothed"
+    assert bad.threshold == pytest.approx(round(w * CAP + (1 - w) * 0.6, 2))
+    assert "6 validation images" in bad.note and "0.60" in bad.note
+    # Without a previous model the prior is the keeper's default, 0.5.
+    (_, bad) = choose_thresholds(weights, truth, ["Good", "Bad"])
+    assert bad.threshold == pytest.approx(round(w * CAP + (1 - w) * 0.5, 2))
+
+
+def test_a_label_without_validation_images_takes_the_prior() -> None:
+    weights, truth = _two_class([0.1, 0.2], [0, 0]), np.array([0, 0])
+    (_, bad) = choose_thresholds(weights, truth, ["Good", "Bad"], {"Bad": 0.7})
+    assert bad.method == "prior" and bad.threshold == 0.7 and bad.validation_support == 0
+
+
+def test_test_figures_use_the_validation_threshold_not_their_own() -> None:
+    rng = np.random.default_rng(1)
+    val_w, val_t = _separable(40, rng)
+    choices = choose_thresholds(val_w, val_t, ["Good", "Bad"])
+    # Test images whose own best threshold would differ: Bad weights all at 0.68..0.72.
+    test_t = np.array([1] * 20 + [0] * 20)
+    test_w = _two_class([0.7] * 20 + [0.3] * 20, list(test_t))
+    images = [LabelledImage(i, f"{i}.png", ["Good", "Bad"][t]) for i, t in enumerate(test_t)]
+    ev = evaluate_weights(["Good", "Bad"], images, test_w, choices)
+    bad_choice = next(c for c in choices if c.label == "Bad")
+    bad_fig = next(t for t in ev.thresholds if t.label == "Bad")
+    assert bad_fig.threshold == bad_choice.threshold
+    expected = figures_at(test_w, test_t, 1, bad_choice.threshold)
+    assert (bad_fig.precision, bad_fig.recall) == (expected.precision, expected.recall)
+    metrics = ev.metrics()
+    assert metrics["split"] == "test" and metrics["evaluated_images"] == 40
+    assert metrics["thresholds"]["Bad"]["validation_images"] == 40
+    assert metrics["indicative"] is False
+
+
+def test_figures_at_counts_only_confirmed_top_labels() -> None:
+    truth = np.array([1, 1, 0, 0])
+    weights = _two_class([0.9, 0.55, 0.6, 0.1], list(truth))
+    r = figures_at(weights, truth, 1, 0.58)
+    # Confirmed Bad: 0.9 (true Bad) and 0.6 (a Good): precision 1/2, recall 1/2.
+    assert (r.precision, r.recall, r.support) == (0.5, 0.5, 2)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SAMPLING_METHODS = ("normal", "undersample", "oversample")
+from hydra_common.training import SAMPLING_METHODS
 MIN_EXAMPLES = 2
 
 
