@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hydra_common.training import SAMPLING_METHODS
+
 MIN_EXAMPLES = 2
 
 
