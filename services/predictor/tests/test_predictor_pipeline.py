@@ -687,3 +687,86 @@ async def test_model_server_restart_costs_time_not_verdicts(stack: Stack, fakes:
             await late.stop()
     for order in orders:
         assert fakes.keeper.reports[order.order_id].status == report_pb2.REPORT_STATUS_OK
+
+
+async def test_a_cbam_model_trains_exports_serves_and_explains(
+    stack: Stack, fakes: Fakes, tmp_path: Path
+) -> None:
+    """InceptionV3 with CBAM end to end, at a small input size so it stays quick: trained by
+    the trainer's own ``fit`` on real PNGs, exported with both signatures, loaded by the
+    model server, and its Grad-CAM heat map carried in the predictor's report."""
+    from hydra_trainer.architectures import get_architecture
+    from hydra_trainer.dataset import LabelledImage
+    from hydra_trainer.export import export_model
+    from hydra_trainer.train import TrainOptions, fit
+
+    items = []
+    for i, png in enumerate(IMAGES * 2):
+        path = tmp_path / f"img{i}.png"
+        path.write_bytes(png)
+        items.append(LabelledImage(i, str(path), ["Good", "Bad"][i % 2]))
+    arch = get_architecture("inceptionv3-cbam")
+    options = TrainOptions(
+        architecture=arch.name, epochs=1, batch_size=4, input_height=75, input_width=75
+    )
+    fitted = await asyncio.to_thread(fit, arch, ["Good", "Bad"], items[:8], items[8:], options)
+    assert any(layer.name.endswith("_cbam") for layer in fitted.model.layers)
+    name = unique("cbam")
+    version_dir = await asyncio.to_thread(
+        export_model,
+        fitted.model,
+        stack.heads.model_dir,
+        name,
+        1,
+        ["Good", "Bad"],
+        architecture=arch,
+    )
+    # Name the model's top output for the probe image "Bad", so the predictor asks for a map.
+    served = tf.saved_model.load(str(version_dir))
+    assert set(served.signatures) == {"serving_default", "explain"}
+    top = int(
+        np.argmax(served.signatures["serving_default"](image=tf.constant([IMAGES[0]]))["weights"])
+    )
+    labels = ["Good", "Good"]
+    labels[top], labels[1 - top] = "Bad", "Good"
+    plot_type = unique("pcbam")
+    engine = make_engine(stack.heads.url)
+    try:
+        async with engine.begin() as conn:
+            pt_id = int(
+                (
+                    await conn.execute(sa.insert(PlotType).values(name=plot_type))
+                ).inserted_primary_key[0]
+            )
+            model_id = int(
+                (
+                    await conn.execute(
+                        sa.insert(Model).values(
+                            plot_type_id=pt_id,
+                            name=name,
+                            version=1,
+                            architecture=arch.name,
+                            label_order=labels,
+                        )
+                    )
+                ).inserted_primary_key[0]
+            )
+            await conn.execute(
+                sa.update(PlotType).where(PlotType.id == pt_id).values(active_model_id=model_id)
+            )
+    finally:
+        await engine.dispose()
+    await stack.server.rescan()
+
+    orders = [make_order(plot_type, IMAGES[0]), make_order(plot_type, IMAGES[0])]
+    fakes.balancer.add(orders)
+    async with running_predictor(stack, fakes):
+        await eventually(lambda: all(o.order_id in fakes.balancer.done for o in orders), 120)
+    for order in orders:
+        report = fakes.keeper.reports[order.order_id]
+        assert report.status == report_pb2.REPORT_STATUS_OK, report.error
+        assert report.model_id == model_id and list(report.labels) == labels
+        assert report.labels[int(np.argmax(report.weights))] == "Bad"
+        heat = report.heat_map
+        assert (heat.height, heat.width) == (75, 75) and len(heat.values) == 75 * 75
+        assert all(0.0 <= v <= 1.0 for v in heat.values)
