@@ -242,3 +242,62 @@ def test_import_refuses_unreadable_image(
     assert r.exit_code == 1 and "unreadable image" in r.output
     r = hydra("plot-type", "add", "X", ok=False)
     assert r.exit_code == 1 and "already exists" in r.output
+
+
+def test_a_cancelled_run_stops_at_its_next_progress_report(
+    sqlite_url: str, tmp_path: Path, hydra: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel from the web sets the row to ``cancelled``; the trainer notices at its next
+    progress report (an epoch's end), stops, and leaves its model ``failed``."""
+    import sqlite3
+
+    from hydra_trainer.pipeline import TrainingCancelled, train_plot_type
+    from hydra_trainer.settings import TrainerSettings
+    from hydra_trainer.train import TrainOptions
+
+    monkeypatch.setenv("HYDRA_DATABASE_URL", sqlite_url)
+    hydra("plot-type", "add", PLOT_TYPE, "--labels", "Good,Bad,NoData")
+    spec = next(s for s in hall_catalog("demo") if s.name == PLOT_TYPE)
+    write_labelled_set(tmp_path / "tree", spec, {"Good": 8, "Bad": 8, "NoData": 8}, seed=3)
+    hydra("import", str(tmp_path / "tree"), "--plot-type", PLOT_TYPE)
+
+    async def add_run(session: Any, status: s.TrainingRunStatus) -> int:
+        pt = (
+            await session.execute(sa.select(s.PlotType).where(s.PlotType.name == PLOT_TYPE))
+        ).scalar_one()
+        run = s.TrainingRun(plot_type_id=pt.id, requested_by="tester", status=status)
+        session.add(run)
+        await session.flush()
+        return int(run.id)
+
+    # Cancelled while still queued: the trainer stops before it trains anything.
+    queued = _db(sqlite_url, lambda ss: add_run(ss, s.TrainingRunStatus.CANCELLED))
+    r = hydra("train", PLOT_TYPE, "--arch", "small", "--run-id", str(queued), ok=False)
+    assert r.exit_code == 1 and "cancelled" in r.output
+    assert _rows(sqlite_url, sa.select(s.Model)) == []
+
+    # Cancelled during training: at the end of the first epoch.
+    running = _db(sqlite_url, lambda ss: add_run(ss, s.TrainingRunStatus.QUEUED))
+    db_file = sqlite_url.split("///", 1)[1]
+    messages: list[str] = []
+
+    def progress(fraction: float, message: str) -> None:
+        messages.append(message)
+        if message.startswith("epoch 1/"):
+            with sqlite3.connect(db_file) as conn:
+                conn.execute(
+                    "UPDATE training_runs SET status = 'cancelled' WHERE id = ?", (running,)
+                )
+
+    options = TrainOptions(architecture="small", epochs=20, input_height=48, input_width=64)
+    with pytest.raises(TrainingCancelled):
+        asyncio.run(
+            train_plot_type(
+                TrainerSettings(), PLOT_TYPE, options, run_id=running, progress=progress
+            )
+        )
+    assert not any(m.startswith("epoch 2/") for m in messages)
+    (model,) = _rows(sqlite_url, sa.select(s.Model))
+    assert model.status == s.ModelStatus.FAILED and "cancelled" in model.metrics["error"]
+    run = next(r for r in _rows(sqlite_url, sa.select(s.TrainingRun)) if r.id == running)
+    assert run.status == s.TrainingRunStatus.CANCELLED
