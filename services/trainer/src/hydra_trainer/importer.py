@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hydra_common.db import schema as s
 from hydra_common.errors import InvalidInput
 from hydra_common.ids import uuid7
+from hydra_common.labels import key as label_key
 from hydra_trainer.store import get_plot_type, valid_labels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp"}
@@ -37,10 +38,6 @@ class ImportResult:
     @property
     def total(self) -> int:
         return sum(self.imported.values())
-
-
-def _norm(label: str) -> str:
-    return re.sub(r"[\s_-]", "", label).lower()
 
 
 def scan_tree(root: Path) -> list[tuple[Path, str]]:
@@ -90,12 +87,12 @@ async def import_images(
 ) -> ImportResult:
     """Copy images into storage and record plots, labels and label history."""
     plot_type = await get_plot_type(session, plot_type_name)
-    labels = {_norm(c.name): c for c in await valid_labels(session, plot_type.id)}
+    labels = {label_key(c.name): c for c in await valid_labels(session, plot_type.id)}
     result = ImportResult()
     accepted: list[tuple[Path, s.Classification]] = []
     for path, label in pairs:
         problem = check_image(path)
-        classification = labels.get(_norm(label))
+        classification = labels.get(label_key(label))
         if problem is None and classification is None:
             valid = ", ".join(c.name for c in labels.values())
             problem = f"{path}: label {label!r} is not valid for {plot_type_name} ({valid})"

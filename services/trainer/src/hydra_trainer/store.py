@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hydra_common import labels as hall_labels
 from hydra_common.db import schema as s
 from hydra_common.errors import Conflict, InvalidInput, NotFound
 from hydra_trainer.dataset import LabelledImage
@@ -38,8 +39,14 @@ async def add_plot_type(
     collect_percent: float = 1.0,
     file_type: str = "png",
     chunked: bool = False,
+    alarm: Collection[str] = (),
+    untrainable: Collection[str] = (),
+    colors: Mapping[str, str] | None = None,
 ) -> s.PlotType:
-    """Create a plot type with its valid labels (which must be in the shared set)."""
+    """Create a plot type with its valid labels, adding the labels the hall has not seen.
+
+    ``alarm``, ``untrainable`` and ``colors`` describe new labels (see
+    ``hydra_common.labels.ensure_labels``)."""
     if not name or "/" in name:
         raise InvalidInput(f"invalid plot type name {name!r}")
     existing = (
@@ -47,14 +54,11 @@ async def add_plot_type(
     ).scalar_one_or_none()
     if existing is not None:
         raise Conflict(f"plot type {name!r} already exists")
-    known = await classifications(session)
-    unknown = [lb for lb in labels if lb not in known]
-    if unknown or not labels:
-        raise InvalidInput(
-            f"unknown labels {unknown or '(none given)'}; the shared set is {', '.join(known)}"
-        )
     if not 0 <= collect_percent <= 100:
         raise InvalidInput("collect percent must be within 0..100")
+    ensured = await hall_labels.ensure_labels(
+        session, labels, alarm=alarm, untrainable=untrainable, colors=colors
+    )
     plot_type = s.PlotType(
         name=name,
         detector=detector or name.split("_", 1)[0],
@@ -64,10 +68,10 @@ async def add_plot_type(
     )
     session.add(plot_type)
     await session.flush()
-    for label in dict.fromkeys(labels):
-        session.add(
-            s.PlotTypeClassification(plot_type_id=plot_type.id, classification_id=known[label].id)
-        )
+    session.add_all(
+        s.PlotTypeClassification(plot_type_id=plot_type.id, classification_id=c.id)
+        for c in ensured.labels
+    )
     await session.flush()
     return plot_type
 
