@@ -1,9 +1,10 @@
 """Authorization matrix: every mutating route x every role (and anonymous), on MariaDB.
 
 The expected policy is written out below (``POLICY``), derived from services/api's deps and
-the design: labelling per plot type; thresholds, promotion, rollback, training and answers to
-the training report need an expert with the plot type's permission, a developer or an admin;
-users and permissions are the admin's; news belongs to admins, developers and liaisons; run
+the design: labelling per plot type; thresholds, promotion, rollback, training (and cancelling
+it) and answers to the training report need an expert with the plot type's permission, a
+developer or an admin; users, permissions, the hall's labels and a plot type's valid labels
+and settings are the admin's; news belongs to admins, developers and liaisons; run
 conditions to developers, admins and the hall's service token. A role the table allows must
 get its 2xx; any other gets 403 (401 when anonymous) and changes nothing: every watched table
 is compared before and after. A new mutating route that is not in the table fails the test.
@@ -24,11 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hydra_common.db.schema import ModelStatus, News, User, utcnow  # noqa: E402
+from hydra_common.db.schema import (  # noqa: E402
+    Classification,
+    ModelStatus,
+    News,
+    TrainingRun,
+    TrainingRunStatus,
+    User,
+    utcnow,
+)
+from hydra_common.labels import plot_type_labels  # noqa: E402
 from tests.security import support as sup  # noqa: E402
 from tests.security.support import Harness  # noqa: E402
 
 pytestmark = [pytest.mark.mysql]
+
+# support.WATCHED, and the tables the label routes change.
+TABLES = (*sup.WATCHED, "classifications", "plot_type_classifications")
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 ANYONE = "anyone"  # no login needed
@@ -50,8 +63,12 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("PUT", "/api/models/{model_id}/thresholds/{label}"): MODEL,
     ("POST", "/api/plot-types/{plot_type_id}/rollback"): MODEL,
     ("POST", "/api/training-runs"): MODEL,
+    ("POST", "/api/training-runs/{run_id}/cancel"): MODEL,
     ("POST", "/api/training-reports/{report_id}/response"): MODEL,
     ("PATCH", "/api/plot-types/{plot_type_id}"): ADMIN,
+    ("PUT", "/api/plot-types/{plot_type_id}/labels"): ADMIN,
+    ("POST", "/api/classifications"): ADMIN,
+    ("PATCH", "/api/classifications/{classification_id}"): ADMIN,
     ("POST", "/api/users"): ADMIN,
     ("PATCH", "/api/users/{user_id}"): ADMIN,
     ("PUT", "/api/users/{user_id}/permissions"): ADMIN,
@@ -99,6 +116,37 @@ async def _rollback(h: Harness) -> Call:
 async def _training(h: Harness) -> Call:
     body = {"plot_type": h.seed.plot_type.name, "epochs": 1}
     return Call("POST", "/api/training-runs", body, ok=201)
+
+
+async def _cancel(h: Harness) -> Call:
+    # Running, with no process or Job here: cancelling only changes the row.
+    run = TrainingRun(
+        plot_type_id=h.seed.plot_type.id,
+        status=TrainingRunStatus.RUNNING,
+        requested_by="authz",
+    )
+    await h.add(run)
+    return Call("POST", f"/api/training-runs/{run.id}/cancel")
+
+
+async def _create_label(h: Harness) -> Call:
+    body = {"name": sup.unique("Lbl"), "alarm": True}
+    return Call("POST", "/api/classifications", body, ok=201)
+
+
+async def _update_label(h: Harness) -> Call:
+    label = Classification(name=sup.unique("Lbl"), color="#123456")
+    await h.add(label)
+    return Call("PATCH", f"/api/classifications/{label.id}", {"color": "#abcdef", "alarm": True})
+
+
+async def _plot_type_labels(h: Harness) -> Call:
+    label = Classification(name=sup.unique("Lbl"), color="#123456")
+    await h.add(label)
+    async with h.sessionmaker() as s:
+        current = [c.name for c in await plot_type_labels(s, h.seed.plot_type.id)]
+    body = {"labels": [*current, label.name]}
+    return Call("PUT", f"/api/plot-types/{h.seed.plot_type.id}/labels", body)
 
 
 async def _report(h: Harness) -> Call:
@@ -157,8 +205,12 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("PUT", "/api/models/{model_id}/thresholds/{label}"): _threshold,
     ("POST", "/api/plot-types/{plot_type_id}/rollback"): _rollback,
     ("POST", "/api/training-runs"): _training,
+    ("POST", "/api/training-runs/{run_id}/cancel"): _cancel,
     ("POST", "/api/training-reports/{report_id}/response"): _report,
     ("PATCH", "/api/plot-types/{plot_type_id}"): _plot_type,
+    ("PUT", "/api/plot-types/{plot_type_id}/labels"): _plot_type_labels,
+    ("POST", "/api/classifications"): _create_label,
+    ("PATCH", "/api/classifications/{classification_id}"): _update_label,
     ("POST", "/api/users"): _create_user,
     ("PATCH", "/api/users/{user_id}"): _update_user,
     ("PUT", "/api/users/{user_id}/permissions"): _permissions,
@@ -212,7 +264,7 @@ async def test_matrix(harness: Harness, route: tuple[str, str]) -> None:
     for who in [ANONYMOUS, *sup.ROLES]:
         call = await BUILDERS[route](harness)
         client = harness.client() if who == ANONYMOUS else harness.as_role(who)
-        before = await harness.snapshot()
+        before = await harness.snapshot(TABLES)
         r = await _send(client, call)
         if who in allowed:
             if r.status_code != call.ok:
@@ -221,7 +273,7 @@ async def test_matrix(harness: Harness, route: tuple[str, str]) -> None:
         want = 401 if who == ANONYMOUS else 403
         if r.status_code != want:
             wrong.append(f"{who}: wanted {want}, got {r.status_code} {r.text[:200]}")
-        after = await harness.snapshot()
+        after = await harness.snapshot(TABLES)
         changed = [t for t in before if before[t] != after[t]]
         if changed:
             wrong.append(f"{who}: refused but changed {changed}")
@@ -234,10 +286,10 @@ async def test_admin_without_csrf_header_is_refused(
 ) -> None:
     call = await BUILDERS[route](harness)
     client = harness.as_role("admin", csrf_header=False)
-    before = await harness.snapshot()
+    before = await harness.snapshot(TABLES)
     r = await _send(client, call)
     assert r.status_code == 403 and "CSRF" in r.json()["detail"], r.text
-    assert await harness.snapshot() == before
+    assert await harness.snapshot(TABLES) == before
 
 
 async def test_csrf_token_of_another_session_is_refused(harness: Harness) -> None:

@@ -2,6 +2,7 @@ import { BrowserRouter, Route, Routes } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { AuthProvider } from "./lib/auth";
 import { LabelerPage } from "./pages/LabelerPage";
+import { LabelsPage } from "./pages/LabelsPage";
 import { LibraryPage } from "./pages/LibraryPage";
 import { LogPage } from "./pages/LogPage";
 import { LoginPage } from "./pages/LoginPage";
@@ -20,6 +21,7 @@ export function App() {
             <Route path="run" element={<RunPage />} />
             <Route path="labeler" element={<LabelerPage />} />
             <Route path="library" element={<LibraryPage />} />
+            <Route path="labels" element={<LabelsPage />} />
             <Route path="report/:modelId" element={<ReportPage />} />
             <Route path="log" element={<LogPage />} />
             <Route path="status" element={<StatusPage />} />

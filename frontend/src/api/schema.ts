@@ -91,15 +91,39 @@ export interface paths {
         };
         /**
          * List Classifications
-         * @description The shared label set and its colours (a few dozen at most).
+         * @description Every label with its colour and flags, oldest first (a few dozen at most).
          */
         get: operations["classifications-list_classifications"];
+        put?: never;
+        /**
+         * Create Classification
+         * @description Add a label to the hall's set (409 when one of the same name exists, ignoring case).
+         */
+        post: operations["classifications-create_classification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/classifications/{classification_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update Classification
+         * @description Change a label's colour, description, alarm or trainable flag (for every plot type).
+         */
+        patch: operations["classifications-update_classification"];
         trace?: never;
     };
     "/api/events": {
@@ -492,9 +516,31 @@ export interface paths {
         head?: never;
         /**
          * Update Plot Type
-         * @description Change a plot type's collect percentage, ignored flag or detector.
+         * @description Change a plot type's collect percentage, ignored flag, detector or training defaults
+         *     (a null default means Hydra's).
          */
         patch: operations["plot-types-update_plot_type"];
+        trace?: never;
+    };
+    "/api/plot-types/{plot_type_id}/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Plot Type Labels
+         * @description Set the plot type's valid labels (existing labels; 409 for removing one that images of
+         *     the plot type carry).
+         */
+        put: operations["plot-types-set_plot_type_labels"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/plot-types/{plot_type_id}/rollback": {
@@ -623,6 +669,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/training-options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Training Options
+         * @description The architectures, sampling methods and starts a run may ask for, and Hydra's defaults
+         *     (a plot type's own defaults are on the plot type).
+         */
+        get: operations["training-get_training_options"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/training-reports/{report_id}/response": {
         parameters: {
             query?: never;
@@ -660,7 +727,9 @@ export interface paths {
          * Create Training Run
          * @description Train a new model of a plot type (a Kubernetes Job in a cluster, else a local process).
          *
-         *     The new model serves only after someone promotes it.
+         *     What the request leaves out comes from the plot type's defaults, then Hydra's. One run
+         *     per plot type trains at a time: the run stays ``queued`` while another one of the plot
+         *     type runs. The new model serves only after someone promotes it.
          */
         post: operations["training-create_training_run"];
         delete?: never;
@@ -683,6 +752,27 @@ export interface paths {
         get: operations["training-get_training_run"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training-runs/{run_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Training Run
+         * @description Cancel a queued run (it never starts) or a running one (its process is stopped or its
+         *     Kubernetes Job deleted); 409 when it already ended.
+         */
+        post: operations["training-cancel_training_run"];
         delete?: never;
         options?: never;
         head?: never;
@@ -787,8 +877,38 @@ export interface components {
             username: string;
         };
         /**
+         * ClassificationIn
+         * @description A new label: a letter, then letters, digits, _ or -; unique ignoring case, _ and -.
+         */
+        ClassificationIn: {
+            /**
+             * Alarm
+             * @description Raises alarms and gets heat maps (like Bad).
+             * @default false
+             */
+            alarm?: boolean;
+            /**
+             * Color
+             * @description #RRGGBB; absent: a colour no label has.
+             */
+            color?: string | null;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Name */
+            name: string;
+            /**
+             * Trainable
+             * @description False: never trained on (like Ignore).
+             * @default true
+             */
+            trainable?: boolean;
+        };
+        /**
          * ClassificationOut
-         * @description A label of the shared set and its colour.
+         * @description A label of the hall's set, its colour and flags.
          */
         ClassificationOut: {
             /** Alarm */
@@ -803,6 +923,20 @@ export interface components {
             name: string;
             /** Trainable */
             trainable: boolean;
+        };
+        /**
+         * ClassificationUpdate
+         * @description Changes to a label, for every plot type (absent = unchanged; names never change).
+         */
+        ClassificationUpdate: {
+            /** Alarm */
+            alarm?: boolean | null;
+            /** Color */
+            color?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Trainable */
+            trainable?: boolean | null;
         };
         /**
          * ConfusionCell
@@ -1399,6 +1533,14 @@ export interface components {
             run_period: string;
         };
         /**
+         * PlotTypeLabelsIn
+         * @description The plot type's valid labels (existing labels; replaces the previous set).
+         */
+        PlotTypeLabelsIn: {
+            /** Labels */
+            labels: string[];
+        };
+        /**
          * PlotTypeOut
          * @description A plot type with its valid labels and counts of kept and labelled images.
          */
@@ -1409,6 +1551,16 @@ export interface components {
             chunked: boolean;
             /** Collect Percent */
             collect_percent: number;
+            /**
+             * Default Architecture
+             * @description Training default of this plot type; null: Hydra's.
+             */
+            default_architecture: string | null;
+            /**
+             * Default Sampling
+             * @description Training default of this plot type; null: Hydra's.
+             */
+            default_sampling: string | null;
             /** Description */
             description: string;
             /** Detector */
@@ -1433,10 +1585,16 @@ export interface components {
         /**
          * PlotTypeUpdate
          * @description Fields an admin may change on a plot type (absent = unchanged).
+         *
+         *     ``default_architecture`` and ``default_sampling`` may be set to null: Hydra's defaults.
          */
         PlotTypeUpdate: {
             /** Collect Percent */
             collect_percent?: number | null;
+            /** Default Architecture */
+            default_architecture?: ("inceptionv3" | "inceptionv3-cbam" | "small") | null;
+            /** Default Sampling */
+            default_sampling?: ("normal" | "undersample" | "oversample") | null;
             /** Detector */
             detector?: string | null;
             /** Ignored */
@@ -1753,28 +1911,50 @@ export interface components {
             hour: string;
         };
         /**
+         * TrainingOptions
+         * @description What a training run may ask for, and Hydra's defaults.
+         */
+        TrainingOptions: {
+            /** Architectures */
+            architectures: string[];
+            /** Default Architecture */
+            default_architecture: string;
+            /**
+             * Default Init
+             * @description Architecture -> its default init.
+             */
+            default_init: {
+                [key: string]: string;
+            };
+            /** Default Sampling */
+            default_sampling: string;
+            /** Inits */
+            inits: string[];
+            /** Sampling Methods */
+            sampling_methods: string[];
+        };
+        /**
          * TrainingRunIn
-         * @description Ask for a new model of a plot type.
+         * @description Ask for a new model of a plot type; what is left out comes from the plot type's
+         *     defaults, then Hydra's (see ``GET /api/training-options``).
          */
         TrainingRunIn: {
-            /**
-             * Architecture
-             * @default small
-             */
-            architecture?: string;
+            /** Architecture */
+            architecture?: ("inceptionv3" | "inceptionv3-cbam" | "small") | null;
             /**
              * Epochs
-             * @default 50
+             * @description Most epochs; absent: the trainer's HYDRA_TRAIN_EPOCHS.
              */
-            epochs?: number;
+            epochs?: number | null;
+            /**
+             * Init
+             * @description Start from ImageNet weights or at random; absent: per architecture.
+             */
+            init?: ("imagenet" | "random") | null;
             /** Plot Type */
             plot_type: string;
-            /**
-             * Sampling
-             * @default normal
-             * @enum {string}
-             */
-            sampling?: "normal" | "undersample" | "oversample";
+            /** Sampling */
+            sampling?: ("normal" | "undersample" | "oversample") | null;
         };
         /**
          * TrainingRunOut
@@ -1822,7 +2002,7 @@ export interface components {
          * @description State of a training request.
          * @enum {string}
          */
-        TrainingRunStatus: "queued" | "running" | "succeeded" | "failed";
+        TrainingRunStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         /**
          * TrainingSetOut
          * @description The images a model learnt from.
@@ -2221,6 +2401,146 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_ClassificationOut_"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "classifications-create_classification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClassificationIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClassificationOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "classifications-update_classification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                classification_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClassificationUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClassificationOut"];
                 };
             };
             /** @description Not logged in. */
@@ -3747,6 +4067,77 @@ export interface operations {
             };
         };
     };
+    "plot-types-set_plot_type_labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                plot_type_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlotTypeLabelsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlotTypeOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "plot-types-rollback_plot_type": {
         parameters: {
             query?: never;
@@ -4234,6 +4625,71 @@ export interface operations {
             };
         };
     };
+    "training-get_training_options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingOptions"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "training-reports-respond_to_report": {
         parameters: {
             query?: never;
@@ -4448,6 +4904,73 @@ export interface operations {
         };
     };
     "training-get_training_run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingRunOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "training-cancel_training_run": {
         parameters: {
             query?: never;
             header?: never;

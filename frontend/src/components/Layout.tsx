@@ -24,6 +24,11 @@ export function Layout() {
               {name}
             </NavLink>
           ))}
+          {me?.role === "admin" && (
+            <NavLink to="/labels" data-testid="nav-labels">
+              Labels
+            </NavLink>
+          )}
         </nav>
         <SummaryBar />
         <div className="user">

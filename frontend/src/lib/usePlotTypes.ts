@@ -3,7 +3,7 @@ import { api, ok } from "./client";
 import type { PlotType } from "./types";
 import { useQuery } from "./useQuery";
 
-export function usePlotTypes(): { plotTypes: PlotType[]; error: string } {
-  const { data, error } = useQuery("plot-types", (signal) => ok(api.GET("/api/plot-types", { signal })));
-  return { plotTypes: data?.items ?? [], error };
+export function usePlotTypes(): { plotTypes: PlotType[]; error: string; reload: () => void } {
+  const { data, error, reload } = useQuery("plot-types", (signal) => ok(api.GET("/api/plot-types", { params: { query: { limit: 500 } }, signal })));
+  return { plotTypes: data?.items ?? [], error, reload };
 }

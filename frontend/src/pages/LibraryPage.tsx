@@ -1,11 +1,11 @@
 import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { Badge } from "../components/Badge";
 import { ConfusionMatrix } from "../components/ConfusionMatrix";
 import { Notice } from "../components/Notice";
 import { PlotTypeSelect } from "../components/PlotTypeSelect";
 import { ThresholdEditor } from "../components/ThresholdEditor";
 import { TrainingPanel } from "../components/TrainingPanel";
+import { TrainingSetTable } from "../components/TrainingSetTable";
 import { useAuth } from "../lib/auth";
 import { api, errorText, ok } from "../lib/client";
 import { formatTime } from "../lib/format";
@@ -52,13 +52,12 @@ function ModelPanel({ modelId, canEdit, colors, onChanged }: { modelId: number; 
           <>
             <dt>Classes</dt>
             <dd>
-              {Object.entries(set.class_counts).map(([label, n]) => (
-                <span key={label} className="class-count">
-                  <Badge label={label} colors={colors} /> {String(n)}
-                </span>
-              ))}
+              <TrainingSetTable classCounts={set.class_counts} labelOrder={model.label_order} colors={colors} />
               {Object.keys(set.dropped_classes).length > 0 && (
-                <span className="muted"> dropped: {Object.keys(set.dropped_classes).join(", ")}</span>
+                <span className="muted" data-testid="dropped-classes">
+                  {" "}
+                  dropped (fewer than 2 images): {Object.keys(set.dropped_classes).join(", ")}
+                </span>
               )}
             </dd>
           </>
@@ -102,7 +101,7 @@ export function LibraryPage() {
   const selected = Number(params.get("model") ?? "") || null;
   const { me } = useAuth();
   const { colors } = useClassifications();
-  const { plotTypes, error: typesError } = usePlotTypes();
+  const { plotTypes, error: typesError, reload: reloadPlotTypes } = usePlotTypes();
   const plotType = plotTypes.find((p) => p.name === plotTypeName);
   const [version, setVersion] = useState(0);
   const [error, setError] = useState("");
@@ -114,6 +113,7 @@ export function LibraryPage() {
   const list = models.data?.items ?? [];
   const model = list.find((m) => m.id === selected) ?? list.find((m) => m.active) ?? list[0];
   const canEdit = canEditModels(me, plotTypeName);
+  const isAdmin = me?.role === "admin";
 
   const setParam = (key: string, value: string | null) =>
     setParams((p) => {
@@ -182,7 +182,7 @@ export function LibraryPage() {
             </table>
             {!models.loading && list.length === 0 && <Notice kind="info" text="No models yet for this plot type: start a training run." />}
             <h3>Train</h3>
-            <TrainingPanel plotType={plotType} allowed={canEdit} onStarted={() => setVersion((v) => v + 1)} />
+            <TrainingPanel plotType={plotType} allowed={canEdit} isAdmin={isAdmin} onStarted={() => setVersion((v) => v + 1)} onPlotTypeChanged={reloadPlotTypes} />
           </div>
           {model && <ModelPanel key={`${model.id}-${version}`} modelId={model.id} canEdit={canEdit} colors={colors} onChanged={() => setVersion((v) => v + 1)} />}
         </div>

@@ -1,12 +1,13 @@
 """Training runs as Kubernetes Jobs, through the official ``kubernetes`` client.
 
-Kept thin on purpose: a Job manifest, create it, read its state. The client is synchronous,
-so callers run these functions in a worker thread.
+Kept thin on purpose: a Job manifest, create it, read its state, delete it. The client is
+synchronous, so callers run these functions in a worker thread.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,11 @@ def job_name(run_id: int, plot_type: str) -> str:
     return f"hydra-train-{run_id}-{slug}" if slug else f"hydra-train-{run_id}"
 
 
-def job_manifest(settings: ApiSettings, run_id: int, plot_type: str) -> dict[str, Any]:
-    """The Job that runs ``hydra train PLOT_TYPE --run-id N`` on a GPU node."""
+def job_manifest(
+    settings: ApiSettings, run_id: int, plot_type: str, trainer_args: Sequence[str]
+) -> dict[str, Any]:
+    """The Job that runs ``hydra train PLOT_TYPE --run-id N ...`` (``trainer_args``, which
+    start with the plot type) on a GPU node."""
     name = job_name(run_id, plot_type)
     labels = {
         "app.kubernetes.io/name": "hydra-trainer",
@@ -84,7 +88,7 @@ def job_manifest(settings: ApiSettings, run_id: int, plot_type: str) -> dict[str
                 "name": "trainer",
                 "image": settings.training_image,
                 "command": ["hydra"],
-                "args": ["train", plot_type, "--run-id", str(run_id)],
+                "args": ["train", *trainer_args],
                 "env": env,
                 "envFrom": env_from,
                 "resources": resources,
@@ -114,10 +118,13 @@ def job_manifest(settings: ApiSettings, run_id: int, plot_type: str) -> dict[str
     }
 
 
-def create_training_job(settings: ApiSettings, run_id: int, plot_type: str) -> str:
+def create_training_job(
+    settings: ApiSettings, run_id: int, plot_type: str, trainer_args: Sequence[str]
+) -> str:
     """Create the Job of a training run; returns its name."""
     with api_client(settings) as api:
-        manifest: Any = job_manifest(settings, run_id, plot_type)  # the client takes dicts too
+        # The client takes dicts too.
+        manifest: Any = job_manifest(settings, run_id, plot_type, trainer_args)
         job = k8s_client.BatchV1Api(api).create_namespaced_job(namespace(settings), manifest)
     return str(job.metadata.name if job.metadata else manifest["metadata"]["name"])
 
@@ -139,3 +146,17 @@ def job_state(settings: ApiSettings, name: str) -> str:
     if status.failed:
         return "failed"
     return "running"
+
+
+def delete_job(settings: ApiSettings, name: str) -> bool:
+    """Delete a training Job and its pod (a cancelled run); False when it was already gone."""
+    with api_client(settings) as api:
+        try:
+            k8s_client.BatchV1Api(api).delete_namespaced_job(
+                name, namespace(settings), propagation_policy="Background"
+            )
+        except k8s_client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+    return True

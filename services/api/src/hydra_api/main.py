@@ -25,6 +25,7 @@ from hydra_api.models import ERROR_RESPONSES
 from hydra_api.probes import StatusProbe, parse_targets
 from hydra_api.routes import (
     auth,
+    classifications,
     files,
     health,
     labels,
@@ -98,6 +99,7 @@ def _lifespan(state: AppState):  # type: ignore[no-untyped-def]
         launcher = TrainingLauncher(state.settings, state.sessionmaker)
         state.extras.update(broadcaster=broadcaster, launcher=launcher)
         broadcaster.start()
+        launcher.start()
         try:
             yield
         finally:
@@ -180,6 +182,7 @@ def create_app(
         files,
         auth,
         plot_types,
+        classifications,
         labels,
         models,
         training,
@@ -188,7 +191,6 @@ def create_app(
         users,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
-    app.include_router(plot_types.classifications_router, responses=ERROR_RESPONSES)
     app.include_router(models.reports_router, responses=ERROR_RESPONSES)
 
     @app.get("/metrics", include_in_schema=False)

@@ -8,6 +8,13 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from hydra_common.db.schema import ModelStatus, Role, TrainingRunStatus
+from hydra_common.labels import COLOR_PATTERN, MAX_DESCRIPTION, NAME_PATTERN
+
+# The names a training run may ask for; a test checks they equal hydra_common.training's
+# lists (Literal types make them enums in the OpenAPI schema and the TypeScript client).
+Architecture = Literal["inceptionv3", "inceptionv3-cbam", "small"]
+Sampling = Literal["normal", "undersample", "oversample"]
+Init = Literal["imagenet", "random"]
 
 T = TypeVar("T")
 
@@ -130,7 +137,7 @@ class LogPage(BaseModel):
 
 
 class ClassificationOut(BaseModel):
-    """A label of the shared set and its colour."""
+    """A label of the hall's set, its colour and flags."""
 
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -139,6 +146,33 @@ class ClassificationOut(BaseModel):
     description: str
     trainable: bool
     alarm: bool
+
+
+class ClassificationIn(BaseModel):
+    """A new label: a letter, then letters, digits, _ or -; unique ignoring case, _ and -."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=32)
+    color: str | None = Field(
+        None, pattern=COLOR_PATTERN, description="#RRGGBB; absent: a colour no label has."
+    )
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    trainable: bool = Field(True, description="False: never trained on (like Ignore).")
+    alarm: bool = Field(False, description="Raises alarms and gets heat maps (like Bad).")
+
+
+class ClassificationUpdate(BaseModel):
+    """Changes to a label, for every plot type (absent = unchanged; names never change)."""
+
+    color: str | None = Field(None, pattern=COLOR_PATTERN)
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    trainable: bool | None = None
+    alarm: bool | None = None
+
+
+class PlotTypeLabelsIn(BaseModel):
+    """The plot type's valid labels (existing labels; replaces the previous set)."""
+
+    labels: list[str] = Field(min_length=1, max_length=200)
 
 
 class PlotTypeOut(BaseModel):
@@ -157,14 +191,24 @@ class PlotTypeOut(BaseModel):
     labels: list[str]
     plots_kept: int
     plots_labelled: int
+    default_architecture: str | None = Field(
+        description="Training default of this plot type; null: Hydra's."
+    )
+    default_sampling: str | None = Field(
+        description="Training default of this plot type; null: Hydra's."
+    )
 
 
 class PlotTypeUpdate(BaseModel):
-    """Fields an admin may change on a plot type (absent = unchanged)."""
+    """Fields an admin may change on a plot type (absent = unchanged).
+
+    ``default_architecture`` and ``default_sampling`` may be set to null: Hydra's defaults."""
 
     collect_percent: float | None = Field(None, ge=0, le=100)
     ignored: bool | None = None
     detector: str | None = Field(None, max_length=64)
+    default_architecture: Architecture | None = None
+    default_sampling: Sampling | None = None
 
 
 class PlotOut(BaseModel):
@@ -348,12 +392,29 @@ class ReportResponseIn(BaseModel):
 
 
 class TrainingRunIn(BaseModel):
-    """Ask for a new model of a plot type."""
+    """Ask for a new model of a plot type; what is left out comes from the plot type's
+    defaults, then Hydra's (see ``GET /api/training-options``)."""
 
-    plot_type: str
-    architecture: str = Field("small", max_length=64)
-    sampling: Literal["normal", "undersample", "oversample"] = "normal"
-    epochs: int = Field(50, ge=1, le=1000)
+    plot_type: str = Field(max_length=128)
+    architecture: Architecture | None = None
+    sampling: Sampling | None = None
+    epochs: int | None = Field(
+        None, ge=1, le=1000, description="Most epochs; absent: the trainer's HYDRA_TRAIN_EPOCHS."
+    )
+    init: Init | None = Field(
+        None, description="Start from ImageNet weights or at random; absent: per architecture."
+    )
+
+
+class TrainingOptions(BaseModel):
+    """What a training run may ask for, and Hydra's defaults."""
+
+    architectures: list[str]
+    sampling_methods: list[str]
+    inits: list[str]
+    default_architecture: str
+    default_sampling: str
+    default_init: dict[str, str] = Field(description="Architecture -> its default init.")
 
 
 class TrainingRunOut(BaseModel):

@@ -1,4 +1,5 @@
-"""Plot types, the shared label set, and rolling a plot type back to its previous model."""
+"""Plot types: their settings, valid labels, training defaults, and rolling a plot type back
+to its previous model."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, count
 from hydra_api.deps import AdminUser, CurrentUser, Reader, SessionDep, check_model_editing
-from hydra_api.models import ClassificationOut, ModelOut, Page, PlotTypeOut, PlotTypeUpdate
+from hydra_api.models import ModelOut, Page, PlotTypeLabelsIn, PlotTypeOut, PlotTypeUpdate
 from hydra_api.routes.models import activate_model, model_out
+from hydra_common import labels as hall_labels
 from hydra_common.db.schema import (
-    Classification,
     Label,
     Model,
     ModelStatus,
@@ -23,6 +24,7 @@ from hydra_common.db.schema import (
 from hydra_common.errors import Conflict, NotFound
 
 router = APIRouter(tags=["plot-types"])
+CLEARABLE = frozenset({"default_architecture", "default_sampling"})
 
 
 async def _counts(session: AsyncSession, ids: list[int]) -> tuple[dict[int, int], dict[int, int]]:
@@ -66,6 +68,8 @@ def _out(pt: PlotType, kept: dict[int, int], labelled: dict[int, int]) -> PlotTy
         labels=[c.name for c in pt.valid_classifications],
         plots_kept=kept.get(pt.id, 0),
         plots_labelled=labelled.get(pt.id, 0),
+        default_architecture=pt.default_architecture,
+        default_sampling=pt.default_sampling,
     )
 
 
@@ -116,13 +120,42 @@ async def get_plot_type(plot_type_id: int, session: SessionDep, _reader: Reader)
 async def update_plot_type(
     plot_type_id: int, body: PlotTypeUpdate, session: SessionDep, admin: AdminUser
 ) -> PlotTypeOut:
-    """Change a plot type's collect percentage, ignored flag or detector."""
+    """Change a plot type's collect percentage, ignored flag, detector or training defaults
+    (a null default means Hydra's)."""
     pt = await _get(session, plot_type_id)
-    fields = body.model_dump(exclude_none=True)
+    fields = {
+        k: v
+        for k, v in body.model_dump(exclude_unset=True).items()
+        if v is not None or k in CLEARABLE
+    }
     before = {k: getattr(pt, k) for k in fields}
     for k, v in fields.items():
         setattr(pt, k, v)
     audit(session, admin, "update", "plot_type", pt.id, before=before, after=fields)
+    await session.commit()
+    kept, labelled = await _counts(session, [pt.id])
+    return _out(pt, kept, labelled)
+
+
+@router.put("/api/plot-types/{plot_type_id}/labels", response_model=PlotTypeOut)
+async def set_plot_type_labels(
+    plot_type_id: int, body: PlotTypeLabelsIn, session: SessionDep, admin: AdminUser
+) -> PlotTypeOut:
+    """Set the plot type's valid labels (existing labels; 409 for removing one that images of
+    the plot type carry)."""
+    pt = await _get(session, plot_type_id)
+    before = [c.name for c in pt.valid_classifications]
+    change = await hall_labels.set_plot_type_labels(session, pt, body.labels)
+    after = [c.name for c in pt.valid_classifications]
+    audit(
+        session,
+        admin,
+        "labels",
+        "plot_type",
+        pt.id,
+        before={"labels": before},
+        after={"labels": after, "added": change.added, "removed": change.removed},
+    )
     await session.commit()
     kept, labelled = await _counts(session, [pt.id])
     return _out(pt, kept, labelled)
@@ -149,14 +182,3 @@ async def rollback_plot_type(plot_type_id: int, session: SessionDep, user: Curre
     await activate_model(session, pt, previous, user, action="rollback")
     await session.commit()
     return await model_out(session, previous)
-
-
-classifications_router = APIRouter(tags=["classifications"])
-
-
-@classifications_router.get("/api/classifications", response_model=Page[ClassificationOut])
-async def list_classifications(session: SessionDep, _reader: Reader) -> Page[ClassificationOut]:
-    """The shared label set and its colours (a few dozen at most)."""
-    rows = await session.scalars(sa.select(Classification).order_by(Classification.id).limit(500))
-    items = [ClassificationOut.model_validate(c) for c in rows]
-    return Page(items=items, total=len(items))

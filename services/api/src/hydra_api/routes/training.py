@@ -1,4 +1,4 @@
-"""Training runs: ask for a new model of a plot type and follow its progress."""
+"""Training runs: ask for a new model of a plot type, follow its progress, cancel it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, count, plot_type_by_name
 from hydra_api.deps import CurrentUser, Reader, SessionDep, StateDep, check_model_editing
-from hydra_api.models import Page, TrainingRunIn, TrainingRunOut
-from hydra_api.training import TrainingLauncher
+from hydra_api.models import Page, TrainingOptions, TrainingRunIn, TrainingRunOut
+from hydra_api.training import TrainingLauncher, resolve_parameters
+from hydra_common import training as hydra_training
 from hydra_common.db.schema import PlotType, TrainingRun, TrainingRunStatus
 from hydra_common.errors import NotFound
 from hydra_common.logs import get_logger
@@ -39,20 +40,42 @@ def _out(run: TrainingRun, plot_type: str) -> TrainingRunOut:
     )
 
 
+def _launcher(state: StateDep) -> TrainingLauncher:
+    launcher: TrainingLauncher = state.extras["launcher"]
+    return launcher
+
+
+@router.get("/api/training-options", response_model=TrainingOptions)
+async def get_training_options(_reader: Reader) -> TrainingOptions:
+    """The architectures, sampling methods and starts a run may ask for, and Hydra's defaults
+    (a plot type's own defaults are on the plot type)."""
+    return TrainingOptions(
+        architectures=list(hydra_training.ARCHITECTURES),
+        sampling_methods=list(hydra_training.SAMPLING_METHODS),
+        inits=list(hydra_training.INITS),
+        default_architecture=hydra_training.DEFAULT_ARCHITECTURE,
+        default_sampling=hydra_training.DEFAULT_SAMPLING,
+        default_init=dict(hydra_training.DEFAULT_INIT),
+    )
+
+
 @router.post("/api/training-runs", response_model=TrainingRunOut, status_code=201)
 async def create_training_run(
     body: TrainingRunIn, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> TrainingRunOut:
     """Train a new model of a plot type (a Kubernetes Job in a cluster, else a local process).
 
-    The new model serves only after someone promotes it."""
+    What the request leaves out comes from the plot type's defaults, then Hydra's. One run
+    per plot type trains at a time: the run stays ``queued`` while another one of the plot
+    type runs. The new model serves only after someone promotes it."""
     pt = await plot_type_by_name(session, body.plot_type)
     await check_model_editing(session, user, pt.id)
+    params = resolve_parameters(pt, body.architecture, body.sampling, body.epochs, body.init)
     run = TrainingRun(
         plot_type_id=pt.id,
-        architecture=body.architecture,
-        sampling_method=body.sampling,
-        options={"epochs": body.epochs},
+        architecture=params.architecture,
+        sampling_method=params.sampling,
+        options=params.options(),
         requested_by=user.username,
     )
     session.add(run)
@@ -63,19 +86,38 @@ async def create_training_run(
         "train",
         "training_run",
         run.id,
-        after={"plot_type": pt.name, **body.model_dump()},
+        after={
+            "plot_type": pt.name,
+            "architecture": params.architecture,
+            "sampling": params.sampling,
+            **params.options(),
+        },
     )
     await session.commit()  # the trainer reads its row, so it must exist before it starts
-    launcher: TrainingLauncher = state.extras["launcher"]
-    try:
-        run.job_name = await launcher.launch(run.id, pt.name)
-    except Exception as exc:
-        log.exception("training launch failed", extra={"run_id": run.id})
-        run.status = TrainingRunStatus.FAILED
-        run.message = f"could not start: {type(exc).__name__}: {exc}"[:4000]
-    await session.commit()
+    await _launcher(state).start_queued(pt.id)
     await session.refresh(run)
     return _out(run, pt.name)
+
+
+@router.post("/api/training-runs/{run_id}/cancel", response_model=TrainingRunOut)
+async def cancel_training_run(
+    run_id: int, session: SessionDep, state: StateDep, user: CurrentUser
+) -> TrainingRunOut:
+    """Cancel a queued run (it never starts) or a running one (its process is stopped or its
+    Kubernetes Job deleted); 409 when it already ended."""
+    run = await session.get(TrainingRun, run_id)
+    if run is None:
+        raise NotFound(f"no training run {run_id}")
+    await check_model_editing(session, user, run.plot_type_id)
+    was, note = await _launcher(state).cancel(run_id)
+    after = {"status": TrainingRunStatus.CANCELLED.value, "note": note}
+    audit(
+        session, user, "cancel", "training_run", run_id, before={"status": was.value}, after=after
+    )
+    await session.commit()
+    await session.refresh(run)
+    pt = await session.get(PlotType, run.plot_type_id)
+    return _out(run, pt.name if pt else "?")
 
 
 async def _names(session: AsyncSession) -> dict[int, str]:
@@ -117,8 +159,7 @@ async def get_training_run(
     run = await session.get(TrainingRun, run_id)
     if run is None:
         raise NotFound(f"no training run {run_id}")
-    launcher: TrainingLauncher = state.extras["launcher"]
-    await launcher.refresh(run)
+    await _launcher(state).refresh(run)
     await session.refresh(run)
     pt = await session.get(PlotType, run.plot_type_id)
     return _out(run, pt.name if pt else "?")
