@@ -53,15 +53,16 @@ def table() -> str:
                 if service != "all" and name in base_fields:
                     continue
                 env = f"HYDRA_{name.upper()}"
+                default = field.get_default(call_default_factory=True)
                 row = rows.setdefault(
-                    env, {"default": field.default, "services": [], "doc": field.description or ""}
+                    env, {"default": default, "services": [], "doc": field.description or ""}
                 )
                 if service not in row["services"]:  # type: ignore[operator]
                     row["services"].append(service)  # type: ignore[union-attr]
     lines = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
     for env in sorted(rows):
         r = rows[env]
-        default = "" if r["default"] in (None, "") else f"`{r['default']}`"
+        default = "" if r["default"] in (None, "", {}, []) else f"`{r['default']}`"
         services = ", ".join(r["services"])  # type: ignore[arg-type]
         lines.append(f"| `{env}` | {default} | {services} | {r['doc']} |")
     return "\n".join(lines)
