@@ -76,14 +76,28 @@ class HydraExportModule(tf.Module):
 
 
 def gradcam(cam_model: keras.Model, pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Weights and Grad-CAM maps ``[batch, h, w]`` (input resolution, [0, 1]) of the top label."""
+    """Weights and Grad-CAM maps ``[batch, h, w]`` (input resolution, [0, 1]) of the top label.
+
+    Two refinements of the original Grad-CAM, both measured by the pointing game in
+    ``bench/model_quality.py``:
+
+    - The score is the log of the top weight, not the weight: its gradient is the top
+      logit's margin over the others (one-hot minus softmax), so a confident model (weight
+      near 1, where the softmax saturates) still gives a map, and it shows evidence *for*
+      the label against the others rather than evidence any label shares.
+    - Each position's activations are weighted by that position's own gradient (HiResCAM)
+      rather than by the gradient averaged over the map. The average throws away *where* a
+      head looks; a position-aware head (the small CNN's flattened grid) then points at
+      whatever is strongest anywhere. For a global-average head the two are the same.
+    """
     with tf.GradientTape() as tape:
         conv, weights = cam_model(pixels, training=False)
-        top = tf.argmax(weights, axis=-1)
-        score = tf.reduce_sum(weights * tf.one_hot(top, tf.shape(weights)[-1]), axis=-1)
+        conv = tf.cast(conv, tf.float32)
+        weights = tf.cast(weights, tf.float32)
+        top = tf.one_hot(tf.argmax(weights, axis=-1), tf.shape(weights)[-1])
+        score = tf.reduce_sum(tf.math.log(weights + 1e-7) * top, axis=-1)
     grads = tape.gradient(score, conv)
-    channel_weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(conv * channel_weights, axis=-1))
+    cam = tf.nn.relu(tf.reduce_sum(conv * grads, axis=-1))
     cam = tf.image.resize(cam[..., None], tf.shape(pixels)[1:3], method="bilinear")[..., 0]
     peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
     # A flat map (no positive evidence) stays all zero rather than dividing by zero.

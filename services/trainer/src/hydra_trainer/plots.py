@@ -13,11 +13,18 @@ What each label looks like (from the seeds' descriptions of bad plots):
 - HotChannel: one cell or bin firing far above its neighbours.
 - Acceptable: a mild version of a Bad problem (a sector at 60 % efficiency, a small shift).
 - Cosmics / LED / Amorphous: flat low-rate fill, a pulser comb, structureless noise.
+
+``hard=True`` draws what a real hall's shift crew misses at a glance: subtle defects (a
+few dead channels, a gain shift of about 5 %, a peak widened by a third, a faint second
+peak, a small shift), fewer entries (more Poisson noise) and larger channel-to-channel
+gain spread, with less run-to-run jitter so a subtle defect is still a defect. Boxes are
+written as in the normal mode.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +64,11 @@ def _fill(density: np.ndarray, entries: int, rng: np.random.Generator) -> np.nda
     return counts
 
 
-def _entries(label: str, rng: np.random.Generator, nominal: float) -> int:
+def _entries(label: str, rng: np.random.Generator, nominal: float, hard: bool = False) -> int:
     if label == "NoData":
         return int(rng.integers(4, 40))
-    return int(nominal * rng.uniform(0.5, 2.0))
+    # A realistic hall: many chunks carry far fewer entries than the nominal.
+    return int(nominal * (rng.uniform(0.15, 0.8) if hard else rng.uniform(0.5, 2.0)))
 
 
 def _gauss(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
@@ -75,9 +83,13 @@ def _centres(n: int) -> np.ndarray:
 # --- 1-D kinds: each returns (density over bins, truth) ------------------------------------
 
 
-def _timing(label: str, rng: np.random.Generator) -> tuple[np.ndarray, Truth]:
+def _timing(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np.ndarray, Truth]:
     x = _centres(80)
-    mu, sigma = 0.5 + rng.uniform(-0.02, 0.02), 0.035 * rng.uniform(0.9, 1.1)
+    jitter = 0.005 if hard else 0.02
+    mu, sigma = (
+        0.5 + rng.uniform(-jitter, jitter),
+        0.035 * (rng.uniform(0.95, 1.05) if hard else rng.uniform(0.9, 1.1)),
+    )
     bg = rng.uniform(0.01, 0.04)
     truth = Truth(label)
     if label in ("Bad", "Acceptable"):
@@ -88,14 +100,16 @@ def _timing(label: str, rng: np.random.Generator) -> tuple[np.ndarray, Truth]:
             else ("shifted_peak")
         )
         if defect == "shifted_peak":
-            mu += rng.choice([-1, 1]) * (rng.uniform(0.2, 0.32) if strong else 0.06)
+            shift = rng.uniform(0.06, 0.1) if hard else rng.uniform(0.2, 0.32)
+            mu += rng.choice([-1, 1]) * (shift if strong else 0.06)
         elif defect == "broadened_peak":
-            sigma *= rng.uniform(3.0, 4.0)
+            sigma *= rng.uniform(1.3, 1.5) if hard else rng.uniform(3.0, 4.0)
         truth = Truth(label, str(defect), _x_box(mu - 2.5 * sigma, mu + 2.5 * sigma))
         if defect == "double_peak":
             mu2 = mu + rng.choice([-1, 1]) * rng.uniform(0.22, 0.3)
             truth.box = _x_box(mu2 - 2.5 * sigma, mu2 + 2.5 * sigma)
-            return bg + _gauss(x, mu, sigma) + rng.uniform(0.6, 1.0) * _gauss(x, mu2, sigma), truth
+            faint = rng.uniform(0.12, 0.25) if hard else rng.uniform(0.6, 1.0)
+            return bg + _gauss(x, mu, sigma) + faint * _gauss(x, mu2, sigma), truth
     return bg + _gauss(x, mu, sigma), truth
 
 
@@ -104,24 +118,31 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _drift(label: str, rng: np.random.Generator) -> tuple[np.ndarray, Truth]:
+def _drift(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np.ndarray, Truth]:
     x = _centres(80)
     t0, tmax = 0.12 + rng.uniform(-0.01, 0.01), 0.72 + rng.uniform(-0.02, 0.02)
     truth = Truth(label)
     dead: tuple[float, float] | None = None
+    left = 0.05  # what is left of a dead region's rate
     if label in ("Bad", "Acceptable"):
         strong = label == "Bad"
         if strong and rng.random() < 0.5:
             a = rng.uniform(t0 + 0.1, tmax - 0.3)
-            dead = (a, a + rng.uniform(0.18, 0.25))
+            dead = (a, a + (rng.uniform(0.05, 0.08) if hard else rng.uniform(0.18, 0.25)))
+            left = rng.uniform(0.3, 0.5) if hard else 0.05
             truth = Truth(label, "dead_drift_region", _x_box(*dead))
         else:
-            shift = rng.uniform(0.15, 0.22) if strong else 0.04
-            t0, tmax = t0 + shift, min(tmax + shift, 0.97)
-            truth = Truth(label, "shifted_t0", _x_box(t0 - 0.08, t0 + 0.08))
+            # A late t0 moves the leading edge only (the maximum drift time stays): the
+            # plot changes between the expected edge and the observed one, which is the box.
+            expected = t0
+            shift = (
+                (rng.uniform(0.03, 0.05) if hard else rng.uniform(0.15, 0.22)) if strong else 0.04
+            )
+            t0 = t0 + shift
+            truth = Truth(label, "shifted_t0", _x_box(expected - 0.04, t0 + 0.05))
     density = _sigmoid((x - t0) / 0.01) * _sigmoid((tmax - x) / 0.02) * (1.2 - 0.6 * (x - t0))
     if dead is not None:
-        density = np.where((x > dead[0]) & (x < dead[1]), density * 0.05, density)
+        density = np.where((x > dead[0]) & (x < dead[1]), density * left, density)
     return 0.005 + np.clip(density, 0, None), truth
 
 
@@ -131,34 +152,42 @@ def _moyal(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
     return out
 
 
-def _spectrum(label: str, rng: np.random.Generator) -> tuple[np.ndarray, Truth]:
+def _spectrum(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np.ndarray, Truth]:
     x = _centres(64)
-    mu, sigma = 0.45 + rng.uniform(-0.03, 0.03), 0.04 * rng.uniform(0.9, 1.1)
+    jitter = 0.005 if hard else 0.03
+    mu, sigma = (
+        0.45 + rng.uniform(-jitter, jitter),
+        0.04 * (rng.uniform(0.95, 1.05) if hard else rng.uniform(0.9, 1.1)),
+    )
     background = 0.6 * np.exp(-x / 0.06)
     truth = Truth(label)
     peak_scale = 1.0
     if label in ("Bad", "Acceptable"):
         if label == "Bad" and rng.random() < 0.4:
-            peak_scale = 0.0
+            peak_scale = rng.uniform(0.5, 0.7) if hard else 0.0
             truth = Truth(label, "missing_peak", _x_box(mu - 3 * sigma, mu + 5 * sigma))
         else:
             # A gain drop moves the peak down towards the pedestal.
-            mu = max(mu * (rng.uniform(0.45, 0.55) if label == "Bad" else 0.85), 0.2)
+            drop = rng.uniform(0.93, 0.95) if hard else rng.uniform(0.45, 0.55)
+            mu = max(mu * (drop if label == "Bad" else 0.85), 0.2)
             truth = Truth(label, "gain_shift", _x_box(mu - 3 * sigma, mu + 5 * sigma))
     return 0.01 + background + peak_scale * _moyal(x, mu, sigma), truth
 
 
-def _multiplicity(label: str, rng: np.random.Generator) -> tuple[np.ndarray, Truth]:
+def _multiplicity(
+    label: str, rng: np.random.Generator, hard: bool = False
+) -> tuple[np.ndarray, Truth]:
     k = np.arange(32)
-    mean = rng.uniform(4.0, 6.0)
+    mean = rng.uniform(4.8, 5.2) if hard else rng.uniform(4.0, 6.0)
     truth = Truth(label)
     spike = 0.0
     if label in ("Bad", "Acceptable"):
         if label == "Bad" and rng.random() < 0.4:
-            spike = rng.uniform(2.0, 4.0)
+            spike = rng.uniform(0.15, 0.3) if hard else rng.uniform(2.0, 4.0)
             truth = Truth(label, "empty_events", _x_box(0.0, 3 / 32))
         else:
-            mean = rng.uniform(15.0, 20.0) if label == "Bad" else mean + 2.0
+            bad_mean = rng.uniform(6.5, 7.5) if hard else rng.uniform(15.0, 20.0)
+            mean = bad_mean if label == "Bad" else mean + 2.0
             sd = np.sqrt(mean)
             truth = Truth(
                 label,
@@ -171,19 +200,19 @@ def _multiplicity(label: str, rng: np.random.Generator) -> tuple[np.ndarray, Tru
     return density, truth
 
 
-def _counter(label: str, rng: np.random.Generator) -> tuple[np.ndarray, Truth]:
+def _counter(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np.ndarray, Truth]:
     x = _centres(64)
     density = np.full_like(x, 1.0)
     truth = Truth(label)
     if label in ("Bad", "Acceptable"):
         start = rng.uniform(0.3, 0.7)
-        slope = rng.uniform(30, 60) if label == "Bad" else 2.0
+        slope = (rng.uniform(1.5, 3.0) if hard else rng.uniform(30, 60)) if label == "Bad" else 2.0
         density = density + np.clip(x - start, 0, None) * slope
         truth = Truth(label, "climbing_errors", _x_box(start, 1.0))
     return density, truth
 
 
-ONE_D = {
+ONE_D: dict[str, tuple[Callable[..., tuple[np.ndarray, Truth]], int]] = {
     "timing": (_timing, 20_000),
     "drift": (_drift, 40_000),
     "spectrum": (_spectrum, 30_000),
@@ -251,24 +280,38 @@ def _cell_box(cell: np.ndarray, cells: np.ndarray, pad: int = 0) -> Box:
     ]
 
 
-def _map(spec: PlotTypeSpec, label: str, rng: np.random.Generator) -> tuple[np.ndarray, Truth]:
+def _dead_cells(
+    sector: np.ndarray, disc: bool, hard: bool, rng: np.random.Generator
+) -> tuple[str, np.ndarray]:
+    """Cells of a dead region: a whole (or half) sector, or a few adjacent channels (hard)."""
+    s = int(rng.integers(0, 6))
+    dead = np.nonzero(sector == s)[0]
+    if hard:  # a few adjacent channels: 2..4 phi bins of one ring (disc), or of one row
+        first = int(rng.integers(0, len(dead) - 4))
+        return "dead_channels", dead[first : first + int(rng.integers(2, 5))]
+    if disc and rng.random() < 0.3:  # the outer half of the sector only
+        dead = dead[(dead // 8 % 10) >= 5]
+    return "dead_sector", dead
+
+
+def _map(
+    spec: PlotTypeSpec, label: str, rng: np.random.Generator, hard: bool = False
+) -> tuple[np.ndarray, Truth]:
     disc = spec.kind == "occupancy_disc"
     cell, profile, sector = _disc_geometry() if disc else _grid_geometry()
     n_cells = len(profile)
     base = np.exp(-2.5 * profile) if disc else profile
-    density = base * rng.uniform(0.85, 1.15, n_cells)
+    spread = 0.25 if hard else 0.15  # channel-to-channel gain spread
+    density = base * rng.uniform(1 - spread, 1 + spread, n_cells)
     truth = Truth(label)
     hot_is_bad = "HotChannel" not in spec.labels
     if label == "Bad" and (not hot_is_bad or rng.random() < 0.75):
-        s = int(rng.integers(0, 6))
-        dead = np.nonzero(sector == s)[0]
-        if disc and rng.random() < 0.3:  # the outer half of the sector only
-            dead = dead[(dead // 8 % 10) >= 5]
+        defect, dead = _dead_cells(sector, disc, hard, rng)
         density[dead] = 0.0
-        truth = Truth(label, "dead_sector", _cell_box(cell, dead))
+        truth = Truth(label, defect, _cell_box(cell, dead))
     elif label in ("Bad", "HotChannel"):
         c = int(rng.integers(0, n_cells))
-        density[c] = density.max() * rng.uniform(30, 60)
+        density[c] = density.max() * (rng.uniform(3, 6) if hard else rng.uniform(30, 60))
         truth = Truth(label, "hot_channel", _cell_box(cell, np.array([c]), pad=3))
     elif label == "Acceptable":
         s = int(rng.integers(0, 6))
@@ -277,32 +320,41 @@ def _map(spec: PlotTypeSpec, label: str, rng: np.random.Generator) -> tuple[np.n
         truth = Truth(label, "weak_sector", _cell_box(cell, weak))
     elif label in ("Cosmics", "LED", "Amorphous"):
         density = _other_1d(label, n_cells, rng)
-    entries = _entries(label, rng, 100 * n_cells)
+    entries = _entries(label, rng, 100 * n_cells, hard)
     counts = _fill(density, entries, rng)
     canvas = render.blank_canvas()
     render.draw_cells(canvas, cell, counts)
     return canvas, truth
 
 
+def make_density(
+    spec: PlotTypeSpec, label: str, rng: np.random.Generator, hard: bool = False
+) -> tuple[np.ndarray, Truth]:
+    """The expected counts per bin of a 1-D plot of ``spec`` with true label ``label``."""
+    generate, _ = ONE_D[spec.kind]
+    if label in ("Cosmics", "LED", "Amorphous"):
+        return _other_1d(label, 64, rng), Truth(label)
+    if label == "HotChannel":
+        density, truth = generate("Good", rng, hard)
+        b = int(rng.integers(0, len(density)))
+        density[b] = density.max() * (rng.uniform(2, 3) if hard else rng.uniform(8, 15))
+        return density, Truth(
+            label, "hot_channel", _x_box(b / len(density), (b + 1) / len(density))
+        )
+    density, truth = generate(label, rng, hard)
+    return density, truth
+
+
 def make_plot(
-    spec: PlotTypeSpec, label: str, rng: np.random.Generator
+    spec: PlotTypeSpec, label: str, rng: np.random.Generator, hard: bool = False
 ) -> tuple[Image.Image, Truth]:
-    """Draw one plot of ``spec`` whose true label is ``label``."""
+    """Draw one plot of ``spec`` whose true label is ``label`` (subtle problems if ``hard``)."""
     if spec.kind.startswith("occupancy"):
-        canvas, truth = _map(spec, label, rng)
+        canvas, truth = _map(spec, label, rng, hard)
         entries = None
     else:
-        generate, nominal = ONE_D[spec.kind]
-        if label in ("Cosmics", "LED", "Amorphous"):
-            density, truth = _other_1d(label, 64, rng), Truth(label)
-        elif label == "HotChannel":
-            density, truth = generate("Good", rng)
-            b = int(rng.integers(0, len(density)))
-            density[b] = density.max() * rng.uniform(8, 15)
-            truth = Truth(label, "hot_channel", _x_box(b / len(density), (b + 1) / len(density)))
-        else:
-            density, truth = generate(label, rng)
-        entries = _entries(label, rng, nominal)
+        density, truth = make_density(spec, label, rng, hard)
+        entries = _entries(label, rng, ONE_D[spec.kind][1], hard)
         counts = _fill(density, entries, rng)
         canvas = render.blank_canvas()
         render.draw_histogram(canvas, counts)

@@ -8,6 +8,10 @@ sidecar ``<image>.truth.json`` (label, defect, box) unless ``truth=False``.
 
 Labelled mode (``write_labelled_set``) writes ``OUT/<Label>/*.png`` trees that
 ``hydra import`` reads, to bootstrap training.
+
+``hard`` mode draws subtle problems (see ``hydra_trainer.plots``); a labelled set can also
+carry label noise: a fraction of the images filed under a wrong label, as tired experts do.
+Their sidecars keep the true label and say ``"noisy_label": true``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class SimulationConfig:
     start_run: int = 5000
     seed: int | None = None
     truth: bool = True
+    hard: bool = False  # subtle problems, realistic occupancy and noise
     run_period: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m"))
 
 
@@ -94,7 +99,7 @@ def run_simulation(
             if cfg.count is not None and written >= cfg.count:
                 return written
             label = choose_label(spec, cfg.bad_fraction, rng)
-            image, truth = make_plot(spec, label, rng)
+            image, truth = make_plot(spec, label, rng, hard=cfg.hard)
             chunk = chunk_no if cfg.chunks_per_run > 1 else None
             path = plot_path(cfg.out_dir, cfg.run_period, run, spec.name, chunk)
             extra = {"plot_type": spec.name, "run_number": run, "chunk": chunk}
@@ -109,17 +114,32 @@ def run_simulation(
 
 
 def write_labelled_set(
-    out_dir: Path, spec: PlotTypeSpec, counts: dict[str, int], seed: int = 0
+    out_dir: Path,
+    spec: PlotTypeSpec,
+    counts: dict[str, int],
+    seed: int = 0,
+    *,
+    hard: bool = False,
+    label_noise: float = 0.0,
 ) -> dict[str, int]:
-    """Write ``counts[label]`` plots per label as ``out_dir/<Label>/<plot_type>_<i>.png``."""
+    """Write ``counts[label]`` plots per label as ``out_dir/<Label>/<plot_type>_<i>.png``.
+
+    With ``label_noise`` a plot is filed under another of ``counts``' labels at that rate
+    (its sidecar keeps the true label). Returns the images written per folder label.
+    """
     rng = np.random.default_rng(seed)
+    labels = list(counts)
     written: dict[str, int] = {}
     for label, n in counts.items():
         for i in range(n):
-            image, truth = make_plot(spec, label, rng)
-            path = out_dir / label / f"{spec.name}_{i:05d}.png"
-            write_plot(path, image, truth, {"plot_type": spec.name})
-            written[label] = written.get(label, 0) + 1
+            image, truth = make_plot(spec, label, rng, hard=hard)
+            filed = label
+            if len(labels) > 1 and rng.random() < label_noise:
+                filed = str(rng.choice([lb for lb in labels if lb != label]))
+            path = out_dir / filed / f"{spec.name}_{label}_{i:05d}.png"
+            extra: dict[str, object] = {"plot_type": spec.name, "noisy_label": filed != label}
+            write_plot(path, image, truth, extra)
+            written[filed] = written.get(filed, 0) + 1
     return written
 
 
