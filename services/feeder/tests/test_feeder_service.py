@@ -422,3 +422,37 @@ async def test_database_outage_delays_files_and_loses_none(tmp_path: Path, sqlit
         await feeder.stop()
         await predictor.close()
         await balancer.stop()
+
+
+async def test_a_name_that_is_not_utf8_never_makes_the_feeder_deaf(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """``watchfiles`` gives up on a path it cannot decode; the feeder starts it again, rescans
+    at once (the bad file is quarantined as ``bad_name``), and later files arrive through
+    inotify again. Rescans are an hour apart here, so only a live watcher feeds them."""
+    await add_plot_types(sqlite_url, ["CDC_occupancy"])
+    root = tmp_path / "input"
+    balancer = await start_balancer()
+    predictor = Predictor(balancer.port)
+    feeder = await start_feeder(
+        feeder_settings(tmp_path, sqlite_url, balancer.port, rescan_seconds=3600)
+    )
+    try:
+        await eventually(lambda: sample(feeder, "hydra_feeder_watching") == 1)
+        name = b"CDC_occupancy\xff\xfe.png".decode("utf-8", "surrogateescape")
+        bad = write(root, f"Run7/{name}", png())
+        await eventually(lambda: sample(feeder, "hydra_feeder_watch_restarts_total") >= 1)
+        await eventually(
+            lambda: sample(feeder, "hydra_feeder_rejected_total", reason="bad_name") == 1
+        )
+        assert not bad.exists()
+        await eventually(lambda: sample(feeder, "hydra_feeder_watching") == 1)
+        for run in (8, 9):
+            write(root, f"Run{run}/CDC_occupancy.png", png((run, run, run)))
+        await eventually(lambda: len(predictor.received) == 2)
+        assert {o.run_number for o in predictor.received} == {8, 9}
+    finally:
+        await feeder.stop()
+        await predictor.close()
+        await balancer.stop()
+    assert sample(feeder, "hydra_feeder_watching") == 0

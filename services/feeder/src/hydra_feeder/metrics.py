@@ -38,6 +38,16 @@ class FeederMetrics:
         self.orders_done = Counter(
             "hydra_feeder_orders_done", "Orders the balancer reported done.", registry=registry
         )
+        self.watching = Gauge(
+            "hydra_feeder_watching",
+            "1 while the inotify watcher runs; 0 while it restarts (rescans still find files).",
+            registry=registry,
+        )
+        self.watch_restarts = Counter(
+            "hydra_feeder_watch_restarts",
+            "Times the inotify watcher failed and was started again.",
+            registry=registry,
+        )
         self.read_seconds = Histogram(
             "hydra_feeder_read_seconds",
             "Time to read and validate one file.",

@@ -52,6 +52,9 @@ MAX_RUN_NUMBER = 2**63 - 1  # int64 in the order, BIGINT in the database
 MAX_CHUNK = 2**31 - 1  # int32 in the order, INT in the database
 MAX_RUN_PERIOD = 64  # run_history.run_period
 MAX_PLOT_TYPE = 128  # plot_types.name
+WATCH_RETRY_FIRST = 0.1  # seconds before the watcher starts again after a failure
+WATCH_RETRY_MAX = 5.0  # its longest pause, while it keeps failing
+WATCH_HEALTHY_SECONDS = 30.0  # a watcher that ran this long starts again without a pause
 
 
 @dataclass
@@ -90,6 +93,7 @@ class FeederService:
         self.connections = 0
         self.metrics.bind(lambda: len(self.pending))
         self._touched: set[str] = set()
+        self._rescan_now = False
         self._scan_wake = asyncio.Event()
         self._send_wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -163,7 +167,36 @@ class FeederService:
     # --- finding files ---------------------------------------------------------------------
 
     async def _watch(self) -> None:
+        """Keep an inotify watcher running: whatever ends it (a file name that is not UTF-8
+        makes ``watchfiles`` give up), it starts again at once, then with a growing pause if
+        it keeps failing, and a rescan runs right away for the events the failure swallowed.
+        ``hydra_feeder_watching`` says whether it is up."""
+        loop = asyncio.get_running_loop()
+        pause = WATCH_RETRY_FIRST
+        while not self._stop.is_set():
+            started = loop.time()
+            try:
+                await self._watch_once()
+                return  # stop_event set: a clean end
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.metrics.watch_restarts.inc()
+                log.warning(
+                    "inotify watch failed; rescanning and starting it again",
+                    extra={"error": repr(exc)[:500], "retry_in_s": pause},
+                )
+            self._rescan_now = True
+            self._scan_wake.set()
+            if loop.time() - started > WATCH_HEALTHY_SECONDS:
+                pause = WATCH_RETRY_FIRST  # it had been running fine: this is a new failure
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), pause)
+            pause = min(pause * 2, WATCH_RETRY_MAX)
+
+    async def _watch_once(self) -> None:
         """Turn inotify events into files to look at now; rescans cover what it misses."""
+        self.metrics.watching.set(1)
         try:
             async for changes in awatch(self.root, stop_event=self._stop, recursive=True):
                 for change, name in changes:
@@ -173,10 +206,8 @@ class FeederService:
                     if rel is not None:
                         self._touched.add(rel)
                 self._scan_wake.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("inotify watch failed; relying on rescans", extra={"error": repr(exc)})
+        finally:
+            self.metrics.watching.set(0)
 
     def _relative(self, path: Path) -> str | None:
         """The path relative to the input dir, or None when it is not to be looked at."""
@@ -211,7 +242,8 @@ class FeederService:
         loop = asyncio.get_running_loop()
         next_rescan = 0.0
         while True:
-            if loop.time() >= next_rescan:
+            if loop.time() >= next_rescan or self._rescan_now:
+                self._rescan_now = False
                 found = await asyncio.to_thread(walk, self.root, self.quarantine_root)
                 now = loop.time()
                 self.tracker.keep_only(found)
