@@ -99,7 +99,7 @@ def _lifespan(state: AppState):  # type: ignore[no-untyped-def]
         launcher = TrainingLauncher(state.settings, state.sessionmaker)
         state.extras.update(broadcaster=broadcaster, launcher=launcher)
         broadcaster.start()
-        launcher.start()
+        await launcher.start()
         try:
             yield
         finally:

@@ -4,9 +4,11 @@
 The queue lives in the ``training_runs`` rows, so every API replica sees the same one: a new
 run is ``queued``; the oldest queued run of a plot type with none ``running`` is claimed with
 a conditional UPDATE (queued -> running, under a lock on the plot type's row), so two
-replicas never start it twice. A run ends when the trainer reports it (or its process or Job
-dies); this replica notices at once for its own processes, and every replica polls the rows
-every ``poll_seconds`` (which covers Kubernetes Jobs and other replicas' runs).
+replicas never start it twice. The next queued run starts when one ends: at once when this
+replica started the process, cancelled the run or was asked for the new one; otherwise when
+a poll of the rows every ``poll_seconds`` sees a plot type's running run gone (the trainer
+reported, a Kubernetes Job failed, another replica's process died). At start-up the API
+resumes runs left queued while none ran.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class TrainingLauncher:
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._lock = asyncio.Lock()  # one queue pass at a time in this replica
         self._poller: asyncio.Task[None] | None = None
+        self._busy: set[int] = set()  # plot types with a running run at the last look
 
     def local_command(self) -> list[str]:
         """The command line that starts a local training run (before its arguments)."""
@@ -108,19 +111,41 @@ class TrainingLauncher:
             return shlex.split(self.settings.training_command)
         return [sys.executable, "-c", "from hydra_common.cli import main; main()", "train"]
 
-    def start(self) -> None:
-        """Start polling the queue."""
+    async def start(self) -> None:
+        """Resume the queue (runs left queued while no API ran), then poll for ended runs."""
+        try:
+            await self.start_queued()
+            self._busy = await self._busy_plot_types()
+        except Exception as exc:  # the database may not answer yet; the poll catches up
+            log.warning("training queue not resumed", extra={"error": str(exc)})
         if self._poller is None:
             self._poller = asyncio.create_task(self._poll(), name="training-queue")
 
     async def _poll(self) -> None:
         while True:
+            await asyncio.sleep(self.poll_seconds)
             try:
-                await self.check_jobs()
-                await self.start_queued()
+                await self.poll_once()
             except Exception as exc:  # the database may be away for a while; try again
                 log.warning("training queue pass failed", extra={"error": str(exc)})
-            await asyncio.sleep(self.poll_seconds)
+
+    async def poll_once(self) -> None:
+        """Notice runs that ended since the last look (their trainer reported, a Job failed,
+        another replica's process died) and start the next queued run of their plot type."""
+        await self.check_jobs()
+        busy = await self._busy_plot_types()
+        ended, self._busy = self._busy - busy, busy
+        for plot_type_id in sorted(ended):
+            await self.start_queued(plot_type_id)
+
+    async def _busy_plot_types(self) -> set[int]:
+        async with self.sessionmaker() as session:
+            rows = await session.scalars(
+                sa.select(TrainingRun.plot_type_id)
+                .where(TrainingRun.status == TrainingRunStatus.RUNNING)
+                .distinct()
+            )
+            return set(rows)
 
     # --- the queue ----------------------------------------------------------------------
 
