@@ -456,3 +456,44 @@ async def test_a_name_that_is_not_utf8_never_makes_the_feeder_deaf(
         await predictor.close()
         await balancer.stop()
     assert sample(feeder, "hydra_feeder_watching") == 0
+
+
+async def test_a_writer_that_paused_gets_its_plot_back_and_fed(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The writer stops half-way for longer than the stability window: the file is
+    quarantined as truncated. The writer's open file follows the file into the quarantine
+    and finishes it there; the feeder notices, moves it back and feeds it, once."""
+    await add_plot_types(sqlite_url, ["CDC_occupancy"])
+    root = tmp_path / "input"
+    data = png((9, 9, 9), size=(120, 90))
+    rel = "Run11/CDC_occupancy.png"
+    path = root / rel
+    path.parent.mkdir(parents=True)
+    writer = path.open("wb")
+    writer.write(data[:150])
+    writer.flush()
+    balancer = await start_balancer()
+    predictor = Predictor(balancer.port)
+    feeder = await start_feeder(feeder_settings(tmp_path, sqlite_url, balancer.port))
+    try:
+        await eventually(
+            lambda: sample(feeder, "hydra_feeder_rejected_total", reason="truncated") == 1
+        )
+        assert (tmp_path / "quarantine" / "truncated" / rel).exists() and not path.exists()
+        writer.write(data[150:])  # the writer wakes up and finishes: inside the quarantine
+        writer.close()
+        await eventually(lambda: len(predictor.received) == 1)
+        (order,) = predictor.received
+        assert order.source_path == rel and order.image == data
+        assert sample(feeder, "hydra_feeder_requeued_total") == 1
+        assert path.exists() and not (tmp_path / "quarantine" / "truncated" / rel).exists()
+        assert not list((tmp_path / "quarantine" / "truncated").rglob("*.reason.txt"))
+        rows = await ledger_when(sqlite_url, lambda r: r.get(rel, ("", ""))[1] == "done")
+        assert list(rows) == [rel]
+    finally:
+        if not writer.closed:
+            writer.close()
+        await feeder.stop()
+        await predictor.close()
+        await balancer.stop()

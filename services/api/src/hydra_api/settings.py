@@ -103,7 +103,8 @@ class ApiSettings(HydraSettings):
         "",
         description=(
             "Command that starts a local training run (split on spaces, followed by "
-            "`PLOT_TYPE --run-id N`); empty = this Python's `hydra train`."
+            "`PLOT_TYPE --run-id N --arch A --sampling S [--epochs E] --init I`); empty = this "
+            "Python's `hydra train`."
         ),
     )
     kubernetes_host: str = Field(

@@ -48,6 +48,11 @@ class FeederMetrics:
             "Times the inotify watcher failed and was started again.",
             registry=registry,
         )
+        self.requeued = Counter(
+            "hydra_feeder_requeued",
+            "Files quarantined as truncated or empty that their writer finished: moved back.",
+            registry=registry,
+        )
         self.read_seconds = Histogram(
             "hydra_feeder_read_seconds",
             "Time to read and validate one file.",

@@ -41,6 +41,7 @@ from hydra_feeder.ledger import Ledger, LedgerEntry, PlotTypeInfo
 from hydra_feeder.metrics import FeederMetrics
 from hydra_feeder.naming import ParsedName, make_parser, same_file_type
 from hydra_feeder.quarantine import quarantine
+from hydra_feeder.requeue import Requeue
 from hydra_feeder.scanner import FileStat, StabilityTracker, stat_file, walk
 from hydra_feeder.settings import FeederSettings
 from hydra_feeder.validate import SKIP_REASONS, Rejected, check_inside, read_and_validate, read_file
@@ -85,6 +86,7 @@ class FeederService:
         self.root = settings.input_root
         self.quarantine_root = settings.quarantine_root
         self.tracker = StabilityTracker(settings.stable_seconds)
+        self.requeue = Requeue(self.root, settings.stable_seconds, settings.requeue_seconds)
         self.handled: dict[str, _Handled] = {}
         self.pending: dict[str, _Pending] = {}  # order id -> pending order, oldest first
         self.unsent: deque[str] = deque()
@@ -252,6 +254,11 @@ class FeederService:
                 for rel, stat in found.items():
                     self._observe(rel, stat, now)
                 next_rescan = now + self.settings.rescan_seconds
+            if len(self.requeue):
+                for rel in await asyncio.to_thread(self.requeue.due, loop.time()):
+                    self.metrics.requeued.inc()
+                    log.warning("quarantined file was finished; put back", extra={"path": rel})
+                    self._touched.add(rel)
             if self._touched:
                 touched, self._touched = self._touched, set()
                 stats = await asyncio.to_thread(self._stat_many, touched)
@@ -275,7 +282,7 @@ class FeederService:
                     await asyncio.sleep(1.0)
                     break
             wait = next_rescan - loop.time()
-            if len(self.tracker):
+            if len(self.tracker) or len(self.requeue):
                 wait = min(wait, max(self.settings.stable_seconds / 4, 0.05))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._scan_wake.wait(), max(wait, 0.01))
@@ -461,6 +468,7 @@ class FeederService:
             "file quarantined",
             extra={"path": rel, "reason": reason, "detail": detail, "quarantined": str(target)},
         )
+        self.requeue.watch(rel, target, reason, asyncio.get_running_loop().time())
 
     # --- the balancer stream ---------------------------------------------------------------
 

@@ -41,6 +41,14 @@ class FeederSettings(HydraSettings):
             " already this much plus 2 s old when first seen)."
         ),
     )
+    requeue_seconds: float = Field(
+        600.0,
+        ge=0,
+        description=(
+            "How long a file quarantined as truncated or empty is watched: if its writer"
+            " finishes it meanwhile, it is moved back and fed (0: never)."
+        ),
+    )
     max_pixels: int = Field(
         50_000_000, ge=1, description="Largest image (pixels) accepted; more is a bomb."
     )
