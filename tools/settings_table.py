@@ -53,7 +53,8 @@ def table() -> str:
                 if service != "all" and name in base_fields:
                     continue
                 env = f"HYDRA_{name.upper()}"
-                default = field.get_default(call_default_factory=True)
+                # A computed default (host name, empty mapping) has no fixed value to show.
+                default = "" if field.default_factory is not None else field.default
                 row = rows.setdefault(
                     env, {"default": default, "services": [], "doc": field.description or ""}
                 )
@@ -62,7 +63,7 @@ def table() -> str:
     lines = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
     for env in sorted(rows):
         r = rows[env]
-        default = "" if r["default"] in (None, "", {}, []) else f"`{r['default']}`"
+        default = "" if r["default"] in (None, "") else f"`{r['default']}`"
         services = ", ".join(r["services"])  # type: ignore[arg-type]
         lines.append(f"| `{env}` | {default} | {services} | {r['doc']} |")
     return "\n".join(lines)
