@@ -32,6 +32,9 @@ pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 TRAINED = "FTOF_adcTime_s1"  # gets a trained model
 UNTRAINED = "RF_time"  # no model: NoModel verdicts, unbiased sample at 100 %
 IGNORED = "HEL_board"  # ignored plot type: skipped by the feeder
+# A plot type with labels no one defined before, set up with the CLI alone.
+CUSTOM = "CDC_ring_occupancy"
+CUSTOM_LABELS = {"Good": "Fine", "Bad": "Dead_ring", "NoData": "Empty"}  # simulated -> hall's
 
 
 @dataclass
@@ -108,6 +111,47 @@ def _train(url: str, data_dir: Path) -> int:
     return asyncio.run(run())
 
 
+def _hydra(env: dict[str, str], *args: str) -> str:
+    """Run the ``hydra`` command line as an operator would; its output."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from hydra_common.cli import main; main()", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"hydra {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def _custom_spec() -> Any:
+    from hydra_trainer.catalog import PlotTypeSpec
+
+    return PlotTypeSpec(CUSTOM, "CDC", "occupancy_disc", tuple(CUSTOM_LABELS))
+
+
+def _train_custom_by_cli(url: str, data_dir: Path) -> None:
+    """Add, import, train and promote a plot type whose labels are new, with the CLI only."""
+    from hydra_trainer.simulate import write_labelled_set
+
+    env = {**os.environ, "HYDRA_DATABASE_URL": url, "HYDRA_DATA_DIR": str(data_dir)}
+    fine, dead, empty = CUSTOM_LABELS.values()
+    out = _hydra(
+        env, "plot-type", "add", CUSTOM, "--labels", f"{fine},{dead},{empty}", "--alarm", dead
+    )
+    assert dead in out
+    _hydra(env, "plot-type", "defaults", CUSTOM, "--arch", "small", "--sampling", "normal")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_labelled_set(Path(tmp), _custom_spec(), dict.fromkeys(CUSTOM_LABELS, 30), seed=11)
+        for simulated, hall_label in CUSTOM_LABELS.items():
+            (Path(tmp) / simulated).rename(Path(tmp) / hall_label)
+        _hydra(env, "import", tmp, "--plot-type", CUSTOM)
+    out = _hydra(
+        env, "train", CUSTOM, "--epochs", "8", "--input-size", "96x128", "--optimizer", "adam",
+        "--learning-rate", "0.001",
+    )  # fmt: skip
+    model_id = out.strip().splitlines()[-1].removeprefix("model id: ")
+    _hydra(env, "promote", model_id)
+
+
 def _simulate(input_dir: Path, runs: int, chunks: int, start_run: int) -> dict[str, str]:
     from hydra_trainer.catalog import find_spec
     from hydra_trainer.simulate import SimulationConfig, run_simulation
@@ -151,6 +195,7 @@ def hall() -> Iterator[Hall]:
     input_dir = data_dir / "input"
     input_dir.mkdir()
     _train(url, data_dir)
+    _train_custom_by_cli(url, data_dir)
     ports = Ports.free()
     env = stack_environment(ports)
     env.update(
@@ -317,3 +362,59 @@ def test_services_survive_and_logs_are_structured(hall: Hall) -> None:
     for service, proc in hall.stack.procs.items():
         assert proc.poll() is None, f"{service} died; see {hall.data_dir}/logs/{service}.log"
     assert os.path.getsize(hall.data_dir / "logs" / "keeper.log") > 0
+
+
+def test_a_plot_type_with_its_own_labels_serves_them(hall: Hall) -> None:
+    """Labels no one defined before: added, imported, trained and promoted with the CLI
+    alone (the module's set-up), then live verdicts carry them in ``/api/inferences``."""
+    from hydra_trainer.simulate import SimulationConfig, run_simulation
+
+    before = _sql(hall.url, "SELECT COUNT(*) FROM run_history")[0][0]
+    truth: dict[str, str] = {}
+    cfg = SimulationConfig(
+        out_dir=hall.input_dir,
+        plot_types=[_custom_spec()],
+        bad_fraction=0.5,
+        runs=1,
+        chunks_per_run=12,
+        start_run=7100,
+        seed=7100,
+        truth=False,
+        interval=0.0,
+    )
+    run_simulation(
+        cfg,
+        on_image=lambda path, t: truth.__setitem__(path.name, CUSTOM_LABELS[t.label]),
+        sleep=lambda _s: None,
+    )
+    assert _wait_rows(hall.url, before + len(truth)) >= before + len(truth)
+    port = hall.stack.ports.api
+    url = f"http://127.0.0.1:{port}/api/inferences?plot_type={CUSTOM}&limit=100"
+    with urllib.request.urlopen(url) as resp:
+        items = json.loads(resp.read())["items"]
+    assert len(items) == len(truth)
+    hall_labels = set(CUSTOM_LABELS.values())
+    assert {i["verdict"] for i in items} <= hall_labels
+    assert all(set(i["weights"]) == hall_labels for i in items)
+    # The model learnt the hall's labels: most verdicts match what was drawn.
+    drawn = _sql(
+        hall.url,
+        "SELECT rh.source_path, rh.verdict FROM run_history rh"
+        " JOIN plot_types pt ON pt.id = rh.plot_type_id WHERE pt.name = :name",
+        name=CUSTOM,
+    )
+    assert len(drawn) == len(truth)
+    right = sum(verdict == truth[Path(source).name] for source, verdict in drawn)
+    assert right > len(truth) / 2, drawn
+    # Its alarm label is an alarm: a confirmed Dead_ring is in the monitoring log as one.
+    dead = CUSTOM_LABELS["Bad"]
+    alarms = _sql(
+        hall.url,
+        "SELECT COUNT(*) FROM monitoring_log ml JOIN run_history rh ON rh.id = ml.run_history_id"
+        " JOIN plot_types pt ON pt.id = rh.plot_type_id"
+        " WHERE pt.name = :name AND rh.verdict = :dead AND ml.alarm",
+        name=CUSTOM,
+        dead=dead,
+    )[0][0]
+    confirmed_dead = sum(1 for i in items if i["verdict"] == dead and i["confirmed"])
+    assert alarms == confirmed_dead

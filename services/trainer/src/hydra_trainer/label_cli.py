@@ -1,7 +1,9 @@
-"""``hydra label ...`` and ``hydra plot-type labels``: the hall's own labels.
+"""``hydra label ...``, ``hydra plot-type labels`` and ``hydra plot-type defaults``: the
+hall's own labels, and its training defaults per plot type.
 
-The rules (names, colours, duplicates, labels in use) live in ``hydra_common.labels``; these
-commands parse, call it and print.
+The rules (names, colours, duplicates, labels in use) live in ``hydra_common.labels``, the
+allowed architectures and samplings in ``hydra_common.training``; these commands parse,
+call them and print.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_common import labels as hall_labels
+from hydra_common import training
 from hydra_common.db.schema import AuditLog, Classification
 from hydra_common.errors import InvalidInput
 from hydra_trainer.cli import _fail_cleanly, _settings, _with_session, console
@@ -168,7 +171,54 @@ def plot_type_labels_command(
     typer.echo(f"{plot_type}: {', '.join(asyncio.run(_with_session(settings, work)))}")
 
 
+def plot_type_defaults_command(
+    plot_type: str = typer.Argument(..., help="Plot type name."),
+    arch: str | None = typer.Option(
+        None, help=f"Default architecture ({', '.join(training.ARCHITECTURES)})."
+    ),
+    sampling: str | None = typer.Option(
+        None, help=f"Default sampling ({', '.join(training.SAMPLING_METHODS)})."
+    ),
+    clear: bool = typer.Option(False, help="Back to Hydra's defaults."),
+) -> None:
+    """Show or set the architecture and sampling a plot type trains with by default."""
+    from hydra_trainer.store import get_plot_type
+
+    if arch is not None and arch not in training.ARCHITECTURES:
+        raise InvalidInput(f"unknown architecture {arch!r} ({', '.join(training.ARCHITECTURES)})")
+    if sampling is not None and sampling not in training.SAMPLING_METHODS:
+        raise InvalidInput(
+            f"unknown sampling {sampling!r} ({', '.join(training.SAMPLING_METHODS)})"
+        )
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        pt = await get_plot_type(session, plot_type)
+        before = {"architecture": pt.default_architecture, "sampling": pt.default_sampling}
+        if clear:
+            pt.default_architecture = pt.default_sampling = None
+        pt.default_architecture = arch or pt.default_architecture
+        pt.default_sampling = sampling or pt.default_sampling
+        after = {"architecture": pt.default_architecture, "sampling": pt.default_sampling}
+        if after != before:
+            session.add(
+                AuditLog(
+                    username="cli",
+                    action="update",
+                    entity="plot_type",
+                    entity_id=str(pt.id),
+                    before={f"default_{k}": v for k, v in before.items()},
+                    after={f"default_{k}": v for k, v in after.items()},
+                )
+            )
+        return training.resolve_defaults(None, None, pt.default_architecture, pt.default_sampling)
+
+    used_arch, used_sampling = asyncio.run(_with_session(settings, work))
+    typer.echo(f"{plot_type} trains with {used_arch}, {used_sampling} sampling by default")
+
+
 def register(app: typer.Typer, plot_type_app: typer.Typer) -> None:
-    """Add ``hydra label`` and ``hydra plot-type labels``."""
+    """Add ``hydra label``, ``hydra plot-type labels`` and ``hydra plot-type defaults``."""
     app.add_typer(label_app, name="label")
     plot_type_app.command("labels")(_fail_cleanly(plot_type_labels_command))
+    plot_type_app.command("defaults")(_fail_cleanly(plot_type_defaults_command))
