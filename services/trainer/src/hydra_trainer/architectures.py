@@ -166,11 +166,13 @@ INCEPTION_NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 ARCHITECTURES: dict[str, Architecture] = {
     "small": Architecture("small", build_small, (96, 128), None),
+    # Grad-CAM on mixed7 (17 x 17 at 299 px), not mixed10 (8 x 8): a heat map must point
+    # at a few channels or one bin, and mixed10's cells are an eighth of the plot wide.
     "inceptionv3": Architecture(
-        "inceptionv3", build_inceptionv3, (299, 299), "mixed10", INCEPTION_NOTOP
+        "inceptionv3", build_inceptionv3, (299, 299), "mixed7", INCEPTION_NOTOP
     ),
     "inceptionv3-cbam": Architecture(
-        "inceptionv3-cbam", build_inceptionv3_cbam, (299, 299), "mixed10_cbam", INCEPTION_NOTOP
+        "inceptionv3-cbam", build_inceptionv3_cbam, (299, 299), "mixed7_cbam", INCEPTION_NOTOP
     ),
 }
 

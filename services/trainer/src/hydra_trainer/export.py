@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,13 @@ class HydraExportModule(tf.Module):
         self.model = model
         self.height = int(model.input_shape[1])
         self.width = int(model.input_shape[2])
-        # One functional model giving both the conv activations and the weights.
+        # One functional model giving both the conv activations and what the softmax head
+        # takes, so Grad-CAM can use the logits (a saturated softmax has no gradient).
+        head = model.layers[-1]
+        self.head = _linear_head(head)
+        features = head.input if self.head is not None else model.outputs[0]
         self.cam_model = keras.Model(
-            model.inputs, [model.get_layer(gradcam_layer).output, model.outputs[0]]
+            model.inputs, [model.get_layer(gradcam_layer).output, features]
         )
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
@@ -71,31 +75,62 @@ class HydraExportModule(tf.Module):
     def explain(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         """Softmax weights and the Grad-CAM heat map of the top label."""
         pixels = decode_images(image, self.height, self.width)
-        weights, heatmap = gradcam(self.cam_model, pixels)
+        weights, heatmap = gradcam(self.cam_model, pixels, self.head)
         return {"weights": weights, "heatmap": heatmap}
 
 
-def gradcam(cam_model: keras.Model, pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+Head = Callable[[tf.Tensor], tf.Tensor]
+
+
+def _linear_head(layer: keras.layers.Layer) -> Head | None:
+    """The logits function of a softmax output layer (Dense or Activation), else None."""
+    activation = getattr(layer, "activation", None)
+    if activation is not keras.activations.softmax:
+        return None
+    if isinstance(layer, keras.layers.Dense):
+
+        def dense(x: tf.Tensor) -> tf.Tensor:
+            logits = tf.matmul(tf.cast(x, layer.kernel.dtype), layer.kernel)
+            return logits + layer.bias if layer.use_bias else logits
+
+        return dense
+    if isinstance(layer, keras.layers.Activation):
+        return lambda x: tf.cast(x, tf.float32)
+    return None
+
+
+def gradcam(
+    cam_model: keras.Model, pixels: tf.Tensor, head: Head | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Weights and Grad-CAM maps ``[batch, h, w]`` (input resolution, [0, 1]) of the top label.
 
+    ``cam_model`` gives the Grad-CAM layer's activations and either the softmax head's
+    input (``head`` maps it to logits) or, without ``head``, the weights themselves.
     Two refinements of the original Grad-CAM, both measured by the pointing game in
     ``bench/model_quality.py``:
 
-    - The score is the log of the top weight, not the weight: its gradient is the top
-      logit's margin over the others (one-hot minus softmax), so a confident model (weight
-      near 1, where the softmax saturates) still gives a map, and it shows evidence *for*
-      the label against the others rather than evidence any label shares.
+    - The score is the top logit's margin over the other labels' logits, averaged with the
+      weights those labels have among themselves: the direction of the gradient of the
+      top label's log weight, but without the softmax, which saturates (a confident model's
+      weight is 1.0 in float32 and its gradient exactly zero). It shows evidence *for* the
+      label against its rivals, not evidence every label shares.
     - Each position's activations are weighted by that position's own gradient (HiResCAM)
       rather than by the gradient averaged over the map. The average throws away *where* a
       head looks; a position-aware head (the small CNN's flattened grid) then points at
       whatever is strongest anywhere. For a global-average head the two are the same.
     """
     with tf.GradientTape() as tape:
-        conv, weights = cam_model(pixels, training=False)
+        conv, out = cam_model(pixels, training=False)
         conv = tf.cast(conv, tf.float32)
-        weights = tf.cast(weights, tf.float32)
-        top = tf.one_hot(tf.argmax(weights, axis=-1), tf.shape(weights)[-1])
-        score = tf.reduce_sum(tf.math.log(weights + 1e-7) * top, axis=-1)
+        if head is None:
+            logits = tf.math.log(tf.cast(out, tf.float32) + 1e-12)
+        else:
+            logits = tf.cast(head(out), tf.float32)
+        weights = tf.nn.softmax(logits)
+        top = tf.one_hot(tf.argmax(logits, axis=-1), tf.shape(logits)[-1])
+        # The rivals' weights among themselves, from their logits (stable when top is sure).
+        rivals = tf.stop_gradient(tf.nn.softmax(logits - 1e9 * top))
+        score = tf.reduce_sum(logits * top, axis=-1) - tf.reduce_sum(logits * rivals, axis=-1)
     grads = tape.gradient(score, conv)
     cam = tf.nn.relu(tf.reduce_sum(conv * grads, axis=-1))
     cam = tf.image.resize(cam[..., None], tf.shape(pixels)[1:3], method="bilinear")[..., 0]

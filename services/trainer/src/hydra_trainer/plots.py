@@ -123,6 +123,7 @@ def _drift(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np
     t0, tmax = 0.12 + rng.uniform(-0.01, 0.01), 0.72 + rng.uniform(-0.02, 0.02)
     truth = Truth(label)
     dead: tuple[float, float] | None = None
+    expected = t0
     left = 0.05  # what is left of a dead region's rate
     if label in ("Bad", "Acceptable"):
         strong = label == "Bad"
@@ -134,13 +135,13 @@ def _drift(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np
         else:
             # A late t0 moves the leading edge only (the maximum drift time stays): the
             # plot changes between the expected edge and the observed one, which is the box.
-            expected = t0
             shift = (
                 (rng.uniform(0.03, 0.05) if hard else rng.uniform(0.15, 0.22)) if strong else 0.04
             )
             t0 = t0 + shift
             truth = Truth(label, "shifted_t0", _x_box(expected - 0.04, t0 + 0.05))
-    density = _sigmoid((x - t0) / 0.01) * _sigmoid((tmax - x) / 0.02) * (1.2 - 0.6 * (x - t0))
+    slope = 1.2 - 0.6 * (x - expected)  # the drift-time profile does not move with t0
+    density = _sigmoid((x - t0) / 0.01) * _sigmoid((tmax - x) / 0.02) * slope
     if dead is not None:
         density = np.where((x > dead[0]) & (x < dead[1]), density * left, density)
     return 0.005 + np.clip(density, 0, None), truth
