@@ -388,11 +388,18 @@ def simulate_command(
         help="Write <image>.truth.json sidecars (off by default: a feeder watching OUT "
         "would log every sidecar as an unknown plot type).",
     ),
+    mode: str = typer.Option(
+        "normal",
+        help="normal (plain problems) or hard (subtle problems: a few dead channels, a 5 % "
+        "gain shift, a slightly widened or faint second peak; fewer entries, more noise).",
+    ),
 ) -> None:
     """Write simulated monitoring plots in the hall's naming convention."""
     from hydra_trainer.catalog import hall_catalog
     from hydra_trainer.simulate import SimulationConfig, run_simulation
 
+    if mode not in ("normal", "hard"):
+        raise ValueError(f"unknown --mode {mode!r} (normal or hard)")
     specs = hall_catalog(hall)
     if plot_type:
         unknown = set(plot_type) - {s.name for s in specs}
@@ -415,6 +422,7 @@ def simulate_command(
         start_run=start_run,
         seed=seed,
         truth=truth,
+        hard=mode == "hard",
     )
     try:
         written = run_simulation(cfg)
