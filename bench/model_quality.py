@@ -339,7 +339,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     previous = RESULTS / f"{args.name}.json"
     figures: dict[str, Any] = {}
     if args.merge and previous.is_file():
-        figures = {k: v for k, v in json.loads(previous.read_text()).items() if k in PARTS}
+        old = json.loads(previous.read_text())
+        figures = {k: v for k, v in old.items() if k in PARTS}
+        # The kept parts were measured with the earlier runs' settings: keep those too.
+        figures["config_earlier_runs"] = [*old.get("config_earlier_runs", []), old["config"]]
     config = {k: v for k, v in vars(args).items() if k not in ("all", "merge", "name")}
     figures["config"] = config | {"architectures": archs, "parts_run": parts}
     figures["devices"] = [d.device_type for d in tf.config.list_physical_devices()]
@@ -358,7 +361,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             figures["rss"] = measure_rss(args.rss_images, args.rss_epochs)
         else:
             specs, part_archs, writer = sets[part]
-            figures[part] = {a: evaluate_set(part, specs, a, args, writer) for a in part_archs}
+            done = {a: evaluate_set(part, specs, a, args, writer) for a in part_archs}
+            figures[part] = {**figures.get(part, {}), **done}  # --merge keeps other archs
         figures.update(headline(figures))
         figures["run_seconds"] = round(time.perf_counter() - started)
         record(args.name, figures)  # after every part: a long run keeps what it has
@@ -367,16 +371,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure(quick: bool) -> dict[str, Any]:
     """``bench.run``'s entry: the top-level figures (quick: small only, fewer images)."""
-    small = [
-        "--archs",
-        "small",
-        "--per-label",
-        "30",
-        "--test-per-label",
-        "20",
-        "--rss-images",
-        "100",
-    ]
+    small = ["--archs", "small", "--per-label", "30", "--test-per-label", "20"]
+    small += ["--rss-images", "100", "--name", "model_quality_quick"]
     figures = run(parse_args(small if quick else []))
     return headline(figures)
 

@@ -30,12 +30,13 @@ from typing import Any
 
 from bench.results import publish
 
-PARTS = ("balancer", "keeper", "runpage", "pipeline")
+PARTS = ("balancer", "keeper", "runpage", "pipeline", "model_quality")
 MODULES = {
     "balancer": "bench.balancer_bench",
     "keeper": "bench.keeper_bench",
     "runpage": "bench.runpage_bench",
     "pipeline": "bench.pipeline_bench",
+    "model_quality": "bench.model_quality",
 }
 
 
@@ -66,6 +67,12 @@ GOALS = (
     Goal("pipeline_efficiency_inceptionv3", ">=", 0.9, "", "pipeline ÷ forward pass, InceptionV3"),
     Goal("cpu_ms_per_image_overhead", "<=", 2, "ms", "feeder+balancer+predictor+keeper CPU"),
     Goal("burst_568_extra_s", "<=", 1.0, "s", "568-image ePIC burst beyond model time"),
+    Goal("pointing_game_mean", ">=", 0.8, "", "Grad-CAM peak in the defect, InceptionV3"),
+    Goal("pointing_game_min", ">=", 0.6, "", "the same, worst demo plot type"),
+    Goal("pointing_game_mean_small", ">=", 0.8, "", "Grad-CAM peak in the defect, small CNN"),
+    Goal("pointing_game_foreign_small", ">=", 0.8, "", "the same on matplotlib plots"),
+    Goal("f1_bad_hard_min", "<=", 0.99, "", "hard simulator is not solved (InceptionV3)"),
+    Goal("train_peak_rss_ratio_10x", "<=", 1.3, "x", "hydra train peak RSS, 10x the images"),
 )
 
 _CHILD = """
