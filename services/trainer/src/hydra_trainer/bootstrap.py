@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.errors import NotFound
+from hydra_common.lifecycle import promote
 from hydra_common.logs import get_logger
 from hydra_trainer.catalog import PlotTypeSpec, hall_catalog
 from hydra_trainer.importer import import_images, scan_tree
 from hydra_trainer.pipeline import train_plot_type
-from hydra_trainer.registry import promote
 from hydra_trainer.settings import TrainerSettings
 from hydra_trainer.simulate import write_labelled_set
 from hydra_trainer.store import add_plot_type, get_plot_type

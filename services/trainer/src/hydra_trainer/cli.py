@@ -299,10 +299,12 @@ def _print_outcome(outcome: Any) -> None:
 
 
 def _promote(settings: TrainerSettings, model_id: int) -> None:
-    from hydra_trainer.registry import promote
+    import getpass
+
+    from hydra_common.lifecycle import promote
 
     async def work(session: AsyncSession) -> str:
-        model = await promote(session, model_id, by=settings.trainer_user)
+        model = await promote(session, model_id, settings.trainer_user or getpass.getuser())
         return f"model {model.id} ({model.name} v{model.version}) is active"
 
     typer.echo(asyncio.run(_with_session(settings, work)))
@@ -310,19 +312,23 @@ def _promote(settings: TrainerSettings, model_id: int) -> None:
 
 @_fail_cleanly
 def promote_command(model_id: int = typer.Argument(..., help="Model id to activate.")) -> None:
-    """Make a trained model its plot type's active model (the previous one is retired)."""
+    """Make a trained (or retired) model its plot type's active model; the previous one
+    retires."""
     _promote(_settings(), model_id)
 
 
 @_fail_cleanly
 def rollback_command(plot_type: str = typer.Argument(..., help="Plot type.")) -> None:
-    """Re-activate the plot type's previously active model."""
-    from hydra_trainer.registry import rollback
+    """Serve the plot type's previously active model again (the current model's parent if
+    it served before, else the retired model promoted most recently)."""
+    import getpass
+
+    from hydra_common.lifecycle import rollback
 
     settings = _settings()
 
     async def work(session: AsyncSession) -> str:
-        model = await rollback(session, plot_type, by=settings.trainer_user)
+        model = await rollback(session, plot_type, settings.trainer_user or getpass.getuser())
         return f"rolled back {plot_type}: model {model.id} ({model.name} v{model.version}) active"
 
     typer.echo(asyncio.run(_with_session(settings, work)))

@@ -25,6 +25,7 @@ from hydra_api.models import (
     ThresholdOut,
     TrainingSetOut,
 )
+from hydra_common import lifecycle
 from hydra_common.db.schema import (
     Classification,
     Label,
@@ -40,13 +41,11 @@ from hydra_common.db.schema import (
     TrainingSet,
     TrainingSetImage,
     User,
-    utcnow,
 )
-from hydra_common.errors import Conflict, InvalidInput, NotFound
+from hydra_common.errors import NotFound
 
 router = APIRouter(tags=["models"])
 BINS = 20
-PROMOTABLE = (ModelStatus.TRAINED, ModelStatus.RETIRED)
 
 
 def _model_out(m: Model, plot_type: PlotType) -> ModelOut:
@@ -88,32 +87,6 @@ async def _get_model(session: AsyncSession, model_id: int) -> tuple[Model, PlotT
 async def _label_names(session: AsyncSession) -> dict[int, str]:
     return dict(
         (await session.execute(sa.select(Classification.id, Classification.name))).tuples().all()
-    )
-
-
-async def activate_model(
-    session: AsyncSession, pt: PlotType, model: Model, user: User, action: str
-) -> None:
-    """Make model the plot type's active model; the previous one retires. Audited."""
-    if model.status not in (*PROMOTABLE, ModelStatus.ACTIVE):
-        raise Conflict(f"a {model.status.value} model cannot serve")
-    previous_id = pt.active_model_id
-    if previous_id is not None and previous_id != model.id:
-        previous = await session.get(Model, previous_id)
-        if previous is not None:
-            previous.status = ModelStatus.RETIRED
-    model.status = ModelStatus.ACTIVE
-    model.promoted_at = utcnow()
-    model.signed_off_by = user.username
-    pt.active_model_id = model.id
-    audit(
-        session,
-        user,
-        action,
-        "plot_type",
-        pt.id,
-        before={"active_model_id": previous_id},
-        after={"active_model_id": model.id},
     )
 
 
@@ -239,9 +212,7 @@ async def promote_model(model_id: int, session: SessionDep, user: CurrentUser) -
     """Make this model the one its plot type serves (the predictor picks it up)."""
     m, pt = await _get_model(session, model_id)
     await check_model_editing(session, user, pt.id)
-    if pt.active_model_id == m.id:
-        raise Conflict("the model is already active")
-    await activate_model(session, pt, m, user, action="promote")
+    await lifecycle.promote(session, m.id, user.username)
     await session.commit()
     return _model_out(m, pt)
 
@@ -261,37 +232,9 @@ async def set_threshold(
     model_id: int, label: str, body: ThresholdIn, session: SessionDep, user: CurrentUser
 ) -> ThresholdOut:
     """Set a label's threshold by hand (method ``manual``, recorded with who set it)."""
-    m, pt = await _get_model(session, model_id)
+    _m, pt = await _get_model(session, model_id)
     await check_model_editing(session, user, pt.id)
-    if label not in (m.label_order or []) and label not in {
-        c.name for c in pt.valid_classifications
-    }:
-        raise InvalidInput(f"{label!r} is not a label of this model")
-    cls = await session.scalar(sa.select(Classification).where(Classification.name == label))
-    if cls is None:
-        raise InvalidInput(f"unknown label {label!r}")
-    t = await session.scalar(
-        sa.select(Threshold).where(
-            Threshold.model_id == m.id, Threshold.classification_id == cls.id
-        )
-    )
-    before = {} if t is None else {"threshold": t.threshold, "method": t.method}
-    if t is None:
-        t = Threshold(model_id=m.id, classification_id=cls.id, threshold=body.value)
-        session.add(t)
-    t.threshold = body.value
-    t.method = "manual"
-    t.set_by = user.username
-    t.set_at = utcnow()
-    audit(
-        session,
-        user,
-        "set_threshold",
-        "threshold",
-        f"{m.id}/{label}",
-        before=before,
-        after={"threshold": body.value, "method": "manual"},
-    )
+    t = await lifecycle.set_threshold(session, model_id, label, body.value, user.username)
     await session.commit()
     return ThresholdOut(
         label=label, threshold=t.threshold, method=t.method, set_by=t.set_by, set_at=t.set_at

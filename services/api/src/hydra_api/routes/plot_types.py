@@ -12,16 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hydra_api.common import PageDep, audit, count
 from hydra_api.deps import AdminUser, CurrentUser, Reader, SessionDep, check_model_editing
 from hydra_api.models import ModelOut, Page, PlotTypeLabelsIn, PlotTypeOut, PlotTypeUpdate
-from hydra_api.routes.models import activate_model, model_out
+from hydra_api.routes.models import model_out
 from hydra_common import labels as hall_labels
+from hydra_common import lifecycle
 from hydra_common.db.schema import (
     Label,
-    Model,
-    ModelStatus,
     Plot,
     PlotType,
 )
-from hydra_common.errors import Conflict, NotFound
+from hydra_common.errors import NotFound
 
 router = APIRouter(tags=["plot-types"])
 CLEARABLE = frozenset({"default_architecture", "default_sampling"})
@@ -163,22 +162,10 @@ async def set_plot_type_labels(
 
 @router.post("/api/plot-types/{plot_type_id}/rollback", response_model=ModelOut)
 async def rollback_plot_type(plot_type_id: int, session: SessionDep, user: CurrentUser) -> ModelOut:
-    """Serve the previously active model again (the retired one promoted most recently)."""
+    """Serve the previously active model again: the current model's parent if it served
+    before, else the retired model promoted most recently (409 when none served before)."""
     pt = await _get(session, plot_type_id)
     await check_model_editing(session, user, pt.id)
-    previous = await session.scalar(
-        sa.select(Model)
-        .where(
-            Model.plot_type_id == pt.id,
-            Model.status == ModelStatus.RETIRED,
-            Model.promoted_at.is_not(None),
-            Model.id != sa.func.coalesce(pt.active_model_id, 0),
-        )
-        .order_by(Model.promoted_at.desc())
-        .limit(1)
-    )
-    if previous is None:
-        raise Conflict("no previous model to roll back to")
-    await activate_model(session, pt, previous, user, action="rollback")
+    model = await lifecycle.rollback(session, pt.id, user.username)
     await session.commit()
-    return await model_out(session, previous)
+    return await model_out(session, model)

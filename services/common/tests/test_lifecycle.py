@@ -1,0 +1,319 @@
+"""The model life cycle's rules, on SQLite and on MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hydra_common import lifecycle
+from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_common.db.schema import (
+    AuditLog,
+    Classification,
+    Model,
+    ModelStatus,
+    PlotType,
+    PlotTypeClassification,
+    Threshold,
+    utcnow,
+)
+from hydra_common.errors import Conflict, InvalidInput, NotFound
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database: SQLite of the test's own, or the session's MariaDB database."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(db_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+class Hall:
+    """A plot type of its own (the MariaDB database is shared) and helpers to add models."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.name = f"pt_{uuid.uuid4().hex[:8]}"
+        self.plot_type_id = 0
+        self._version = 0
+
+    async def setup(self) -> Hall:
+        async with self.sessions() as s, s.begin():
+            pt = PlotType(name=self.name)
+            s.add(pt)
+            await s.flush()
+            for label in ("Good", "Bad"):
+                cid = await s.scalar(
+                    sa.select(Classification.id).where(Classification.name == label)
+                )
+                s.add(PlotTypeClassification(plot_type_id=pt.id, classification_id=cid))
+            self.plot_type_id = pt.id
+        return self
+
+    async def model(
+        self,
+        status: ModelStatus = ModelStatus.TRAINED,
+        parent: int | None = None,
+        promoted_ago: float | None = None,
+    ) -> int:
+        self._version += 1
+        async with self.sessions() as s, s.begin():
+            m = Model(
+                plot_type_id=self.plot_type_id,
+                name=self.name,
+                version=self._version,
+                architecture="small",
+                label_order=["Good", "Bad"],
+                status=status,
+                parent_model_id=parent,
+                promoted_at=None
+                if promoted_ago is None
+                else utcnow() - timedelta(seconds=promoted_ago),
+            )
+            s.add(m)
+            await s.flush()
+            if status == ModelStatus.ACTIVE:
+                pt = await s.get(PlotType, self.plot_type_id)
+                assert pt is not None
+                pt.active_model_id = m.id
+            return int(m.id)
+
+    async def state(self) -> tuple[int | None, dict[int, ModelStatus]]:
+        async with self.sessions() as s:
+            pt = await s.get(PlotType, self.plot_type_id)
+            assert pt is not None
+            rows = await s.execute(
+                sa.select(Model.id, Model.status).where(Model.plot_type_id == self.plot_type_id)
+            )
+            return pt.active_model_id, dict(rows.tuples().all())
+
+    async def run(self, fn: object, *args: object) -> Model:
+        async with self.sessions() as s, s.begin():
+            result = await fn(s, *args)  # type: ignore[operator]
+            return result  # type: ignore[no-any-return]
+
+
+async def test_promote_retires_the_previous_and_audits_who(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    v1 = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
+    v2 = await hall.model(parent=v1)
+    model = await hall.run(lifecycle.promote, v2, "alice")
+    assert model.status == ModelStatus.ACTIVE and model.signed_off_by == "alice"
+    assert model.promoted_at is not None
+    assert await hall.state() == (v2, {v1: ModelStatus.RETIRED, v2: ModelStatus.ACTIVE})
+    async with sessions() as s:
+        entry = await s.scalar(
+            sa.select(AuditLog)
+            .where(AuditLog.entity == "plot_type", AuditLog.entity_id == str(hall.plot_type_id))
+            .order_by(AuditLog.id.desc())
+        )
+    assert entry is not None
+    assert (entry.username, entry.action) == ("alice", "promote")
+    assert entry.before == {"active_model_id": v1} and entry.after == {"active_model_id": v2}
+
+
+async def test_promote_refuses_what_cannot_serve(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    active = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
+    failed = await hall.model(ModelStatus.FAILED)
+    training = await hall.model(ModelStatus.TRAINING)
+    trained = await hall.model()
+    for model_id in (active, failed, training):
+        with pytest.raises(Conflict):
+            await hall.run(lifecycle.promote, model_id, "alice")
+    with pytest.raises(NotFound):
+        await hall.run(lifecycle.promote, 10**9, "alice")
+    with pytest.raises(InvalidInput):
+        await hall.run(lifecycle.promote, trained, " ")
+    other = await Hall(sessions).setup()
+    async with sessions() as s, s.begin():
+        with pytest.raises(InvalidInput):
+            await lifecycle.promote(s, trained, "alice", plot_type_id=other.plot_type_id)
+    # Nothing changed.
+    assert (await hall.state())[0] == active
+
+
+async def test_a_retired_model_serves_again(sessions: async_sessionmaker[AsyncSession]) -> None:
+    hall = await Hall(sessions).setup()
+    old = await hall.model(ModelStatus.RETIRED)  # retired without ever serving
+    current = await hall.model(ModelStatus.ACTIVE, promoted_ago=5)
+    await hall.run(lifecycle.promote, old, "bob")
+    assert await hall.state() == (old, {old: ModelStatus.ACTIVE, current: ModelStatus.RETIRED})
+
+
+async def test_rollback_prefers_the_parent_that_served(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    grandparent = await hall.model(ModelStatus.RETIRED, promoted_ago=300)
+    recent = await hall.model(ModelStatus.RETIRED, promoted_ago=100)
+    current = await hall.model(ModelStatus.ACTIVE, parent=grandparent, promoted_ago=10)
+    model = await hall.run(lifecycle.rollback, hall.name, "carol")
+    assert model.id == grandparent  # the parent, though another served more recently
+    active, statuses = await hall.state()
+    assert active == grandparent and statuses[current] == ModelStatus.RETIRED
+    assert statuses[recent] == ModelStatus.RETIRED
+    async with sessions() as s:
+        actions = list(
+            await s.scalars(
+                sa.select(AuditLog.action).where(
+                    AuditLog.entity == "plot_type", AuditLog.entity_id == str(hall.plot_type_id)
+                )
+            )
+        )
+    assert actions == ["rollback"]
+
+
+async def test_rollback_without_a_served_parent_takes_the_latest_served(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    never_served = await hall.model(ModelStatus.RETIRED)
+    older = await hall.model(ModelStatus.RETIRED, promoted_ago=300)
+    latest = await hall.model(ModelStatus.RETIRED, promoted_ago=100)
+    await hall.model(ModelStatus.ACTIVE, parent=never_served, promoted_ago=10)
+    model = await hall.run(lifecycle.rollback, hall.plot_type_id, "carol")
+    assert model.id == latest
+    assert model.id != older
+
+
+async def test_rollback_with_nothing_served_before_is_a_conflict(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    with pytest.raises(Conflict, match="no previously active model"):
+        await hall.run(lifecycle.rollback, hall.name, "carol")
+    await hall.model(ModelStatus.RETIRED)  # retired, never served
+    active = await hall.model(ModelStatus.ACTIVE, promoted_ago=1)
+    with pytest.raises(Conflict):
+        await hall.run(lifecycle.rollback, hall.name, "carol")
+    assert (await hall.state())[0] == active
+    with pytest.raises(NotFound):
+        await hall.run(lifecycle.rollback, "no such plot type", "carol")
+
+
+async def test_promote_then_rollback_round_trip(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    v1 = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
+    v2 = await hall.model(parent=v1)
+    await hall.run(lifecycle.promote, v2, "alice")
+    async with sessions() as s:
+        assert (await lifecycle.rollback_target(s, hall.name)).id == v1  # type: ignore[union-attr]
+    assert (await hall.run(lifecycle.rollback, hall.name, "alice")).id == v1
+    assert await hall.state() == (v1, {v1: ModelStatus.ACTIVE, v2: ModelStatus.RETIRED})
+
+
+async def test_candidates_are_the_newest_trained_after_the_active(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    stale = await hall.model()  # trained before the active one: not a candidate
+    active = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
+    await hall.model(ModelStatus.FAILED)
+    c1 = await hall.model()
+    c2 = await hall.model()
+    c3 = await hall.model()
+    async with sessions() as s:
+        found = [m.id for m in await lifecycle.candidates(s, hall.name)]
+    assert found == [c3, c2][: lifecycle.CANDIDATES_PER_PLOT_TYPE]
+    assert stale not in found and c1 not in found and active not in found
+    # Promoting the newest ends every candidacy (none is newer).
+    await hall.run(lifecycle.promote, c3, "alice")
+    async with sessions() as s:
+        assert await lifecycle.candidates(s, hall.name) == []
+
+
+async def test_serving_versions_hold_active_candidates_and_previous(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    await hall.model(ModelStatus.RETIRED, promoted_ago=300)  # v1: served long ago
+    await hall.model(ModelStatus.RETIRED, promoted_ago=100)  # v2: the previous active
+    await hall.model(ModelStatus.ACTIVE, promoted_ago=10)  # v3
+    await hall.model(ModelStatus.FAILED)  # v4
+    await hall.model()  # v5: candidate
+    empty = await Hall(sessions).setup()
+    async with sessions() as s:
+        served = await lifecycle.serving_versions(s)
+    assert served[hall.name] == {2, 3, 5}
+    assert empty.name not in served
+
+
+async def test_retire(sessions: async_sessionmaker[AsyncSession]) -> None:
+    hall = await Hall(sessions).setup()
+    active = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
+    trained = await hall.model()
+    await hall.run(lifecycle.retire, trained, "dave")
+    await hall.run(lifecycle.retire, active, "dave")
+    assert await hall.state() == (
+        None,
+        {active: ModelStatus.RETIRED, trained: ModelStatus.RETIRED},
+    )
+    with pytest.raises(Conflict):
+        await hall.run(lifecycle.retire, trained, "dave")
+    # The retired active model is what a rollback brings back.
+    assert (await hall.run(lifecycle.rollback, hall.name, "dave")).id == active
+
+
+async def test_set_threshold_records_who_and_manual(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    hall = await Hall(sessions).setup()
+    model_id = await hall.model()
+    first = await hall.run(lifecycle.set_threshold, model_id, "Bad", 0.7, "erin")
+    assert (first.threshold, first.method, first.set_by) == (0.7, "manual", "erin")
+    await hall.run(lifecycle.set_threshold, model_id, "Bad", 0.42, "frank")
+    async with sessions() as s:
+        rows = list(await s.scalars(sa.select(Threshold).where(Threshold.model_id == model_id)))
+        audits = list(
+            await s.scalars(
+                sa.select(AuditLog)
+                .where(AuditLog.entity == "threshold", AuditLog.entity_id == f"{model_id}/Bad")
+                .order_by(AuditLog.id)
+            )
+        )
+    assert [(t.threshold, t.set_by) for t in rows] == [(0.42, "frank")]
+    assert [a.username for a in audits] == ["erin", "frank"]
+    assert audits[1].before == {"threshold": 0.7, "method": "manual"}
+    for label, value in (("Cosmics", 0.5), ("Bad", 1.5)):
+        with pytest.raises(InvalidInput):
+            await hall.run(lifecycle.set_threshold, model_id, label, value, "erin")
+
+
+@pytest.mark.mysql
+async def test_concurrent_promotions_serialise_on_the_plot_type(mysql_url: str) -> None:
+    """Two promotions of one plot type at once: the row lock makes one wait, so exactly one
+    model ends active and the other retired (never two active)."""
+    engine = make_engine(mysql_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        hall = await Hall(sessions).setup()
+        await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
+        a, b = await hall.model(), await hall.model()
+        await asyncio.gather(
+            hall.run(lifecycle.promote, a, "alice"), hall.run(lifecycle.promote, b, "bob")
+        )
+        active, statuses = await hall.state()
+        assert [m for m, st in statuses.items() if st == ModelStatus.ACTIVE] == [active]
+        assert active in (a, b)
+    finally:
+        await engine.dispose()
