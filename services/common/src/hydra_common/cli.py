@@ -1,8 +1,8 @@
 """The ``hydra`` command line.
 
-Common commands (``db``, ``up``, ``demo``) live here; every service package contributes its
-own commands through ``<package>.cli.register(app)``. A package that is not installed (the
-feeder's image carries no trainer) simply contributes nothing.
+Common commands (``db``, ``model-config``, ``up``, ``demo``) live here; every service package
+contributes its own commands through ``<package>.cli.register(app)``. A package that is not
+installed (the feeder's image carries no trainer) simply contributes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+model_config_app = typer.Typer(
+    help="TF Serving's model config file, written from the database.", no_args_is_help=True
+)
+app.add_typer(model_config_app, name="model-config")
 
 SERVICE_CLIS = (
     "hydra_feeder.cli",
@@ -52,6 +56,49 @@ def db_downgrade(revision: str = typer.Argument(...)) -> None:
 
     downgrade(HydraSettings().db_url, revision)
     typer.echo(f"database at revision {revision}")
+
+
+@model_config_app.command("write")
+def model_config_write() -> None:
+    """Write HYDRA_MODEL_CONFIG_FILE once (only if its content changes)."""
+    from hydra_common.logs import setup_logging
+    from hydra_common.modelconfig import ModelConfigWriter
+
+    settings = HydraSettings()
+    setup_logging("modelconfig", settings.log_level, settings.log_format)
+
+    async def run() -> bool:
+        writer = ModelConfigWriter(settings)
+        try:
+            return await writer.write_once()
+        finally:
+            await writer.close()
+
+    written = asyncio.run(run())
+    typer.echo(f"{settings.model_config_path} {'written' if written else 'unchanged'}")
+
+
+@model_config_app.command("watch")
+def model_config_watch() -> None:
+    """Keep HYDRA_MODEL_CONFIG_FILE in step with the database (every
+    HYDRA_MODEL_CONFIG_POLL_SECONDS) and prune unlisted versions, until SIGTERM or SIGINT."""
+    from hydra_common.grpcserver import install_stop_signals
+    from hydra_common.logs import setup_logging
+    from hydra_common.modelconfig import ModelConfigWriter
+
+    settings = HydraSettings()
+    setup_logging("modelconfig", settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        writer = ModelConfigWriter(settings)
+        try:
+            await writer.watch(stop)
+        finally:
+            await writer.close()
+
+    asyncio.run(run())
 
 
 def _register_services() -> None:

@@ -34,6 +34,35 @@ class HydraSettings(BaseSettings):
         None,
         description="Model repository (TF Serving base path); default `$HYDRA_DATA_DIR/models`.",
     )
+    model_config_file: Path | None = Field(
+        None,
+        description=(
+            "TF Serving's model config file (`--model_config_file`), written from the database "
+            "by `hydra model-config`; the bundled model server follows it when it exists. "
+            "Default `<model dir>/models.config`."
+        ),
+    )
+    model_base_path: str = Field(
+        "",
+        description=(
+            "The model repository as the model server sees it (`base_path` prefix in the "
+            "model config file); default the model directory."
+        ),
+    )
+    model_config_poll_seconds: float = Field(
+        10.0, gt=0, description="How often `hydra model-config watch` re-reads the database."
+    )
+    model_prune_seconds: float = Field(
+        86400.0,
+        ge=0,
+        description=(
+            "Grace period after which `hydra model-config watch` deletes version directories "
+            "no longer listed (retired, failed or unknown ones)."
+        ),
+    )
+    model_prune_keep: int = Field(
+        3, ge=0, description="Newest versions per model name that are never pruned."
+    )
     log_level: str = Field("INFO", description="Python log level.")
     log_format: Literal["kv", "json"] = Field("kv", description="Structured log line format.")
     metrics_port: int = Field(0, description="Port of the Prometheus `/metrics` endpoint (0: off).")
@@ -55,3 +84,8 @@ class HydraSettings(BaseSettings):
     def model_root(self) -> Path:
         """Root of the model repository."""
         return (self.model_dir or self.data_dir / "models").resolve()
+
+    @property
+    def model_config_path(self) -> Path:
+        """TF Serving's model config file (written by ``hydra model-config``)."""
+        return (self.model_config_file or self.model_root / "models.config").resolve()

@@ -1,10 +1,16 @@
 """The model repository: TF Serving's base-path layout, loaded into TensorFlow in-process.
 
-Layout: ``<model_dir>/<model name>/<version>/saved_model.pb``. Every numeric version directory
-on disk is servable (TF Serving's ``all`` version policy): a request for a specific version
-gets that version, a request without one gets the highest. The directory is scanned
-periodically; new versions are loaded, versions removed from disk are unloaded. A version
-that fails to load is retried when its files change (an exporter still writing it).
+Layout: ``<model_dir>/<model name>/<version>/saved_model.pb``. Which versions serve:
+
+- When the model config file exists (``HYDRA_MODEL_CONFIG_FILE``, the file TF Serving reads
+  with ``--model_config_file``, written by ``hydra model-config``), exactly the versions it
+  lists under each model's ``base_path`` (``specific`` versions; ``latest`` and ``all``
+  policies as TF Serving reads them), once their files are there.
+- Otherwise every numeric version directory under the model directory (the ``all`` policy).
+
+A request for a specific version gets that version, a request without one gets the highest.
+Both sources are polled; new versions are loaded, versions no longer wanted are unloaded. A
+version that fails to load is retried when its files change (an exporter still writing it).
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
+from google.protobuf import text_format
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 from hydra_common.errors import HydraError, InvalidInput, ModelNotFound
 from hydra_common.logs import get_logger
@@ -235,11 +243,58 @@ def discover(root: Path) -> dict[tuple[str, int], Path]:
     return found
 
 
-class ModelRepository:
-    """The loaded model versions, kept in step with the model directory."""
+def _versions_in(base: Path) -> dict[int, Path]:
+    if not base.is_dir():
+        return {}
+    return {
+        int(v.name): v
+        for v in base.iterdir()
+        if v.name.isdigit() and (v / SAVED_MODEL_FILE).is_file()
+    }
 
-    def __init__(self, root: Path, on_change: Callable[[int], None] | None = None) -> None:
+
+def configured(config_file: Path) -> dict[tuple[str, int], Path] | None:
+    """The versions the model config file lists that are on disk; None when there is no file
+    (blocking). Raises ValueError for a file that is not a ``ModelServerConfig``."""
+    try:
+        text = config_file.read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    except text_format.ParseError as exc:
+        raise ValueError(f"{config_file}: {exc}") from exc
+    found: dict[tuple[str, int], Path] = {}
+    for model in config.model_config_list.config:
+        base = Path(model.base_path)
+        if not base.is_absolute():
+            base = config_file.parent / base
+        on_disk = _versions_in(base)
+        policy = model.model_version_policy
+        choice = policy.WhichOneof("policy_choice")
+        if choice == "specific":
+            wanted = [v for v in policy.specific.versions if v in on_disk]
+        elif choice == "all":
+            wanted = list(on_disk)
+        else:  # TF Serving's default: the latest version(s)
+            wanted = sorted(on_disk, reverse=True)[: max(1, policy.latest.num_versions)]
+        for version in wanted:
+            found[(model.name, int(version))] = on_disk[version]
+    return found
+
+
+class ModelRepository:
+    """The loaded model versions, kept in step with the model config file or directory."""
+
+    def __init__(
+        self,
+        root: Path,
+        on_change: Callable[[int], None] | None = None,
+        config_file: Path | None = None,
+    ) -> None:
         self.root = root
+        self.config_file = config_file
+        self.following: str | None = None  # "config" or "directory", once scanned
         self.models: dict[str, dict[int, LoadedVersion]] = {}
         self.failed: dict[tuple[str, int], FailedVersion] = {}
         self._on_change = on_change
@@ -257,8 +312,31 @@ class ModelRepository:
         async with self._scan_lock:
             await self._scan()
 
+    async def _wanted(self) -> dict[tuple[str, int], Path] | None:
+        """What should be loaded now; None to keep what is loaded (an unreadable config)."""
+        listed = None
+        if self.config_file is not None:
+            try:
+                listed = await asyncio.to_thread(configured, self.config_file)
+            except (OSError, ValueError) as exc:
+                log.warning(
+                    "model config file unreadable; keeping the loaded versions",
+                    extra={"path": str(self.config_file), "error": str(exc)[:500]},
+                )
+                return None
+        following = "directory" if listed is None else "config"
+        if following != self.following:
+            self.following = following
+            log.info(
+                "model server follows the " + following,
+                extra={"path": str(self.config_file if listed is not None else self.root)},
+            )
+        return listed if listed is not None else await asyncio.to_thread(discover, self.root)
+
     async def _scan(self) -> None:
-        on_disk = await asyncio.to_thread(discover, self.root)
+        on_disk = await self._wanted()
+        if on_disk is None:
+            return
         for (name, version), path in sorted(on_disk.items()):
             if version in self.models.get(name, {}):
                 continue

@@ -1,7 +1,8 @@
 """The bundled model server: TF Serving's gRPC API over the model directory.
 
-It loads every version found under ``HYDRA_MODEL_DIR`` before it starts serving (as TF
-Serving does), then rescans the directory every ``HYDRA_MODEL_POLL_SECONDS``.
+It loads the versions it should serve before it starts serving (as TF Serving does): those
+the model config file ``HYDRA_MODEL_CONFIG_FILE`` lists when it exists, else every version
+under ``HYDRA_MODEL_DIR``; then it re-reads both every ``HYDRA_MODEL_POLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class ModelServerService:
     ) -> None:
         self.settings = settings
         self.metrics = ModelServerMetrics(registry if registry is not None else REGISTRY)
-        self.repository = ModelRepository(settings.model_root, self.metrics.models_loaded.set)
+        self.repository = ModelRepository(
+            settings.model_root, self.metrics.models_loaded.set, settings.model_config_path
+        )
         self.port = 0
         self._server: RunningServer | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -69,6 +72,7 @@ class ModelServerService:
             extra={
                 "port": self.port,
                 "model_dir": str(self.settings.model_root),
+                "follows": self.repository.following,
                 "versions": self.repository.loaded_count,
             },
         )
@@ -82,7 +86,8 @@ class ModelServerService:
                 log.exception("model directory scan failed")
 
     async def rescan(self) -> None:
-        """Scan the model directory now (tests, and operators who will not wait)."""
+        """Re-read the config file or model directory now (tests, operators who will not
+        wait)."""
         await self.repository.scan()
 
     async def stop(self) -> None:

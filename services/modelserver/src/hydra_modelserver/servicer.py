@@ -164,7 +164,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     async def HandleReloadConfigRequest(
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> Any:
-        """Not offered: this server follows the model directory, not a config file."""
+        """Not offered: this server polls its model config file (or directory) instead."""
         await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "the bundled model server reloads from disk only"
+            grpc.StatusCode.UNIMPLEMENTED,
+            "the bundled model server polls its model config file; write the file instead",
         )

@@ -22,5 +22,8 @@ class ModelServerSettings(HydraSettings):
     model_poll_seconds: float = Field(
         2.0,
         gt=0,
-        description="How often the model directory is scanned for new or removed versions.",
+        description=(
+            "How often the model config file (or, without one, the model directory) is read "
+            "for versions to load or unload."
+        ),
     )
