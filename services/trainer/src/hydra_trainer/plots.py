@@ -140,7 +140,9 @@ def _drift(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np
             )
             t0 = t0 + shift
             truth = Truth(label, "shifted_t0", _x_box(expected - 0.04, t0 + 0.05))
-    slope = 1.2 - 0.6 * (x - expected)  # the drift-time profile does not move with t0
+    # A flat top after the expected edge, then the fall towards tmax: the profile does not
+    # move with t0, and the tallest bin (which scales the drawing) stays where it was.
+    slope = 1.2 - 0.6 * np.clip(x - expected - 0.25, 0, None)
     density = _sigmoid((x - t0) / 0.01) * _sigmoid((tmax - x) / 0.02) * slope
     if dead is not None:
         density = np.where((x > dead[0]) & (x < dead[1]), density * left, density)
@@ -160,7 +162,9 @@ def _spectrum(label: str, rng: np.random.Generator, hard: bool = False) -> tuple
         0.45 + rng.uniform(-jitter, jitter),
         0.04 * (rng.uniform(0.95, 1.05) if hard else rng.uniform(0.9, 1.1)),
     )
-    background = 0.6 * np.exp(-x / 0.06)
+    # The pedestal is the tallest thing on the plot, as on an ADC spectrum, so the drawing's
+    # scale does not depend on the peak: a problem with the peak shows at the peak.
+    background = 1.2 * np.exp(-x / 0.06)
     truth = Truth(label)
     peak_scale = 1.0
     if label in ("Bad", "Acceptable"):
