@@ -554,7 +554,8 @@ export interface paths {
         put?: never;
         /**
          * Rollback Plot Type
-         * @description Serve the previously active model again (the retired one promoted most recently).
+         * @description Serve the previously active model again: the current model's parent if it served
+         *     before, else the retired model promoted most recently (409 when none served before).
          */
         post: operations["plot-types-rollback_plot_type"];
         delete?: never;
@@ -1327,7 +1328,10 @@ export interface components {
              * @default
              */
             body?: string;
-            /** Expires At */
+            /**
+             * Expires At
+             * @description A time without a zone is UTC.
+             */
             expires_at?: string | null;
             /**
              * Severity
@@ -2524,6 +2528,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 classification_id: number;
             };
             cookie?: never;
@@ -2812,8 +2817,9 @@ export interface operations {
                 offset?: number;
                 /** @description Plot type name. */
                 plot_type?: string | null;
+                /** @description Run number. */
                 run_number?: number | null;
-                /** @description Only inferences after this time. */
+                /** @description Only inferences after this time (UTC if no zone). */
                 since?: string | null;
             };
             header?: never;
@@ -3237,6 +3243,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 model_id: number;
             };
             cookie?: never;
@@ -3306,6 +3313,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description A row id. */
                 model_id: number;
             };
             cookie?: never;
@@ -3373,6 +3381,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 model_id: number;
             };
             cookie?: never;
@@ -3447,6 +3456,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description A row id. */
                 model_id: number;
             };
             cookie?: never;
@@ -3514,6 +3524,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 model_id: number;
             };
             cookie?: never;
@@ -3582,6 +3593,7 @@ export interface operations {
             header?: never;
             path: {
                 label: string;
+                /** @description A row id. */
                 model_id: number;
             };
             cookie?: never;
@@ -3792,6 +3804,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 news_id: number;
             };
             cookie?: never;
@@ -3934,6 +3947,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 plot_type_id: number;
             };
             cookie?: never;
@@ -4001,6 +4015,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 plot_type_id: number;
             };
             cookie?: never;
@@ -4072,6 +4087,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 plot_type_id: number;
             };
             cookie?: never;
@@ -4143,6 +4159,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 plot_type_id: number;
             };
             cookie?: never;
@@ -4218,7 +4235,9 @@ export interface operations {
                 offset?: number;
                 /** @description Plot type name. */
                 plot_type?: string | null;
+                /** @description Run number. */
                 run_max?: number | null;
+                /** @description Run number. */
                 run_min?: number | null;
                 since?: string | null;
                 until?: string | null;
@@ -4292,6 +4311,7 @@ export interface operations {
                 limit?: number;
                 /** @description Items to skip. */
                 offset?: number;
+                /** @description Run number. */
                 run_number?: number | null;
             };
             header?: never;
@@ -4695,6 +4715,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 report_id: number;
             };
             cookie?: never;
@@ -4908,6 +4929,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 run_id: number;
             };
             cookie?: never;
@@ -4975,6 +4997,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 run_id: number;
             };
             cookie?: never;
@@ -5181,6 +5204,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 user_id: number;
             };
             cookie?: never;
@@ -5252,6 +5276,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description A row id. */
                 user_id: number;
             };
             cookie?: never;

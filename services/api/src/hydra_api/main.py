@@ -13,13 +13,16 @@ from types import FrameType
 import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hydra_api.deps import AppState
 from hydra_api.events import RuntimeBroadcaster
+from hydra_api.inputs import BodyLimit, validation_error
 from hydra_api.metrics import ApiMetrics, MetricsMiddleware
 from hydra_api.models import ERROR_RESPONSES
 from hydra_api.probes import StatusProbe, parse_targets
@@ -115,16 +118,40 @@ def _add_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HydraError)
         return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.error(
-            "unhandled error",
-            exc_info=exc,
-            extra={"method": request.method, "path": request.url.path},
-        )
-        return JSONResponse({"detail": "internal error"}, status_code=500)
-
     app.add_exception_handler(HydraError, hydra_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+class CatchAll:
+    """ASGI middleware: an unexpected error is logged once, with its traceback, and answered
+    as a JSON 500; the connection stays usable (nothing is re-raised to the server)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            log.error(
+                "unhandled error",
+                exc_info=exc,
+                extra={"method": scope.get("method"), "path": str(scope.get("path"))[:200]},
+            )
+            if started:
+                return  # the answer is under way: nothing better to send
+            await JSONResponse({"detail": "internal error"}, status_code=500)(scope, receive, send)
 
 
 def _add_frontend(app: FastAPI, static_dir: Path) -> None:
@@ -146,8 +173,9 @@ def _add_frontend(app: FastAPI, static_dir: Path) -> None:
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         if full_path and "\x00" not in full_path:  # a NUL byte made resolve() raise (500)
             candidate = (root / full_path).resolve()
-            if candidate.is_relative_to(root) and candidate.is_file():
-                return FileResponse(candidate)
+            with contextlib.suppress(OSError):  # e.g. a name too long for the file system
+                if candidate.is_relative_to(root) and candidate.is_file():
+                    return FileResponse(candidate)
         return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
 
 
@@ -199,6 +227,8 @@ def create_app(
 
     _add_frontend(app, Path(settings.static_dir) if settings.static_dir else PACKAGE_STATIC)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # outermost of Hydra's: sees what everything else raised
     return app
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hydra_api.inputs import Input, RunNumber, StoredId, UtcDatetime
 from hydra_common.db.schema import ModelStatus, Role, TrainingRunStatus
 from hydra_common.labels import COLOR_PATTERN, MAX_DESCRIPTION, NAME_PATTERN
 
@@ -148,7 +149,7 @@ class ClassificationOut(BaseModel):
     alarm: bool
 
 
-class ClassificationIn(BaseModel):
+class ClassificationIn(Input):
     """A new label: a letter, then letters, digits, _ or -; unique ignoring case, _ and -."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=32)
@@ -160,7 +161,7 @@ class ClassificationIn(BaseModel):
     alarm: bool = Field(False, description="Raises alarms and gets heat maps (like Bad).")
 
 
-class ClassificationUpdate(BaseModel):
+class ClassificationUpdate(Input):
     """Changes to a label, for every plot type (absent = unchanged; names never change)."""
 
     color: str | None = Field(None, pattern=COLOR_PATTERN)
@@ -169,10 +170,10 @@ class ClassificationUpdate(BaseModel):
     alarm: bool | None = None
 
 
-class PlotTypeLabelsIn(BaseModel):
+class PlotTypeLabelsIn(Input):
     """The plot type's valid labels (existing labels; replaces the previous set)."""
 
-    labels: list[str] = Field(min_length=1, max_length=200)
+    labels: list[Annotated[str, Field(max_length=32)]] = Field(min_length=1, max_length=200)
 
 
 class PlotTypeOut(BaseModel):
@@ -199,7 +200,7 @@ class PlotTypeOut(BaseModel):
     )
 
 
-class PlotTypeUpdate(BaseModel):
+class PlotTypeUpdate(Input):
     """Fields an admin may change on a plot type (absent = unchanged).
 
     ``default_architecture`` and ``default_sampling`` may be set to null: Hydra's defaults."""
@@ -230,10 +231,10 @@ class PlotOut(BaseModel):
     labelled_at: datetime | None
 
 
-class LabelIn(BaseModel):
+class LabelIn(Input):
     """Give a plot a label."""
 
-    plot_id: int
+    plot_id: StoredId
     label: str = Field(max_length=32)
 
 
@@ -283,7 +284,7 @@ class ThresholdOut(BaseModel):
     set_at: datetime
 
 
-class ThresholdIn(BaseModel):
+class ThresholdIn(Input):
     """A new threshold value."""
 
     value: float = Field(ge=0, le=1)
@@ -382,7 +383,7 @@ class ReportEntry(BaseModel):
     responses: list[ReportResponseOut]
 
 
-class ReportResponseIn(BaseModel):
+class ReportResponseIn(Input):
     """An expert's decision about a disagreement."""
 
     response: Literal["relabelled", "model_wrong", "dismissed"]
@@ -391,7 +392,7 @@ class ReportResponseIn(BaseModel):
 # --- training ----------------------------------------------------------------------------
 
 
-class TrainingRunIn(BaseModel):
+class TrainingRunIn(Input):
     """Ask for a new model of a plot type; what is left out comes from the plot type's
     defaults, then Hydra's (see ``GET /api/training-options``)."""
 
@@ -503,13 +504,13 @@ class NewsOut(BaseModel):
     expires_at: datetime | None
 
 
-class NewsIn(BaseModel):
+class NewsIn(Input):
     """A new news item."""
 
     title: str = Field(min_length=1, max_length=255)
     body: str = Field("", max_length=20_000)
     severity: Literal["info", "warning", "critical"] = "info"
-    expires_at: datetime | None = None
+    expires_at: UtcDatetime | None = Field(None, description="A time without a zone is UTC.")
 
 
 class SummaryOut(BaseModel):
@@ -523,10 +524,10 @@ class SummaryOut(BaseModel):
     total_analysed: int
 
 
-class RunConditionIn(BaseModel):
+class RunConditionIn(Input):
     """Run conditions reported by the hall."""
 
-    run_number: int = Field(ge=0)
+    run_number: RunNumber
     beam_current: float | None = None
     run_type: str = Field("", max_length=64)
     special: bool = False
@@ -564,14 +565,14 @@ class Me(UserOut):
     csrf_token: str
 
 
-class LoginIn(BaseModel):
+class LoginIn(Input):
     """Credentials."""
 
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
 
 
-class UserCreate(BaseModel):
+class UserCreate(Input):
     """A new local user."""
 
     username: str = Field(pattern=USERNAME_PATTERN)
@@ -580,7 +581,7 @@ class UserCreate(BaseModel):
     password: str | None = Field(None, min_length=8, max_length=1024)
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Input):
     """Changes to a user (absent = unchanged)."""
 
     display_name: str | None = Field(None, max_length=128)
@@ -589,10 +590,10 @@ class UserUpdate(BaseModel):
     password: str | None = Field(None, min_length=8, max_length=1024)
 
 
-class PermissionsIn(BaseModel):
+class PermissionsIn(Input):
     """The plot types a user may label (replaces the previous set)."""
 
-    plot_types: list[str] = Field(max_length=5000)
+    plot_types: list[Annotated[str, Field(max_length=128)]] = Field(max_length=5000)
 
 
 class AuditEntry(BaseModel):

@@ -22,6 +22,9 @@ class ApiSettings(HydraSettings):
 
     api_host: str = Field("0.0.0.0", description="Address the API's HTTP server binds.")
     api_port: int = Field(8080, description="Port of the API (REST, SSE, `/metrics`, front end).")
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body accepted; larger gets 413."
+    )
     secret_key: str = Field(
         "",
         description=(

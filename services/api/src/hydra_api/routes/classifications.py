@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from hydra_api.common import audit
 from hydra_api.deps import AdminUser, Reader, SessionDep
+from hydra_api.inputs import Id
 from hydra_api.models import ClassificationIn, ClassificationOut, ClassificationUpdate, Page
 from hydra_common import labels
 
@@ -44,7 +45,7 @@ async def create_classification(
 
 @router.patch("/api/classifications/{classification_id}", response_model=ClassificationOut)
 async def update_classification(
-    classification_id: int, body: ClassificationUpdate, session: SessionDep, admin: AdminUser
+    classification_id: Id, body: ClassificationUpdate, session: SessionDep, admin: AdminUser
 ) -> ClassificationOut:
     """Change a label's colour, description, alarm or trainable flag (for every plot type)."""
     label, before, after = await labels.update_label(

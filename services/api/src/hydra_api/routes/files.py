@@ -33,8 +33,12 @@ def resolve_stored(root: Path, path: str) -> Path:
     if rel.is_absolute() or any(part in ("..", "") for part in rel.parts):
         raise NotFound("no such file")
     root = root.resolve()
-    full = (root / rel).resolve()  # follows symlinks: a link out of the root is refused
-    if not full.is_relative_to(root) or not full.is_file():
+    try:
+        full = (root / rel).resolve()  # follows symlinks: a link out of the root is refused
+        found = full.is_relative_to(root) and full.is_file()
+    except OSError:  # a name too long for the file system, a loop of links...
+        found = False
+    if not found:
         raise NotFound("no such file")
     if full.suffix.lower() not in MEDIA_TYPES:
         raise NotFound("no such file")

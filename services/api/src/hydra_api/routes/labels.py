@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hydra_api.common import PageDep, audit, count, file_url, plot_type_by_name
 from hydra_api.deps import CurrentUser, Reader, SessionDep, check_labelling
+from hydra_api.inputs import RunNumberQuery, UtcDatetime
 from hydra_api.models import (
     LabelCount,
     LabelCounts,
@@ -46,13 +47,15 @@ async def list_plots(
     session: SessionDep,
     page: PageDep,
     _user: CurrentUser,
-    plot_type: Annotated[str | None, Query(description="Plot type name.")] = None,
+    plot_type: Annotated[str | None, Query(max_length=128, description="Plot type name.")] = None,
     labelled: Annotated[bool | None, Query(description="false: to label; true: editor.")] = None,
-    label: Annotated[str | None, Query(description="Only plots with this current label.")] = None,
-    run_min: int | None = None,
-    run_max: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    label: Annotated[
+        str | None, Query(max_length=32, description="Only plots with this current label.")
+    ] = None,
+    run_min: RunNumberQuery = None,
+    run_max: RunNumberQuery = None,
+    since: Annotated[UtcDatetime | None, Query()] = None,
+    until: Annotated[UtcDatetime | None, Query()] = None,
 ) -> Page[PlotOut]:
     """Kept images with their current label, newest first, filtered for labelling or editing."""
     stmt = (

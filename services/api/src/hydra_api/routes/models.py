@@ -7,11 +7,12 @@ from collections import defaultdict
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, count, file_url, plot_type_by_name
 from hydra_api.deps import CurrentUser, Reader, SessionDep, check_model_editing
+from hydra_api.inputs import Id
 from hydra_api.models import (
     ConfusionCell,
     ConfusionMatrix,
@@ -95,7 +96,7 @@ async def list_models(
     session: SessionDep,
     page: PageDep,
     _reader: Reader,
-    plot_type: Annotated[str | None, Query(description="Plot type name.")] = None,
+    plot_type: Annotated[str | None, Query(max_length=128, description="Plot type name.")] = None,
     status: ModelStatus | None = None,
 ) -> Page[ModelOut]:
     """Models, newest first; ``active`` marks the one each plot type serves."""
@@ -129,7 +130,7 @@ async def _thresholds(session: AsyncSession, model_id: int) -> list[ThresholdOut
 
 
 @router.get("/api/models/{model_id}", response_model=ModelDetail)
-async def get_model(model_id: int, session: SessionDep, _reader: Reader) -> ModelDetail:
+async def get_model(model_id: Id, session: SessionDep, _reader: Reader) -> ModelDetail:
     """A model with its training set (size, sampling), labels, metrics and thresholds."""
     m, pt = await _get_model(session, model_id)
     training_set = None
@@ -167,7 +168,7 @@ async def get_model(model_id: int, session: SessionDep, _reader: Reader) -> Mode
 
 @router.get("/api/models/{model_id}/confusion", response_model=ConfusionMatrix)
 async def get_confusion(
-    model_id: int, session: SessionDep, _reader: Reader, split: Split = Split.TEST
+    model_id: Id, session: SessionDep, _reader: Reader, split: Split = Split.TEST
 ) -> ConfusionMatrix:
     """The enhanced confusion matrix: per (true, predicted) cell, the count and a histogram
     of the predicted label's weight in 20 bins."""
@@ -208,7 +209,7 @@ async def get_confusion(
 
 
 @router.post("/api/models/{model_id}/promote", response_model=ModelOut)
-async def promote_model(model_id: int, session: SessionDep, user: CurrentUser) -> ModelOut:
+async def promote_model(model_id: Id, session: SessionDep, user: CurrentUser) -> ModelOut:
     """Make this model the one its plot type serves (the predictor picks it up)."""
     m, pt = await _get_model(session, model_id)
     await check_model_editing(session, user, pt.id)
@@ -218,9 +219,7 @@ async def promote_model(model_id: int, session: SessionDep, user: CurrentUser) -
 
 
 @router.get("/api/models/{model_id}/thresholds", response_model=Page[ThresholdOut])
-async def list_thresholds(
-    model_id: int, session: SessionDep, _reader: Reader
-) -> Page[ThresholdOut]:
+async def list_thresholds(model_id: Id, session: SessionDep, _reader: Reader) -> Page[ThresholdOut]:
     """The model's per-label thresholds."""
     m, _pt = await _get_model(session, model_id)
     items = await _thresholds(session, m.id)
@@ -229,7 +228,11 @@ async def list_thresholds(
 
 @router.put("/api/models/{model_id}/thresholds/{label}", response_model=ThresholdOut)
 async def set_threshold(
-    model_id: int, label: str, body: ThresholdIn, session: SessionDep, user: CurrentUser
+    model_id: Id,
+    label: Annotated[str, Path(max_length=32)],
+    body: ThresholdIn,
+    session: SessionDep,
+    user: CurrentUser,
 ) -> ThresholdOut:
     """Set a label's threshold by hand (method ``manual``, recorded with who set it)."""
     _m, pt = await _get_model(session, model_id)
@@ -243,7 +246,7 @@ async def set_threshold(
 
 @router.get("/api/models/{model_id}/report", response_model=Page[ReportEntry])
 async def get_report(
-    model_id: int,
+    model_id: Id,
     session: SessionDep,
     page: PageDep,
     _reader: Reader,
@@ -316,7 +319,7 @@ reports_router = APIRouter(tags=["training-reports"])
     status_code=201,
 )
 async def respond_to_report(
-    report_id: int, body: ReportResponseIn, session: SessionDep, user: CurrentUser
+    report_id: Id, body: ReportResponseIn, session: SessionDep, user: CurrentUser
 ) -> ReportResponseOut:
     """Record an expert's decision about a disagreement."""
     report = await session.get(TrainingReport, report_id)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, colors, count
 from hydra_api.deps import OptionalUser, Reader, SessionDep, StateDep
+from hydra_api.inputs import RunNumberQuery
 from hydra_api.models import (
     LogEntry,
     LogGroup,
@@ -57,7 +58,7 @@ async def get_log(
     page: PageDep,
     _reader: Reader,
     hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24,
-    detector: str | None = None,
+    detector: Annotated[str | None, Query(max_length=64)] = None,
     transitions_only: bool = False,
 ) -> LogPage:
     """Confirmed alarms and unconfirmed verdicts of the trailing hours, by detector
@@ -269,7 +270,7 @@ async def get_summary(session: SessionDep, state: StateDep, _reader: Reader) -> 
 
 @router.get("/api/run-conditions", response_model=Page[RunConditionOut])
 async def list_run_conditions(
-    session: SessionDep, page: PageDep, _reader: Reader, run_number: int | None = None
+    session: SessionDep, page: PageDep, _reader: Reader, run_number: RunNumberQuery = None
 ) -> Page[RunConditionOut]:
     """Recorded run conditions, latest first (``limit=1`` for the current ones)."""
     stmt = sa.select(RunCondition)

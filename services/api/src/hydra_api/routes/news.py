@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from hydra_api.common import PageDep, audit, count
 from hydra_api.deps import NewsEditor, Reader, SessionDep
+from hydra_api.inputs import Id
 from hydra_api.models import Detail, NewsIn, NewsOut, Page
 from hydra_common.db.schema import News, utcnow
 from hydra_common.errors import NotFound
@@ -38,7 +39,7 @@ async def create_news(body: NewsIn, session: SessionDep, user: NewsEditor) -> Ne
 
 
 @router.delete("/api/news/{news_id}", response_model=Detail)
-async def delete_news(news_id: int, session: SessionDep, user: NewsEditor) -> Detail:
+async def delete_news(news_id: Id, session: SessionDep, user: NewsEditor) -> Detail:
     """Remove a news item."""
     item = await session.get(News, news_id)
     if item is None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, count
 from hydra_api.deps import AdminUser, CurrentUser, Reader, SessionDep, check_model_editing
+from hydra_api.inputs import Id
 from hydra_api.models import ModelOut, Page, PlotTypeLabelsIn, PlotTypeOut, PlotTypeUpdate
 from hydra_api.routes.models import model_out
 from hydra_common import labels as hall_labels
@@ -84,9 +85,11 @@ async def list_plot_types(
     session: SessionDep,
     page: PageDep,
     _reader: Reader,
-    detector: str | None = None,
+    detector: Annotated[str | None, Query(max_length=64)] = None,
     ignored: Annotated[bool | None, Query(description="Filter on the ignored flag.")] = None,
-    name: Annotated[str | None, Query(description="Name contains this text.")] = None,
+    name: Annotated[
+        str | None, Query(max_length=128, description="Name contains this text.")
+    ] = None,
 ) -> Page[PlotTypeOut]:
     """Plot types by detector and name, with counts of kept and labelled images."""
     stmt = sa.select(PlotType)
@@ -108,7 +111,7 @@ async def list_plot_types(
 
 
 @router.get("/api/plot-types/{plot_type_id}", response_model=PlotTypeOut)
-async def get_plot_type(plot_type_id: int, session: SessionDep, _reader: Reader) -> PlotTypeOut:
+async def get_plot_type(plot_type_id: Id, session: SessionDep, _reader: Reader) -> PlotTypeOut:
     """One plot type."""
     pt = await _get(session, plot_type_id)
     kept, labelled = await _counts(session, [pt.id])
@@ -117,7 +120,7 @@ async def get_plot_type(plot_type_id: int, session: SessionDep, _reader: Reader)
 
 @router.patch("/api/plot-types/{plot_type_id}", response_model=PlotTypeOut)
 async def update_plot_type(
-    plot_type_id: int, body: PlotTypeUpdate, session: SessionDep, admin: AdminUser
+    plot_type_id: Id, body: PlotTypeUpdate, session: SessionDep, admin: AdminUser
 ) -> PlotTypeOut:
     """Change a plot type's collect percentage, ignored flag, detector or training defaults
     (a null default means Hydra's)."""
@@ -138,7 +141,7 @@ async def update_plot_type(
 
 @router.put("/api/plot-types/{plot_type_id}/labels", response_model=PlotTypeOut)
 async def set_plot_type_labels(
-    plot_type_id: int, body: PlotTypeLabelsIn, session: SessionDep, admin: AdminUser
+    plot_type_id: Id, body: PlotTypeLabelsIn, session: SessionDep, admin: AdminUser
 ) -> PlotTypeOut:
     """Set the plot type's valid labels (existing labels; 409 for removing one that images of
     the plot type carry)."""
@@ -161,7 +164,7 @@ async def set_plot_type_labels(
 
 
 @router.post("/api/plot-types/{plot_type_id}/rollback", response_model=ModelOut)
-async def rollback_plot_type(plot_type_id: int, session: SessionDep, user: CurrentUser) -> ModelOut:
+async def rollback_plot_type(plot_type_id: Id, session: SessionDep, user: CurrentUser) -> ModelOut:
     """Serve the previously active model again: the current model's parent if it served
     before, else the retired model promoted most recently (409 when none served before)."""
     pt = await _get(session, plot_type_id)

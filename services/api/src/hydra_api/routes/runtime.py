@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hydra_api.common import PageDep, colors, count, file_url, plot_type_by_name
 from hydra_api.deps import Reader, SessionDep, StateDep
 from hydra_api.events import RuntimeBroadcaster, event_stream
+from hydra_api.inputs import RunNumberQuery, UtcDatetime
 from hydra_api.models import InferenceItem, Page, RuntimeItem
 from hydra_common.db.schema import Plot, PlotType, RunHistory, RunTime, utcnow
 
@@ -69,7 +70,7 @@ async def list_runtime(
     session: SessionDep,
     state: StateDep,
     _reader: Reader,
-    detector: Annotated[str | None, Query(description="Only this detector.")] = None,
+    detector: Annotated[str | None, Query(max_length=64, description="Only this detector.")] = None,
 ) -> Page[RuntimeItem]:
     """The latest verdict of every plot type (one card each on the Run page)."""
     items = await load_runtime_items(session, None, state.settings.stale_minutes)
@@ -83,9 +84,11 @@ async def list_inferences(
     session: SessionDep,
     page: PageDep,
     _reader: Reader,
-    plot_type: Annotated[str | None, Query(description="Plot type name.")] = None,
-    since: Annotated[datetime | None, Query(description="Only inferences after this time.")] = None,
-    run_number: int | None = None,
+    plot_type: Annotated[str | None, Query(max_length=128, description="Plot type name.")] = None,
+    since: Annotated[
+        UtcDatetime | None, Query(description="Only inferences after this time (UTC if no zone).")
+    ] = None,
+    run_number: RunNumberQuery = None,
 ) -> Page[InferenceItem]:
     """Recent inferences (newest first) with every weight and the thresholds used."""
     stmt = (

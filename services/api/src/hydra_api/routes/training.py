@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, count, plot_type_by_name
 from hydra_api.deps import CurrentUser, Reader, SessionDep, StateDep, check_model_editing
+from hydra_api.inputs import Id
 from hydra_api.models import Page, TrainingOptions, TrainingRunIn, TrainingRunOut
 from hydra_api.training import TrainingLauncher, resolve_parameters
 from hydra_common import training as hydra_training
@@ -101,7 +102,7 @@ async def create_training_run(
 
 @router.post("/api/training-runs/{run_id}/cancel", response_model=TrainingRunOut)
 async def cancel_training_run(
-    run_id: int, session: SessionDep, state: StateDep, user: CurrentUser
+    run_id: Id, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> TrainingRunOut:
     """Cancel a queued run (it never starts) or a running one (its process is stopped or its
     Kubernetes Job deleted); 409 when it already ended."""
@@ -129,7 +130,7 @@ async def list_training_runs(
     session: SessionDep,
     page: PageDep,
     _reader: Reader,
-    plot_type: Annotated[str | None, Query(description="Plot type name.")] = None,
+    plot_type: Annotated[str | None, Query(max_length=128, description="Plot type name.")] = None,
     status: TrainingRunStatus | None = None,
 ) -> Page[TrainingRunOut]:
     """Training runs, newest first."""
@@ -153,7 +154,7 @@ async def list_training_runs(
 
 @router.get("/api/training-runs/{run_id}", response_model=TrainingRunOut)
 async def get_training_run(
-    run_id: int, session: SessionDep, state: StateDep, _reader: Reader
+    run_id: Id, session: SessionDep, state: StateDep, _reader: Reader
 ) -> TrainingRunOut:
     """One training run with its progress (a failed Kubernetes Job is noticed here)."""
     run = await session.get(TrainingRun, run_id)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, count
 from hydra_api.deps import AdminUser, SessionDep
+from hydra_api.inputs import Id
 from hydra_api.models import AuditEntry, Page, PermissionsIn, UserCreate, UserOut, UserUpdate
 from hydra_api.security import hash_password
 from hydra_common.db.schema import AuditLog, PlotType, User, UserPermission
@@ -104,7 +105,7 @@ async def create_user(body: UserCreate, session: SessionDep, admin: AdminUser) -
 
 @router.patch("/api/users/{user_id}", response_model=UserOut)
 async def update_user(
-    user_id: int, body: UserUpdate, session: SessionDep, admin: AdminUser
+    user_id: Id, body: UserUpdate, session: SessionDep, admin: AdminUser
 ) -> UserOut:
     """Change a user's role, name, password or whether they may log in."""
     user = await _get_user(session, user_id)
@@ -128,7 +129,7 @@ async def update_user(
 
 @router.put("/api/users/{user_id}/permissions", response_model=UserOut)
 async def set_permissions(
-    user_id: int, body: PermissionsIn, session: SessionDep, admin: AdminUser
+    user_id: Id, body: PermissionsIn, session: SessionDep, admin: AdminUser
 ) -> UserOut:
     """Set the plot types the user may label (replaces the previous set)."""
     user = await _get_user(session, user_id)
@@ -166,7 +167,9 @@ async def list_audit(
     session: SessionDep,
     page: PageDep,
     _admin: AdminUser,
-    entity: Annotated[str | None, Query(description="Only changes of this kind of thing.")] = None,
+    entity: Annotated[
+        str | None, Query(max_length=64, description="Only changes of this kind of thing.")
+    ] = None,
 ) -> Page[AuditEntry]:
     """Recorded changes, newest first."""
     stmt = sa.select(AuditLog)
