@@ -8,7 +8,8 @@
    strict: unknown fields are errors); custom resources (KEDA, Prometheus operator) against the
    JSON schemas in ``deploy/schemas``; the training Job template inside its ConfigMap as a Job.
 4. ``promtool check rules`` and ``promtool test rules`` on the alerts; the PromQL of the
-   dashboards and of the predictor scaler parsed by promtool too.
+   dashboards and of the predictor scaler parsed by promtool too. values.schema.json is checked
+   to be what deploy/values_schema.py makes of values.yaml.
 5. Every metric named in the alerts, dashboards and scaler queries is one a service exports:
    by docs/contracts.md and by the live registry of each service's ``metrics.py`` that exists.
 
@@ -513,6 +514,23 @@ def check_metric_names(queries: list[Query]) -> list[str]:
     return report
 
 
+# --- values schema ---------------------------------------------------------------------------
+
+
+def check_values_schema() -> str:
+    """values.schema.json is what deploy/values_schema.py makes of values.yaml (every value)."""
+    sys.path.insert(0, str(ROOT / "deploy"))
+    try:
+        import values_schema
+    finally:
+        sys.path.pop(0)
+    if not values_schema.SCHEMA.is_file() or values_schema.SCHEMA.read_text() != (
+        values_schema.render()
+    ):
+        raise CheckError("values.schema.json is stale: run python deploy/values_schema.py")
+    return "values.schema.json covers every key of values.yaml (helm lint --strict applies it)"
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -558,6 +576,7 @@ def main() -> int:
     for name, path in tools.items():
         args = ["version", "--short"] if name == "helm" else ["version", "--client"]
         print(f"   {name}: {_run([path, *args]).stdout.strip().splitlines()[0]}")
+    step("values.schema.json generated from values.yaml", check_values_schema)
     for values in [None, *values_files()]:
         step(f"helm lint --strict {_label(values)}", lambda v=values: helm_lint(v))
     renders = step("helm template: defaults and every values file", all_renders)

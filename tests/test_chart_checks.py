@@ -108,8 +108,51 @@ def test_custom_resources_are_checked_for_required_fields(
 @needs_promtool
 def test_alert_rules_pass_promtool_check_and_unit_tests() -> None:
     out = cc.check_alert_rules()
-    assert "SUCCESS: 9 rules found" in out
+    assert "SUCCESS: 11 rules found" in out
     assert out.count("SUCCESS") == 2
+
+
+def test_every_alert_has_a_unit_test_where_it_fires() -> None:
+    import yaml
+
+    alerts = {
+        r["alert"]
+        for g in yaml.safe_load(cc.ALERTS.read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    tests = yaml.safe_load(cc.ALERT_TESTS.read_text())["tests"]
+    fired = {
+        case["alertname"]
+        for test in tests
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert alerts == fired
+    records = {
+        r["record"]
+        for g in yaml.safe_load(cc.ALERTS.read_text())["groups"]
+        for r in g["rules"]
+        if "record" in r
+    }
+    tested = {c["expr"] for t in tests for c in t.get("promql_expr_test", [])}
+    assert records == tested == {"hydra:backlog_orders", "hydra:queue_wait_p90_seconds"}
+
+
+def test_values_schema_covers_every_value() -> None:
+    assert "covers every key" in cc.check_values_schema()
+    import json
+
+    schema = json.loads((cc.CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["trainer"]["properties"]["image"]["properties"]["variant"] == {
+        "enum": ["gpu", "cpu"]
+    }
+    # A misspelt key is refused by helm, not silently ignored.
+    with pytest.raises(cc.CheckError, match="Additional property replicass"):
+        cc.helm_template(None, ["feeder.replicass=1"])
+    with pytest.raises(cc.CheckError, match="variant"):
+        cc.helm_template(None, ["trainer.image.variant=tpu"])
 
 
 @needs_promtool

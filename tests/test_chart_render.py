@@ -104,13 +104,22 @@ def test_epic_scales_predictors_with_keda(renders: dict[str, Objects]) -> None:
     )
     assert spec["pollingInterval"] == values["keda"]["pollingInterval"]
     assert spec["cooldownPeriod"] == values["keda"]["cooldownPeriod"]
-    trigger = spec["triggers"][0]
-    assert trigger["type"] == "prometheus"
-    assert trigger["metadata"]["threshold"] == str(values["targetQueueDepth"])
-    assert trigger["metadata"]["query"] == (
+    backlog, wait = spec["triggers"]
+    assert backlog["type"] == wait["type"] == "prometheus"
+    assert backlog["metricType"] == "AverageValue" and wait["metricType"] == "Value"
+    assert backlog["metadata"]["threshold"] == str(values["targetQueueDepth"])
+    # The backlog counts what the feeders hold, not only the (window-capped) queue.
+    assert backlog["metadata"]["query"] == (
         f'sum(hydra_balancer_queue_depth{{namespace="{cc.NAMESPACE}",'
-        f'service="{RELEASE}-balancer"}})'
+        f'service="{RELEASE}-balancer"}}) + sum(hydra_feeder_orders_pending{{namespace='
+        f'"{cc.NAMESPACE}",service="{RELEASE}-feeder"}} or vector(0))'
     )
+    assert "hydra_balancer_queue_wait_seconds_bucket" in wait["metadata"]["query"]
+    assert wait["metadata"]["threshold"] == "5"
+    # Prometheus down: KEDA runs the fallback, not a silent minimum.
+    assert spec["fallback"] == values["keda"]["fallback"] == {"failureThreshold": 3, "replicas": 10}
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior == {"scaleDown": {"stabilizationWindowSeconds": 300}}
     assert not find(objects, "HorizontalPodAutoscaler")
     # KEDA owns the replica count: the Deployment must not fight it on every upgrade.
     assert "replicas" not in one(objects, "Deployment", f"{RELEASE}-predictor")["spec"]
@@ -124,14 +133,22 @@ def test_hpa_on_external_metric_when_keda_is_off() -> None:
     assert not find(objects, "ScaledObject")
     hpa = one(objects, "HorizontalPodAutoscaler", f"{RELEASE}-predictor")
     assert hpa["apiVersion"] == "autoscaling/v2"
-    metric = hpa["spec"]["metrics"][0]
-    assert metric["type"] == "External"
-    assert metric["external"]["metric"]["name"] == "hydra_balancer_queue_depth"
-    assert metric["external"]["metric"]["selector"]["matchLabels"]["service"] == (
-        f"{RELEASE}-balancer"
-    )
-    assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "500"}
+    backlog, wait = hpa["spec"]["metrics"]
+    assert backlog["type"] == wait["type"] == "External"
+    assert backlog["external"]["metric"]["name"] == "hydra:backlog_orders"
+    assert backlog["external"]["metric"]["selector"] == {"matchLabels": {"namespace": cc.NAMESPACE}}
+    assert backlog["external"]["target"] == {"type": "AverageValue", "averageValue": "500"}
+    assert wait["external"]["metric"]["name"] == "hydra:queue_wait_p90_seconds"
+    assert wait["external"]["target"] == {"type": "Value", "value": "5"}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (4, 40)
+    # The HPA's behaviour is passed through from values.
+    assert hpa["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 300}}
+    raised = cc.helm_template(
+        cc.CHART / "values-hall-d.yaml",
+        ["autoscaling.hpa.behavior.scaleUp.stabilizationWindowSeconds=30"],
+    )
+    behavior = one(raised, "HorizontalPodAutoscaler", f"{RELEASE}-predictor")["spec"]["behavior"]
+    assert behavior["scaleUp"] == {"stabilizationWindowSeconds": 30}
     cc.validate_objects(objects)
 
 
@@ -234,7 +251,8 @@ def test_network_policies_allow_only_neighbours(renders: dict[str, Objects]) -> 
         f"{c}=http://{RELEASE}-{c}:{values[c]['metricsPort']}/metrics"
         for c in ("feeder", "balancer", "predictor")
     )
-    assert ingress_components("keeper") == {"predictor"}
+    # The keeper takes reports from predictors (and `helm test` reads its metrics port).
+    assert ingress_components("keeper") == {"predictor", "test"}
     assert ingress_components("tfserving") == {"predictor"}
     # With the bundled MariaDB, only database clients reach it.
     small = {p["metadata"]["name"]: p for p in find(renders["values-small.yaml"], "NetworkPolicy")}
@@ -243,7 +261,10 @@ def test_network_policies_allow_only_neighbours(renders: dict[str, Objects]) -> 
         for peer in small[f"{RELEASE}-mariadb"]["spec"]["ingress"][0]["from"]
         if "namespaceSelector" not in peer
     }
-    assert clients == {"feeder", "predictor", "keeper", "api", "trainer", "migrations"}
+    assert clients == {
+        "feeder", "predictor", "keeper", "api", "trainer", "migrations", "tfserving",
+        "mariadb-backup",
+    }  # fmt: skip
 
 
 def test_checksum_annotation_follows_the_configuration() -> None:
@@ -254,13 +275,26 @@ def test_checksum_annotation_follows_the_configuration() -> None:
                 "checksum/config"
             ]
             for d in find(objects, "Deployment")
+            if not d["metadata"]["name"].endswith("-tfserving")
         }
 
     base = checksums([])
-    assert len(base) == 6
+    assert len(base) == 5  # every Deployment that reads the shared env ConfigMap
     assert checksums([]) == base  # deterministic: an unchanged upgrade restarts nothing
     changed = checksums(["feeder.rescanSeconds=7"])
     assert all(changed[name] != base[name] for name in base)
+
+
+def test_tf_serving_rolls_only_on_what_it_reads() -> None:
+    def annotations(sets: list[str]) -> dict[str, str]:
+        objects = cc.helm_template(cc.CHART / "values-hall-b.yaml", sets)
+        deployment = one(objects, "Deployment", f"{RELEASE}-tfserving")
+        return dict(deployment["spec"]["template"]["metadata"]["annotations"])
+
+    base = annotations([])
+    assert "checksum/config" not in base  # it does not mount the shared env ConfigMap
+    assert annotations(["feeder.rescanSeconds=7", "predictor.credits=8"]) == base
+    assert annotations(["tfserving.batching.batchTimeoutMicros=500"]) != base
 
 
 def test_kubernetes_waits_longer_than_the_services_grace() -> None:
@@ -313,43 +347,124 @@ def test_tf_serving_on_gpu_nodes_with_model_config_and_batching(
     assert container["image"].startswith("tensorflow/serving:") and container["image"].endswith(
         "-gpu"
     )
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert spec["tolerations"][0]["key"] == "nvidia.com/gpu"
+    # One GPU per pod: the old pod frees it before the new one starts.
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     args = container["args"]
     for flag in (
-        "--model_config_file=/etc/tfserving/models.config",
-        "--model_config_file_poll_wait_seconds=60",
+        "--model_config_file=/models/models.config",
+        "--model_config_file_poll_wait_seconds=30",
         "--enable_batching=true",
         "--batching_parameters_file=/etc/tfserving/batching.config",
         "--monitoring_config_file=/etc/tfserving/monitoring.config",
     ):
         assert flag in args
     config = one(objects, "ConfigMap", f"{RELEASE}-tfserving")["data"]
-    assert config["models.config"].count("config {") == 73
-    assert 'base_path: "/models/LTCC_adc"' in config["models.config"]
+    assert "models.config" not in config  # written from the database, not by helm
     assert "max_batch_size { value: 64 }" in config["batching.config"]
     assert "prometheus_config" in config["monitoring.config"]
-    epic = renders["values-epic.yaml"]
     assert (
-        one(epic, "ConfigMap", f"{RELEASE}-tfserving")["data"]["models.config"].count("config {")
-        == 568
+        one(renders["values-epic.yaml"], "Deployment", f"{RELEASE}-tfserving")["spec"]["replicas"]
+        == 4
     )
-    assert one(epic, "Deployment", f"{RELEASE}-tfserving")["spec"]["replicas"] == 4
-    hall_d = one(renders["values-hall-d.yaml"], "ConfigMap", f"{RELEASE}-tfserving")
-    assert hall_d["data"]["models.config"].count("config {") == 15
 
 
-def test_small_hall_uses_the_bundled_model_server_on_cpu(renders: dict[str, Objects]) -> None:
-    objects = renders["values-small.yaml"]
+HALLS = ["values-hall-b.yaml", "values-hall-d.yaml", "values-epic.yaml", "values-small.yaml"]
+
+
+@pytest.mark.parametrize("label", HALLS)
+def test_tf_serving_is_fed_from_the_database(renders: dict[str, Objects], label: str) -> None:
+    objects = renders[label]
     spec = one(objects, "Deployment", f"{RELEASE}-tfserving")["spec"]["template"]["spec"]
+    (server,) = spec["containers"]
+    assert server["image"].startswith("tensorflow/serving:")
+    assert "--model_config_file=/models/models.config" in server["args"]
+    assert any(a.startswith("--model_config_file_poll_wait_seconds=") for a in server["args"])
+    assert {m["name"]: m.get("readOnly") for m in server["volumeMounts"]}["models"] is True
+    # The model-config sidecar: a native sidecar that starts first and writes the list.
+    (sidecar,) = spec["initContainers"]
+    assert sidecar["name"] == "model-config" and sidecar["restartPolicy"] == "Always"
+    assert sidecar["command"] == ["hydra"] and sidecar["args"] == ["model-config", "watch"]
+    assert sidecar["image"].rsplit("/", 1)[-1] == "hydra-api:0.1.0"  # no TensorFlow inside
+    env = {e["name"]: e for e in sidecar["env"]}
+    assert env["HYDRA_MODEL_CONFIG_FILE"]["value"] == "/models/models.config"
+    assert "secretKeyRef" in env["HYDRA_DATABASE_URL"]["valueFrom"]
+    assert sidecar["startupProbe"]["exec"]["command"] == ["test", "-f", "/models/models.config"]
+    assert {m["name"]: m.get("readOnly") for m in sidecar["volumeMounts"]}["models"] is None
+    # No plot type is listed anywhere in the hall's values.
+    values = yaml.safe_load((cc.CHART / label).read_text())
+    assert "models" not in values.get("tfserving", {})
+    assert "versionPolicy" not in values.get("tfserving", {})
+
+
+@pytest.mark.parametrize("label", HALLS)
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["balancer.replicas=2"], "balancer.replicas"),
+        (["feeder.replicas=2"], "feeder.replicas"),
+        (["predictor.maxBatch=64", "tfserving.batching.maxBatchSize=16"], "maxBatch"),
+        (["autoscaling.keda.enabled=true", "autoscaling.hpa.enabled=true"], "both true"),
+    ],
+)
+def test_impossible_settings_are_refused(label: str, sets: list[str], message: str) -> None:
+    with pytest.raises(cc.CheckError, match=message):
+        cc.helm_template(cc.CHART / label, sets)
+
+
+def test_template_guards_hold_without_the_schema() -> None:
+    """The template `fail`s hold on their own (--skip-schema-validation skips the schema)."""
+    helm = cc.ensure_tools()["helm"]
+    for sets, message in [
+        (["balancer.replicas=2"], "the queue lives in one balancer"),
+        (["feeder.replicas=3"], "send every image twice"),
+        (["predictor.maxBatch=64", "tfserving.batching.maxBatchSize=16"], "INVALID_ARGUMENT"),
+    ]:
+        args = [a for s in sets for a in ("--set", s)]
+        proc = cc._run(
+            [helm, "template", RELEASE, cc.CHART, "--skip-schema-validation",
+             "-f", cc.CHART / "values-hall-d.yaml", *args]
+        )  # fmt: skip
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_hall_d_batches_fit_tf_serving(renders: dict[str, Objects]) -> None:
+    objects = renders["values-hall-d.yaml"]
+    env = one(objects, "ConfigMap", f"{RELEASE}-env")["data"]
+    config = one(objects, "ConfigMap", f"{RELEASE}-tfserving")["data"]["batching.config"]
+    size = int(re.search(r"max_batch_size \{ value: (\d+) \}", config).group(1))  # type: ignore[union-attr]
+    assert int(env["HYDRA_MAX_BATCH"]) <= size
+
+
+def test_small_hall_serves_with_tf_serving_on_cpu(renders: dict[str, Objects]) -> None:
+    objects = renders["values-small.yaml"]
+    deployment = one(objects, "Deployment", f"{RELEASE}-tfserving")
+    spec = deployment["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    assert container["image"] == "hydra-modelserver:0.1.0"
-    assert "command" not in container  # the image's entrypoint: hydra model-server
+    assert container["image"] == "tensorflow/serving:2.21.0"
     assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
     assert "nodeSelector" not in spec
-    assert container["readinessProbe"] == {"grpc": {"port": 8500}, "periodSeconds": 5}
-    assert not find(objects, "ConfigMap", f"{RELEASE}-tfserving")
+    assert "strategy" not in deployment["spec"]  # no GPU: a rolling update is fine
+    job = yaml.safe_load(one(objects, "ConfigMap", f"{RELEASE}-training-job")["data"]["job.yaml"])
+    trainer = job["spec"]["template"]["spec"]["containers"][0]
+    assert trainer["image"] == "hydra-trainer:0.1.0"  # the CPU variant
+    assert (
+        "limits" not in trainer["resources"]
+        or "nvidia.com/gpu" not in trainer["resources"]["limits"]
+    )
+
+
+def test_a_fresh_install_can_become_ready(renders: dict[str, Objects]) -> None:
+    """With an empty volume, nothing in the pod waits for a model: TF Serving starts once the
+    sidecar wrote a (possibly empty) list, and becomes ready when its REST port opens."""
+    spec = one(renders["values-hall-b.yaml"], "Deployment", f"{RELEASE}-tfserving")["spec"][
+        "template"
+    ]["spec"]
+    server = spec["containers"][0]
+    assert server["readinessProbe"] == {"tcpSocket": {"port": "rest"}, "periodSeconds": 10}
+    assert [c["name"] for c in spec["initContainers"]] == ["model-config"]
 
 
 def test_probes(renders: dict[str, Objects]) -> None:
@@ -360,11 +475,14 @@ def test_probes(renders: dict[str, Objects]) -> None:
         return deployment["spec"]["template"]["spec"]["containers"][0]
 
     assert container("balancer")["readinessProbe"]["grpc"] == {"port": 50051}
-    assert container("keeper")["livenessProbe"]["grpc"] == {"port": 50052}
+    assert container("keeper")["readinessProbe"]["grpc"] == {"port": 50052}
     assert container("api")["readinessProbe"]["httpGet"] == {"path": "/api/health", "port": "http"}
-    for component in ("feeder", "predictor"):
+    # Liveness: the heartbeat of each service's event loop (hydra_common.metrics /livez).
+    for component in ("feeder", "balancer", "predictor", "keeper"):
         probe = container(component)["livenessProbe"]["httpGet"]
-        assert probe == {"path": "/metrics", "port": "metrics"}
+        assert probe == {"path": "/livez", "port": "metrics"}
+    # The API's liveness does not depend on the database (its readiness does).
+    assert container("api")["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "http"}
     # tensorflow_model_server has no grpc.health.v1 service: a TCP probe, not a gRPC one.
     assert container("tfserving")["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
 
@@ -401,8 +519,10 @@ def test_training_job_template(renders: dict[str, Objects]) -> None:
     job = yaml.safe_load(configmap["data"]["job.yaml"])
     spec = job["spec"]["template"]["spec"]
     container = spec["containers"][0]
-    assert container["image"] == "registry.example.org/hydra/hydra-trainer:0.1.0"
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["image"] == "registry.example.org/hydra/hydra-trainer:0.1.0-gpu"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert job["spec"]["activeDeadlineSeconds"] == 86400 and job["spec"]["backoffLimit"] == 0
+    assert job["metadata"]["generateName"] == f"{RELEASE}-train-"
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert "readOnly" not in mounts["models"] and mounts["storage"]["readOnly"] is True
@@ -410,7 +530,8 @@ def test_training_job_template(renders: dict[str, Objects]) -> None:
     env = {e["name"]: e for e in api["containers"][0]["env"]}
     assert env["HYDRA_TRAINING_JOB_TEMPLATE"]["value"] == "/etc/hydra/training/job.yaml"
     assert env["HYDRA_TRAINING_BACKEND"]["value"] == "kubernetes"
-    assert json.loads(env["HYDRA_TRAINING_NODE_SELECTOR"]["value"]) == spec["nodeSelector"]
+    # The template is the one source: no second copy of its settings in the API's env.
+    assert "HYDRA_TRAINING_NODE_SELECTOR" not in env and "HYDRA_TRAINING_IMAGE" not in env
     assert any(
         v.get("configMap", {}).get("name") == f"{RELEASE}-training-job" for v in api["volumes"]
     )
@@ -465,6 +586,18 @@ def test_observability_objects(renders: dict[str, Objects]) -> None:
     rule = one(objects, "PrometheusRule", RELEASE)
     assert rule["spec"] == yaml.safe_load((cc.ALERTS).read_text())
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    # Every hall's Prometheus finds its ServiceMonitor and rules by its own release label.
+    for label in HALLS:
+        values = yaml.safe_load((cc.CHART / label).read_text())["metrics"]
+        for kind, key in (
+            ("ServiceMonitor", "serviceMonitor"),
+            ("PrometheusRule", "prometheusRule"),
+        ):
+            assert values[key]["enabled"] is True, (label, key)
+            wanted = values[key]["labels"]
+            assert "release" in wanted, (label, key)
+            got = one(renders[label], kind, RELEASE)["metadata"]["labels"]
+            assert wanted.items() <= got.items(), (label, kind)
     monitor = one(objects, "ServiceMonitor", RELEASE)
     assert "app.kubernetes.io/component" in monitor["spec"]["targetLabels"]
     ports = {e["port"]: e["path"] for e in monitor["spec"]["endpoints"]}

@@ -228,3 +228,61 @@ therefore never gets a draining service killed half way.
 {{- $grace := or $own $all 10 -}}
 terminationGracePeriodSeconds: {{ add 20 (ceil (float64 $grace) | int) }}
 {{- end }}
+
+{{/* The trainer's image: `<tag>-gpu` for the CUDA variant (`make images` builds both). */}}
+{{- define "hydra.trainerImage" -}}
+{{- $v := .Values.trainer.image -}}
+{{- $tag := default .Chart.AppVersion $v.tag | toString -}}
+{{- if eq $v.variant "gpu" }}{{ $tag = printf "%s-gpu" $tag }}{{ end -}}
+{{- include "hydra.image" (dict "root" . "image" (dict "repository" $v.repository "tag" $tag)) -}}
+{{- end }}
+
+{{/* The model-config sidecar's image: its own, or the API's (a Hydra image without TensorFlow). */}}
+{{- define "hydra.modelConfigImage" -}}
+{{- $own := .Values.tfserving.modelConfig.image -}}
+{{- $api := .Values.api.image -}}
+{{- $image := dict "repository" (default $api.repository $own.repository) "tag" (ternary $own.tag $api.tag (ne $own.repository "")) -}}
+{{- include "hydra.image" (dict "root" . "image" $image) -}}
+{{- end }}
+
+{{/* Where TF Serving reads, and the model-config sidecar writes, the model list. */}}
+{{- define "hydra.modelConfigFile" -}}
+{{- printf "%s/%s" (trimSuffix "/" .Values.storage.models.mountPath) .Values.tfserving.modelConfig.file -}}
+{{- end }}
+
+{{/*
+Combinations that render but cannot work: refused at `helm template` / `helm install`.
+*/}}
+{{- define "hydra.validate" -}}
+{{- range $component := list "balancer" "feeder" }}
+{{- $v := index $.Values $component }}
+{{- if and $v.enabled (gt (int $v.replicas) 1) }}
+{{- if eq $component "balancer" }}
+{{- fail (printf "balancer.replicas is %d: must be 1 (the queue lives in one balancer's memory; a second would strand the orders sent to it)" (int $v.replicas)) }}
+{{- else }}
+{{- fail (printf "feeder.replicas is %d: must be 1 (two feeders on one input directory send every image twice)" (int $v.replicas)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $tfs := .Values.tfserving }}
+{{- if and .Values.predictor.enabled $tfs.enabled $tfs.batching.enabled (gt (int .Values.predictor.maxBatch) (int $tfs.batching.maxBatchSize)) }}
+{{- fail (printf "predictor.maxBatch (%d) > tfserving.batching.maxBatchSize (%d): TF Serving refuses larger batches with INVALID_ARGUMENT; raise maxBatchSize or lower maxBatch" (int .Values.predictor.maxBatch) (int $tfs.batching.maxBatchSize)) }}
+{{- end }}
+{{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled }}
+{{- fail "autoscaling.keda.enabled and autoscaling.hpa.enabled are both true: KEDA creates its own HPA, and two HPAs on one Deployment fight; enable one" }}
+{{- end }}
+{{- if not (has .Values.trainer.image.variant (list "gpu" "cpu")) }}
+{{- fail (printf "trainer.image.variant must be gpu or cpu, not %q" .Values.trainer.image.variant) }}
+{{- end }}
+{{- end }}
+
+{{/* The liveness probe of a Hydra service: /livez on its metrics port answers 200 only while
+the service's event loop updates its heartbeat (hydra_common.metrics). */}}
+{{- define "hydra.livenessProbe" -}}
+livenessProbe:
+  httpGet: {path: /livez, port: metrics}
+  initialDelaySeconds: 10
+  periodSeconds: 15
+  timeoutSeconds: 5
+  failureThreshold: 3
+{{- end }}

@@ -2,15 +2,24 @@
 
 Kept thin on purpose: a Job manifest, create it, read its state, delete it. The client is
 synchronous, so callers run these functions in a worker thread.
+
+In a cluster the Job comes from the chart: the ``<release>-training-job`` ConfigMap, mounted
+at ``HYDRA_TRAINING_JOB_TEMPLATE``, holds a whole Job whose labels, resources, scheduling,
+deadline and retries come from the chart's values; :func:`render_job` fills in only the run
+(its name, two labels, the ``hydra train`` arguments). Without a template (a development
+cluster, tests) :func:`job_manifest` builds a plain Job from the ``HYDRA_TRAINING_*`` settings.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -19,6 +28,10 @@ from hydra_api.settings import ApiSettings
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 MODELS_MOUNT = "/var/lib/hydra/models"
 STORAGE_MOUNT = "/var/lib/hydra/storage"
+TEMPLATE_ENV = "HYDRA_TRAINING_JOB_TEMPLATE"
+RUN_LABEL = "hydra.jlab.org/training-run"
+PLOT_TYPE_LABEL = "hydra.jlab.org/plot-type"
+TRAINER_CONTAINER = "trainer"
 
 
 def namespace(settings: ApiSettings) -> str:
@@ -40,23 +53,80 @@ def api_client(settings: ApiSettings) -> k8s_client.ApiClient:
     return k8s_client.ApiClient(cfg)
 
 
-def job_name(run_id: int, plot_type: str) -> str:
-    """A DNS-1123 name for the Job of a training run."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", plot_type.lower()).strip("-")[:30].strip("-")
-    return f"hydra-train-{run_id}-{slug}" if slug else f"hydra-train-{run_id}"
+def job_name(run_id: int, plot_type: str, prefix: str = "hydra-train-") -> str:
+    """A DNS-1123 name (at most 63 characters) for the Job of a training run."""
+    base = f"{prefix}{run_id}"
+    room = 63 - len(base) - 1
+    slug = re.sub(r"[^a-z0-9-]+", "-", plot_type.lower()).strip("-")[: min(30, room)].strip("-")
+    return f"{base}-{slug}" if slug and room > 0 else base[:63].rstrip("-")
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid label value (63 characters of ``[A-Za-z0-9_.-]``, alphanumeric ends)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
+
+
+def template_path(settings: ApiSettings) -> str:
+    """The chart's Job template file (``HYDRA_TRAINING_JOB_TEMPLATE``); "" = none."""
+    configured = getattr(settings, "training_job_template", "") or os.environ.get(TEMPLATE_ENV, "")
+    return str(configured)
+
+
+def load_template(path: str | Path) -> dict[str, Any]:
+    """The Job template the chart mounts (one YAML document, a batch/v1 Job)."""
+    job = yaml.safe_load(Path(path).read_text())
+    if not isinstance(job, dict) or job.get("kind") != "Job":
+        raise ValueError(f"{path} holds no Kubernetes Job")
+    return job
+
+
+def render_job(
+    template: dict[str, Any], run_id: int, plot_type: str, trainer_args: Sequence[str]
+) -> dict[str, Any]:
+    """The template's Job for one run: its name, run and plot-type labels, ``hydra train`` args.
+
+    Everything else (the chart's labels, which the NetworkPolicies select, resources,
+    tolerations, node selector, pull secrets, deadline, retries) is kept as the chart rendered
+    it. ``trainer_args`` start with the plot type (the arguments after ``hydra train``).
+    """
+    job = copy.deepcopy(template)
+    metadata = job.setdefault("metadata", {})
+    prefix = str(metadata.pop("generateName", "") or "hydra-train-")
+    metadata["name"] = job_name(run_id, plot_type, prefix)
+    run_labels = {RUN_LABEL: str(run_id), PLOT_TYPE_LABEL: label_value(plot_type)}
+    metadata["labels"] = {**(metadata.get("labels") or {}), **run_labels}
+    pod = job.setdefault("spec", {}).setdefault("template", {})
+    pod_meta = pod.setdefault("metadata", {})
+    pod_meta["labels"] = {**(pod_meta.get("labels") or {}), **run_labels}
+    containers = pod.get("spec", {}).get("containers") or []
+    trainer = next((c for c in containers if c.get("name") == TRAINER_CONTAINER), None)
+    if trainer is None:
+        raise ValueError(f"the Job template has no container named {TRAINER_CONTAINER!r}")
+    trainer["args"] = [str(a) for a in trainer_args]
+    return job
 
 
 def job_manifest(
     settings: ApiSettings, run_id: int, plot_type: str, trainer_args: Sequence[str]
 ) -> dict[str, Any]:
     """The Job that runs ``hydra train PLOT_TYPE --run-id N ...`` (``trainer_args``, which
-    start with the plot type) on a GPU node."""
+    start with the plot type): the chart's template when one is mounted, else a plain one."""
+    path = template_path(settings)
+    if path:
+        return render_job(load_template(path), run_id, plot_type, trainer_args)
+    return builtin_job(settings, run_id, plot_type, trainer_args)
+
+
+def builtin_job(
+    settings: ApiSettings, run_id: int, plot_type: str, trainer_args: Sequence[str]
+) -> dict[str, Any]:
+    """A Job from the ``HYDRA_TRAINING_*`` settings alone, for clusters without the chart."""
     name = job_name(run_id, plot_type)
     labels = {
         "app.kubernetes.io/name": "hydra-trainer",
         "app.kubernetes.io/part-of": "hydra",
         "app.kubernetes.io/component": "training",
-        "hydra.jlab.org/training-run": str(run_id),
+        RUN_LABEL: str(run_id),
         "hydra.jlab.org/hall": re.sub(r"[^A-Za-z0-9_.-]", "-", settings.hall)[:63],
     }
     env: list[dict[str, Any]] = [{"name": "HYDRA_HALL", "value": settings.hall}]
