@@ -26,9 +26,13 @@ frontend: ## Install and build the React front end into the API's static files
 		npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; fi
 	cd frontend && npm run --silent build
 
-proto: ## Generate the gRPC stubs from protos/ into the shared library
+TFS_STUBS := services/common/tfserving_stubs
+
+proto: ## Generate the gRPC stubs from protos/ into the shared library (and TF Serving's)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
 		--grpc_python_out=$(PROTO_OUT) protos/hydra/v1/*.proto
+	rm -rf $(TFS_STUBS)/tensorflow $(TFS_STUBS)/tensorflow_serving
+	$(PY) deploy/tfserving_stubs.py $(TFS_STUBS)
 
 proto-check: ## Fail when the generated stubs are stale
 	@tmp=$$(mktemp -d); $(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp \
@@ -36,12 +40,16 @@ proto-check: ## Fail when the generated stubs are stale
 	for f in $$tmp/hydra/v1/*; do \
 		cmp -s $$f $(PROTO_OUT)/hydra/v1/$$(basename $$f) || { echo "stale stub: $$(basename $$f) (run make proto)"; exit 1; }; \
 	done; rm -rf $$tmp; echo "stubs are fresh"
+	@tmp=$$(mktemp -d); $(PY) deploy/tfserving_stubs.py $$tmp >/dev/null && \
+	diff -r -q -x ruff.toml -x __pycache__ -x .ruff_cache $$tmp $(TFS_STUBS) || { echo "stale TF Serving stubs (run make proto)"; exit 1; }; \
+	rm -rf $$tmp; echo "TF Serving stubs are fresh"
 
 lint: setup ## ruff, mypy, buf lint and the front end's checks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@for d in services/*/src; do echo "mypy $$d"; $(VENV)/bin/mypy $$d || exit 1; done
 	cd protos && ../$(NPM_BIN)/buf lint
+	$(PY) services/api/scripts/export_openapi.py --check
 	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent lint && npm run --silent check-gen; fi
 
 test: setup proto-check ## Run every service's unit tests and the cross-service tests
@@ -57,12 +65,17 @@ bench: setup ## Run the benchmarks; figures go to bench/results/
 drill: setup ## Long fault-injection drill; figures go to bench/results/drill.json
 	$(PY) -m bench.drill
 
-chart-check: setup ## helm lint, template, schema validation and promtool on the chart
+chart-check: setup ## helm lint, template, schema validation, promtool and image contents
 	$(PY) deploy/check_chart.py
+	$(PY) deploy/image_contents.py
 
-images: ## Build one container image per service (needs a Docker engine)
+IMAGE_TAG ?= dev
+
+images: ## Build one container image per service, and the GPU trainer (needs a Docker engine)
 	@for s in feeder balancer predictor keeper api trainer modelserver; do \
-		docker build -f services/$$s/Dockerfile -t hydra-$$s:dev . || exit 1; done
+		docker build -f deploy/Dockerfile --build-arg SERVICE=$$s -t hydra-$$s:$(IMAGE_TAG) . || exit 1; done
+	docker build -f deploy/Dockerfile --build-arg SERVICE=trainer --build-arg VARIANT=gpu \
+		-t hydra-trainer:$(IMAGE_TAG)-gpu .
 
 clean: ## Remove local state (var/) and build outputs
 	rm -rf var build dist .mypy_cache .ruff_cache

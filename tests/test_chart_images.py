@@ -1,34 +1,41 @@
-"""The service Dockerfiles: one image per service with only that service's dependencies.
+"""The images: one parametrised deploy/Dockerfile, each image with only its dependencies.
 
-No Docker engine exists here, so the builder stage's own COPY and RUN steps are replayed in a
-scratch directory with the real uv and the real lock file; the runtime stage is checked as text.
+No Docker engine exists here, so the builder stage's COPY and RUN steps are replayed in a
+scratch directory with the real uv and the real lock file (for the predictor, whose image must
+import TF Serving's stubs without TensorFlow); the rest is checked as text, and
+deploy/image_contents.py resolves every image's packages from uv.lock.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = {
-    "feeder": "feeder",
-    "balancer": "balancer",
-    "predictor": "predictor",
-    "keeper": "keeper",
-    "api": "api",
-    "trainer": "train",
-    "modelserver": "model-server",
-}
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+SERVICES = ("feeder", "balancer", "predictor", "keeper", "api", "trainer", "modelserver")
 
 
-def dockerfile(service: str) -> str:
-    return (ROOT / "services" / service / "Dockerfile").read_text()
+def _load(name: str) -> ModuleType:
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+ic = _load("image_contents")
 
 
 def logical_lines(text: str) -> list[str]:
@@ -37,7 +44,7 @@ def logical_lines(text: str) -> list[str]:
     pending = ""
     for raw in text.splitlines():
         line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
+        if not line or line.startswith("#"):
             continue
         if line.endswith("\\"):
             pending += line[:-1] + " "
@@ -56,105 +63,146 @@ def stage(text: str, name: str) -> list[str]:
     return lines[start + 1 : end]
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
-def test_dockerfile_shape(service: str) -> None:
-    text = dockerfile(service)
+def test_one_dockerfile_replaces_the_per_service_copies() -> None:
+    assert not list((ROOT / "services").glob("*/Dockerfile"))
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-f deploy/Dockerfile --build-arg SERVICE=$$s" in makefile
+    assert "--build-arg SERVICE=trainer --build-arg VARIANT=gpu" in makefile
+
+
+def test_dockerfile_shape() -> None:
+    text = DOCKERFILE.read_text()
     froms = [line for line in logical_lines(text) if line.startswith("FROM")]
-    assert any(line.endswith("AS builder") for line in froms)
     assert froms[-1] == "FROM python:${PYTHON_VERSION}-slim AS runtime"
-    assert "ARG PYTHON_VERSION=3.11" in text
-    builder = stage(text, "builder")
-    syncs = [line for line in builder if "uv sync" in line]
-    assert len(syncs) == 2
-    assert all(
-        f"--package hydra-{service}" in s and "--frozen" in s and "--no-dev" in s for s in syncs
-    )
+    assert "FROM static-${SERVICE} AS static" in froms
+    # Every service has its static stage (the API's builds the front end; others are empty).
+    for service in SERVICES:
+        assert any(f.endswith(f"AS static-{service}") for f in froms), service
+    assert ic.check_dockerfile(text)
     runtime = stage(text, "runtime")
     assert "USER 10001:10001" in runtime
-    assert runtime[-1] == f'ENTRYPOINT ["hydra", "{SERVICES[service]}"]'
-    # Only the builder's virtual environment reaches the runtime image: no uv, no sources.
+    assert runtime[-1] == 'ENTRYPOINT ["hydra-service"]'
+    # Only the builder's environment and the static files reach the runtime image.
     copies = [line for line in runtime if line.startswith("COPY")]
-    assert copies[0] == "COPY --from=builder /opt/hydra /opt/hydra"
-    assert all("--from=" in line for line in copies)
+    assert copies == [
+        "COPY --from=builder /opt/hydra /opt/hydra",
+        "COPY --from=static /static /opt/hydra-static",
+    ]
+    builder = "\n".join(stage(text, "builder"))
+    for service, command in [("trainer", "train"), ("modelserver", "model-server")]:
+        assert f"{service}) command={command}" in builder
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".git", ".venv", "**/node_modules", "tests"} <= set(ignored)
+    assert {".git", ".venv", "**/node_modules", "tests", "services/*/tests"} <= set(ignored)
+    # The Dockerfile lives in deploy/, but the context needs none of deploy/'s other files.
+    assert "deploy" in ignored
+
+
+def test_image_contents_no_tensorflow_but_in_trainer_and_model_server() -> None:
+    lines = ic.report()
+    assert len(lines) == 8
+    by_image = {line.split(":")[0]: line for line in lines}
+    for image in ("feeder", "balancer", "predictor", "keeper", "api"):
+        assert "no TensorFlow" in by_image[f"hydra-{image}"], by_image[f"hydra-{image}"]
+    assert "tensorflow" in by_image["hydra-trainer"]
+    assert "tensorflow" in by_image["hydra-trainer-gpu"]
 
 
 @pytest.mark.parametrize(
-    ("service", "present", "absent"),
+    ("image", "present", "absent"),
     [
         ("feeder", {"watchfiles", "pillow"}, {"tensorflow", "numpy", "keras", "kubernetes"}),
         ("keeper", {"pillow", "numpy"}, {"tensorflow", "keras", "kubernetes"}),
         ("balancer", {"grpcio"}, {"tensorflow", "numpy", "pillow"}),
-        ("predictor", {"tensorflow-serving-api"}, {"kubernetes", "watchfiles"}),
+        ("predictor", {"grpcio", "protobuf", "numpy"}, {"tensorflow", "tensorflow-serving-api"}),
         ("api", {"fastapi", "kubernetes"}, {"tensorflow", "keras"}),
+        ("trainer", {"tensorflow"}, {"nvidia-cudnn-cu12", "kubernetes"}),
+        ("trainer-gpu", {"tensorflow", "nvidia-cudnn-cu12", "nvidia-cublas-cu12"}, set()),
     ],
 )
 def test_each_image_carries_only_its_dependencies(
-    service: str, present: set[str], absent: set[str]
+    image: str, present: set[str], absent: set[str]
 ) -> None:
-    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
-    proc = subprocess.run(
-        [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--package", f"hydra-{service}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    names = {
-        re.split(r"[=<>; \[]", line.strip(), maxsplit=1)[0].lower()
-        for line in proc.stdout.splitlines()
-        if line and not line.startswith(("#", " ", "-e", "./"))
-    }
+    spec = next(i for i in ic.IMAGES if i.name == image)
+    names = ic.packages(spec)
     assert present <= names
     assert not (absent & names), absent & names
 
 
-def test_builder_stage_replayed_installs_no_tensorflow(tmp_path: Path) -> None:
-    """Run the feeder's builder stage (COPY/ENV/RUN) with the real uv, outside Docker."""
-    service = "feeder"
-    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+def test_the_check_fails_on_tensorflow_in_a_service_image() -> None:
+    with pytest.raises(ic.ImageError, match="hydra-predictor would carry tensorflow"):
+        ic.check_image(ic.Image("predictor", "predictor"), {"grpcio", "tensorflow"})
+    with pytest.raises(ic.ImageError, match="CUDA"):
+        ic.check_image(ic.Image("trainer-gpu", "trainer", ("gpu",)), {"tensorflow"})
+    broken = DOCKERFILE.read_text().replace("--frozen", "")
+    with pytest.raises(ic.ImageError, match="--frozen"):
+        ic.check_dockerfile(broken)
+
+
+def test_builder_stage_replayed_predictor_imports_stubs_without_tensorflow(
+    tmp_path: Path,
+) -> None:
+    """Run the predictor's builder stage (COPY/ENV/RUN) with the real uv, outside Docker."""
+    service = "predictor"
+    uv = ic.uv()
     src, opt = tmp_path / "src", tmp_path / "opt" / "hydra"
 
-    def here(path: str) -> Path:
-        return Path(path.replace("/opt/hydra", str(opt)).replace("/src", str(src), 1))
+    def here(path: str) -> str:
+        return path.replace("/opt/hydra", str(opt)).replace("/src", str(src), 1)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))}
+    env.update(SERVICE=service, VARIANT="cpu")
     workdir = src
-    for line in stage(dockerfile(service), "builder"):
+    for line in stage(DOCKERFILE.read_text(), "builder"):
         op, _, rest = line.partition(" ")
         if op == "ENV":
             for pair in shlex.split(rest):
                 key, _, value = pair.partition("=")
-                env[key] = str(here(value)) if value.startswith("/") else value
+                env[key] = here(value) if value.startswith("/") else value
         elif op == "WORKDIR":
-            workdir = here(rest)
+            workdir = Path(here(rest))
             workdir.mkdir(parents=True, exist_ok=True)
-        elif op == "COPY" and "--from=" in rest:
-            continue  # the uv binary: the test uses the installed one
+        elif op in ("ARG",) or (op == "COPY" and "--from=" in rest):
+            continue  # build arguments are in env; the uv binary: the installed one is used
         elif op == "COPY":
             *sources, dest = rest.split()
             for source in sources:
                 target = workdir / dest / (Path(source).name if dest.endswith("/") else "")
-                target.parent.mkdir(parents=True, exist_ok=True)
                 if (ROOT / source).is_dir():
-                    shutil.copytree(ROOT / source, target, dirs_exist_ok=True)
+                    shutil.copytree(
+                        ROOT / source,
+                        workdir / dest,
+                        dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("tests", "__pycache__", ".ruff_cache"),
+                    )
                 else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(ROOT / source, target)
         elif op == "RUN":
             env["UV_COMPILE_BYTECODE"] = "0"  # saves the test a minute; not what is checked
-            command = re.sub(r"--mount=\S+\s*", "", rest).replace("uv ", f"{uv} ", 1)
+            command = re.sub(r"--mount=\S+\s*", "", rest).replace("uv sync", f"{uv} sync")
+            command = here(command) if "/opt/hydra" in command else command
             subprocess.run(["bash", "-c", command], cwd=workdir, env=env, check=True, timeout=600)
     site = next(opt.glob("lib/python3*/site-packages"))
     installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
     assert {"hydra_common", f"hydra_{service}"} <= installed
     assert not {"tensorflow", "keras", "tensorflow_serving_api"} & installed
-    # The package is installed as a wheel, not a link back to the build's sources.
-    assert (site / f"hydra_{service}" / "__init__.py").is_file()
-    help_text = subprocess.run(
-        [opt / "bin" / "hydra", "--help"], capture_output=True, text=True, check=True, env=env
-    ).stdout
-    assert service in help_text
+    assert (site / "tensorflow_serving" / "apis" / "predict_pb2.py").is_file()
+    python = opt / "bin" / "python"
+    probe = (
+        "import sys, hydra_predictor.tfs as t; "
+        "assert 'tensorflow' not in sys.modules; "
+        "r = t.predict_pb2.PredictRequest(); r.model_spec.name = 'm'; "
+        "print(type(t.prediction_service_pb2_grpc.PredictionServiceStub).__name__, "
+        "r.SerializeToString().hex())"
+    )
+    out = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["type", "0a030a016d"]
+    assert (opt / "bin" / "hydra-service").read_text().splitlines()[
+        -1
+    ] == 'exec hydra predictor "$@"'
