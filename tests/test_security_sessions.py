@@ -35,7 +35,10 @@ LIMIT = 2  # failed logins a minute (argon2 costs most of a second a try here)
 @pytest.fixture(scope="module")
 async def harness(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
     tmp = tmp_path_factory.mktemp("sessions")
-    async with sup.mysql_harness("hydra_sessions", tmp, login_failures_per_minute=LIMIT) as h:
+    # The test client's peer (127.0.0.1) stands for the hall's TLS-terminating proxy.
+    async with sup.mysql_harness(
+        "hydra_sessions", tmp, login_failures_per_minute=LIMIT, trusted_proxies="127.0.0.1"
+    ) as h:
         yield h
 
 

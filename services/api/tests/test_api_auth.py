@@ -37,7 +37,9 @@ async def test_login_sets_httponly_lax_session_and_readable_csrf_cookie(api: Any
     assert me.json()["csrf_token"] == r.json()["csrf_token"]
 
 
-async def test_cookies_are_secure_behind_tls_proxy(api: Any) -> None:
+async def test_cookies_are_secure_behind_tls_proxy(api_factory: Any) -> None:
+    # The test client's peer is 127.0.0.1: the hall's proxy here.
+    api = await api_factory(trusted_proxies="127.0.0.0/8")
     user = await api.user(Role.VIEWER)
     r = await api.client.post(
         "/api/auth/login",
@@ -47,6 +49,14 @@ async def test_cookies_are_secure_behind_tls_proxy(api: Any) -> None:
     assert r.status_code == 200
     assert "secure" in _cookie(r.headers, "hydra_session").lower()
     assert "secure" in _cookie(r.headers, "hydra_csrf").lower()
+    # From a client that is not the proxy, X-Forwarded-Proto means nothing.
+    other = _peer(api, "10.9.9.9")
+    r = await other.post(
+        "/api/auth/login",
+        json={"username": user.username, "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    assert r.status_code == 200 and "secure" not in _cookie(r.headers, "hydra_session").lower()
 
 
 async def test_anonymous_is_401_and_wrong_password_is_401(api: Any) -> None:
@@ -112,8 +122,20 @@ async def test_tampered_session_cookie_is_ignored(api: Any) -> None:
     assert (await forged.get("/api/auth/me")).status_code == 401
 
 
+def _peer(api: Any, host: str) -> Any:
+    """A client whose requests come from ``host`` (as the API sees the TCP peer)."""
+    import httpx
+
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app, client=(host, 40000)),
+        base_url="http://testserver",
+    )
+    api.clients.append(client)
+    return client
+
+
 async def test_trusted_header_creates_viewer_and_needs_csrf(api_factory: Any) -> None:
-    api = await api_factory(trusted_user_header="X-Remote-User")
+    api = await api_factory(trusted_user_header="X-Remote-User", trusted_proxies="127.0.0.1")
     name = api.unique("sso")
     r = await api.client.get("/api/auth/me", headers={"X-Remote-User": name})
     assert r.status_code == 200 and r.json()["role"] == "viewer"
@@ -177,3 +199,75 @@ async def test_run_conditions_service_token_and_roles(api_factory: Any) -> None:
             )
         ).all()
     assert who[1] == "service-token"
+
+
+async def test_the_sso_header_counts_only_from_the_trusted_proxy(api_factory: Any) -> None:
+    """Any client can type X-Remote-User: only the hall's proxy is believed, never for a
+    local account, and only with a valid user name."""
+    api = await api_factory(trusted_user_header="X-Remote-User", trusted_proxies="10.0.0.0/24")
+    admin = await api.user(Role.ADMIN)  # a local account: it has a password
+    outsider = _peer(api, "192.168.7.7")
+    r = await outsider.get("/api/auth/me", headers={"X-Remote-User": admin.username})
+    assert r.status_code == 401  # not the proxy: the header is ignored, nobody is logged in
+    proxy = _peer(api, "10.0.0.5")
+    r = await proxy.get("/api/auth/me", headers={"X-Remote-User": admin.username})
+    assert r.status_code == 401 and "local account" in r.json()["detail"]
+    r = await proxy.get("/api/auth/me", headers={"X-Remote-User": "<img src=x>"})
+    assert r.status_code == 401 and "not a valid" in r.json()["detail"]
+    async with api.session() as s:
+        assert await s.scalar(sa.select(User).where(User.username == "<img src=x>")) is None
+    name = api.unique("sso")
+    r = await proxy.get("/api/auth/me", headers={"X-Remote-User": name})
+    assert r.status_code == 200 and r.json()["role"] == "viewer"
+    # Configured, the proxy may also speak for local accounts.
+    lenient = await api_factory(
+        trusted_user_header="X-Remote-User", trusted_proxies="10.0.0.0/24", sso_local_accounts=True
+    )
+    r = await _peer(lenient, "10.0.0.5").get(
+        "/api/auth/me", headers={"X-Remote-User": admin.username}
+    )
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+
+
+async def test_sso_groups_decide_the_role(api_factory: Any) -> None:
+    api = await api_factory(
+        trusted_user_header="X-Remote-User",
+        trusted_groups_header="X-Remote-Groups",
+        trusted_proxies="127.0.0.1",
+        sso_group_roles="dq-experts=expert, dq-admins=admin",
+    )
+    name = api.unique("sso")
+    headers = {"X-Remote-User": name, "X-Remote-Groups": "users;dq-experts"}
+    r = await api.client.get("/api/auth/me", headers=headers)
+    assert r.status_code == 200 and r.json()["role"] == "expert"
+    headers["X-Remote-Groups"] = "dq-experts,dq-admins"  # the highest wins, kept up to date
+    assert (await api.client.get("/api/auth/me", headers=headers)).json()["role"] == "admin"
+
+
+async def test_failed_logins_count_per_username_across_addresses() -> None:
+    from hydra_api.security import LoginRateLimiter
+
+    limiter = LoginRateLimiter(2)
+    for i in range(8):  # 8 addresses, one failure each: none reaches 2 on its own
+        assert limiter.retry_after("alice", f"10.0.0.{i}") == 0
+        limiter.failed("alice", f"10.0.0.{i}")
+    assert limiter.retry_after("alice", "10.0.0.99") > 0  # 4 x 2 from everywhere together
+    assert limiter.retry_after("bob", "10.0.0.99") == 0
+    for i in range(100):  # a spray over many names reaches the API's ceiling (50 x 2)
+        limiter.failed(f"user{i}", f"10.1.{i}.1")
+    assert limiter.retry_after("carol", "10.2.0.1") > 0
+
+
+async def test_a_spoofed_forwarded_for_does_not_reset_the_count(api_factory: Any) -> None:
+    api = await api_factory(login_failures_per_minute=2)  # no trusted proxy
+    user = await api.user(Role.VIEWER)
+    body = {"username": user.username, "password": "wrong password"}
+    codes = [
+        (
+            await api.client.post(
+                "/api/auth/login", json=body, headers={"X-Forwarded-For": f"10.0.0.{i}"}
+            )
+        ).status_code
+        for i in range(3)
+    ]
+    assert codes == [401, 401, 429]

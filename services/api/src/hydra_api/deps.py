@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hydra_api import sso
 from hydra_api.metrics import ApiMetrics
 from hydra_api.probes import StatusProbe
 from hydra_api.security import (
@@ -66,15 +67,36 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def is_https(request: Request) -> bool:
-    """True when the browser reached us over TLS (directly or through a proxy)."""
+    """True when the browser reached us over TLS (directly, or as a trusted proxy says)."""
+    if request.url.scheme == "https":
+        return True
+    state: AppState = request.app.state.hydra
+    if not sso.from_trusted_proxy(request, state.settings.trusted_proxies):
+        return False
     forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
+    return forwarded == "https"
 
 
-async def _sso_user(session: AsyncSession, username: str) -> User:
+def client_address(request: Request) -> str:
+    """The caller's address: the peer, or what a trusted proxy forwards."""
+    peer = request.client.host if request.client else "unknown"
+    state: AppState = request.app.state.hydra
+    if sso.from_trusted_proxy(request, state.settings.trusted_proxies):
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[-1].strip()
+        return forwarded[:64] or peer
+    return peer
+
+
+async def _sso_user(
+    session: AsyncSession, settings: ApiSettings, username: str, groups: list[str]
+) -> User:
+    if not sso.USERNAME.match(username):
+        raise Unauthenticated("the proxy's user name is not a valid Hydra user name")
+    mapping = sso.parse_group_roles(settings.sso_group_roles)
+    role = sso.role_for(groups, mapping) if mapping else None
     user = await session.scalar(sa.select(User).where(User.username == username))
     if user is None:
-        user = User(username=username, display_name=username, role=Role.VIEWER)
+        user = User(username=username, display_name=username, role=role or Role.VIEWER)
         session.add(user)
         try:
             await session.commit()
@@ -82,6 +104,11 @@ async def _sso_user(session: AsyncSession, username: str) -> User:
             await session.rollback()
             user = await session.scalar(sa.select(User).where(User.username == username))
     assert user is not None
+    if user.password_hash and not settings.sso_local_accounts:
+        raise Unauthenticated(f"{username} is a local account: log in with its password")
+    if mapping and role is not None and user.role != role:
+        user.role = role  # the proxy's groups are the source of truth
+        await session.commit()
     return user
 
 
@@ -101,8 +128,14 @@ async def get_optional_user(request: Request, state: StateDep, session: SessionD
     """The logged-in user, or None; a mutating request must carry the CSRF token."""
     settings = state.settings
     header_name = settings.trusted_user_header
-    if header_name and (name := request.headers.get(header_name, "").strip()):
-        user = await _sso_user(session, name[:64])
+    if (
+        header_name
+        and (name := request.headers.get(header_name, "").strip())
+        and sso.from_trusted_proxy(request, settings.trusted_proxies)
+    ):
+        groups_header = settings.trusted_groups_header
+        groups = sso.split_groups(request.headers.get(groups_header, "")) if groups_header else []
+        user = await _sso_user(session, settings, name, groups)
         if not user.active:
             raise Unauthenticated("user is disabled")
         request.state.csrf_subject = f"sso:{user.username}"

@@ -266,7 +266,10 @@ async def main(settings: ApiSettings) -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
-        proxy_headers=True,
+        # X-Forwarded-* are read by Hydra itself, only from HYDRA_TRUSTED_PROXIES
+        # (deps.client_address, deps.is_https): uvicorn's rewrite of the peer address would
+        # hide which proxy a request came through, and the SSO header depends on that.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.grace_seconds),
     )
     server = _Server(config, app)

@@ -115,7 +115,14 @@ class SessionSigner:
 
 
 class LoginRateLimiter:
-    """Counts failed logins per (username, client address) in a sliding minute."""
+    """Counts failed logins in a sliding minute, at three levels.
+
+    Per (username, client address): ``max_failures``. Per username from every address
+    together: 4 x that, so rotating addresses (or spoofing them) does not reset the count.
+    The whole API: 50 x that, a ceiling against a spray over many usernames."""
+
+    PER_USER = 4
+    GLOBAL = 50
 
     def __init__(self, max_failures: int, window_s: float = 60.0) -> None:
         self.max_failures = max_failures
@@ -133,18 +140,31 @@ class LoginRateLimiter:
             del self._failures[key]
         return q
 
+    def _keys(self, username: str, address: str) -> list[tuple[tuple[str, str], int]]:
+        name = username.lower()
+        return [
+            ((name, address), self.max_failures),
+            ((name, "*"), self.max_failures * self.PER_USER),
+            (("*", "*"), self.max_failures * self.GLOBAL),
+        ]
+
     def retry_after(self, username: str, address: str) -> int:
         """Seconds until another attempt is allowed; 0 when allowed now."""
-        q = self._recent((username.lower(), address))
-        if len(q) < self.max_failures:
-            return 0
-        return max(1, int(q[0] + self.window_s - time.monotonic()) + 1)
+        wait = 0
+        for key, limit in self._keys(username, address):
+            q = self._recent(key)
+            if len(q) >= limit:
+                wait = max(wait, max(1, int(q[0] + self.window_s - time.monotonic()) + 1))
+        return wait
 
     def failed(self, username: str, address: str) -> None:
         """Record a failed attempt."""
-        key = (username.lower(), address)
-        self._recent(key)
-        self._failures.setdefault(key, deque()).append(time.monotonic())
+        for key, limit in self._keys(username, address):
+            self._recent(key)
+            q = self._failures.setdefault(key, deque())
+            q.append(time.monotonic())
+            while len(q) > limit:  # only the newest count: bounded memory per key
+                q.popleft()
         if len(self._failures) > 100_000:  # bound the memory an attacker can make us use
             self._failures.pop(next(iter(self._failures)))
 

@@ -37,8 +37,30 @@ class ApiSettings(HydraSettings):
         "",
         description=(
             "Header set by an authenticating reverse proxy that names the user (single "
-            "sign-on); empty = off. Users first seen this way are created as viewers."
+            "sign-on); empty = off. Believed only from `HYDRA_TRUSTED_PROXIES`. Users first "
+            "seen this way are created as viewers (or by `HYDRA_SSO_GROUP_ROLES`)."
         ),
+    )
+    trusted_proxies: str = Field(
+        "",
+        description=(
+            "Addresses or CIDRs of the reverse proxies (comma-separated) whose SSO and "
+            "`X-Forwarded-*` headers are believed; empty = nobody's."
+        ),
+    )
+    trusted_groups_header: str = Field(
+        "", description="Header in which the proxy lists the user's groups (optional)."
+    )
+    sso_group_roles: str = Field(
+        "",
+        description=(
+            "`group=role,...`: the role of an SSO user from the proxy's groups (highest wins,"
+            " kept up to date on every request); empty = new SSO users are viewers."
+        ),
+    )
+    sso_local_accounts: bool = Field(
+        False,
+        description="Let the SSO header log in as an account that has a local password.",
     )
     admin_password: str = Field(
         "",
@@ -67,7 +89,12 @@ class ApiSettings(HydraSettings):
         ),
     )
     login_failures_per_minute: int = Field(
-        5, ge=1, description="Failed logins per username and client address before HTTP 429."
+        5,
+        ge=1,
+        description=(
+            "Failed logins per username and client address before HTTP 429 (a username gets"
+            " 4 times that from all addresses together, the whole API 50 times that)."
+        ),
     )
     stale_minutes: float = Field(
         10.0, gt=0, description="A Run-page card with no update for this long is marked stale."

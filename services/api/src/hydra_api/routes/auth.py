@@ -7,7 +7,7 @@ import asyncio
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from hydra_api.deps import CurrentUser, SessionDep, StateDep, is_https
+from hydra_api.deps import CurrentUser, SessionDep, StateDep, client_address, is_https
 from hydra_api.models import Detail, LoginIn, Me
 from hydra_api.routes.users import user_out
 from hydra_api.security import CSRF_COOKIE, SESSION_COOKIE, SessionClaims, verify_password
@@ -46,7 +46,7 @@ async def login(
     body: LoginIn, request: Request, response: Response, session: SessionDep, state: StateDep
 ) -> Me:
     """Log in with a local password; sets the session and CSRF cookies."""
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     wait = state.limiter.retry_after(body.username, address)
     if wait:
         raise HTTPException(
