@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from hydra_common import lifecycle
@@ -160,7 +161,8 @@ async def test_the_writer_follows_promotions(sqlite_url: str, tmp_path: Path) ->
     settings = HydraSettings(
         database_url=sqlite_url, model_dir=tmp_path / "models", model_base_path="/tfs/models"
     )
-    writer = ModelConfigWriter(settings)
+    registry = CollectorRegistry()
+    writer = ModelConfigWriter(settings, registry)
     try:
         assert await writer.write_once() is True
         # No active model: the two newest trained ones are candidates.
@@ -174,6 +176,8 @@ async def test_the_writer_follows_promotions(sqlite_url: str, tmp_path: Path) ->
         assert await writer.write_once() is True
         # v3 active, v1 the previous active; v2 is older than the active one: no candidate.
         assert _listed(settings.model_config_path) == {"FTOF_adc": [1, 3]}
+        assert registry.get_sample_value("hydra_modelconfig_writes_total") == 3
+        assert registry.get_sample_value("hydra_modelconfig_listed_versions") == 2
     finally:
         await writer.close()
 

@@ -39,6 +39,7 @@ from hydra_common.db.schema import InferenceStatus, Model, PlotType, RunHistory
 from hydra_common.grpcserver import RunningServer, start_server
 from hydra_common.ids import uuid7
 from hydra_common.launcher import free_port
+from hydra_common.modelconfig import ModelEntry, render, write_if_changed
 from hydra_predictor.catalog import ActiveModel
 from hydra_predictor.inference import ModelClient
 from hydra_predictor.metrics import PredictorMetrics
@@ -770,3 +771,107 @@ async def test_a_cbam_model_trains_exports_serves_and_explains(
         heat = report.heat_map
         assert (heat.height, heat.width) == (75, 75) and len(heat.values) == 75 * 75
         assert all(0.0 <= v <= 1.0 for v in heat.values)
+
+
+@contextlib.asynccontextmanager
+async def config_server(
+    stack: Stack, config: Path, versions: tuple[int, ...]
+) -> AsyncIterator[tuple[ModelServerService, CollectorRegistry]]:
+    """A model server that follows a model config file listing ``versions`` of alpha."""
+    from hydra_common.modelconfig import ModelEntry, render, write_if_changed
+
+    write_if_changed(
+        config,
+        render([ModelEntry(stack.alpha, str(stack.heads.model_dir / stack.alpha), versions)]),
+    )
+    registry = CollectorRegistry()
+    server = ModelServerService(
+        ModelServerSettings(
+            model_dir=stack.heads.model_dir,
+            model_config_file=config,
+            model_server_host="127.0.0.1",
+            model_server_port=0,
+            model_poll_seconds=0.1,
+            grace_seconds=1,
+        ),
+        registry,
+    )
+    await server.start()
+    try:
+        yield server, registry
+    finally:
+        await server.stop()
+
+
+async def _plot_type_on(stack: Stack, model_key: str) -> str:
+    """A new plot type whose active model is ``model_key``."""
+    name = unique("loading")
+    heads = await register_heads(stack.heads.url, stack.heads.model_dir, [name], {})
+    heads.models = stack.heads.models
+    await heads.activate(name, model_key)
+    return name
+
+
+def _not_found(registry: CollectorRegistry) -> float:
+    value = registry.get_sample_value(
+        "hydra_modelserver_requests_total",
+        {"signature": "serving_default", "outcome": "not_found"},
+    )
+    return value or 0.0
+
+
+async def test_a_version_still_loading_costs_time_not_verdicts(
+    stack: Stack, fakes: Fakes, tmp_path: Path
+) -> None:
+    """The database names version 2 before the model server holds it (a promotion racing the
+    model config file): the predictor asks for version 2, gets NOT_FOUND, and waits; once the
+    file lists it, the same orders get version 2's verdicts, none an error."""
+    config = tmp_path / "models.config"
+    plot_type = await _plot_type_on(stack, f"{stack.alpha}:2")
+    orders = [make_order(plot_type, IMAGES[i]) for i in range(3)]
+    fakes.balancer.add(orders)
+    async with config_server(stack, config, (1,)) as (server, registry):
+        async with running_predictor(
+            stack,
+            fakes,
+            model_server_address=f"127.0.0.1:{server.port}",
+            model_server_retry_seconds=120,
+        ) as predictor:
+            await eventually(lambda: _not_found(registry) >= 2)  # asked, refused, asked again
+            assert not fakes.keeper.reports
+            assert fakes.balancer.done == []
+            write_if_changed(
+                config,
+                render([ModelEntry(stack.alpha, str(stack.heads.model_dir / stack.alpha), (1, 2))]),
+            )
+            await eventually(lambda: len(fakes.balancer.done) >= 3)
+            errors = predictor.metrics.reports.labels("error")._value.get()
+    assert sorted(fakes.balancer.done) == sorted(o.order_id for o in orders)
+    for order in orders:
+        report = fakes.keeper.reports[order.order_id]
+        assert report.status == report_pb2.REPORT_STATUS_OK, report.error
+        assert report.model_version == 2
+    assert errors == 0
+
+
+async def test_a_version_that_never_loads_ends_in_error_reports(
+    stack: Stack, fakes: Fakes, tmp_path: Path
+) -> None:
+    """The wait is bounded: past HYDRA_MODEL_SERVER_RETRY_SECONDS the orders get ERROR
+    reports naming NOT_FOUND, and are done (not held forever)."""
+    plot_type = await _plot_type_on(stack, f"{stack.alpha}:2")
+    orders = [make_order(plot_type, IMAGES[i]) for i in range(2)]
+    fakes.balancer.add(orders)
+    async with config_server(stack, tmp_path / "models.config", (1,)) as (server, registry):
+        async with running_predictor(
+            stack,
+            fakes,
+            model_server_address=f"127.0.0.1:{server.port}",
+            model_server_retry_seconds=1.0,
+        ):
+            await eventually(lambda: len(fakes.balancer.done) >= 2)
+    assert _not_found(registry) >= 2  # retried before giving up
+    for order in orders:
+        report = fakes.keeper.reports[order.order_id]
+        assert report.status == report_pb2.REPORT_STATUS_ERROR
+        assert "NOT_FOUND" in report.error and report.model_version == 2

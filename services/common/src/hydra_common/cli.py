@@ -82,8 +82,11 @@ def model_config_write() -> None:
 def model_config_watch() -> None:
     """Keep HYDRA_MODEL_CONFIG_FILE in step with the database (every
     HYDRA_MODEL_CONFIG_POLL_SECONDS) and prune unlisted versions, until SIGTERM or SIGINT."""
+    from prometheus_client import REGISTRY
+
     from hydra_common.grpcserver import install_stop_signals
     from hydra_common.logs import setup_logging
+    from hydra_common.metrics import serve_metrics
     from hydra_common.modelconfig import ModelConfigWriter
 
     settings = HydraSettings()
@@ -92,7 +95,8 @@ def model_config_watch() -> None:
     async def run() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
-        writer = ModelConfigWriter(settings)
+        writer = ModelConfigWriter(settings, REGISTRY)
+        serve_metrics(REGISTRY, settings.metrics_port)
         try:
             await writer.watch(stop)
         finally:

@@ -1,9 +1,11 @@
 """Run the whole pipeline as local processes: ``hydra up`` and ``hydra demo``.
 
 The embedded default (SQLite under ``HYDRA_DATA_DIR``, the bundled model server) runs every
-service as a child process with one shared environment. A child that dies is restarted with
-backoff, the way Kubernetes would restart a pod; Ctrl-C or SIGTERM stops the services in
-pipeline order (feeder first, so nothing new enters while the rest drains).
+service as a child process with one shared environment, and ``hydra model-config watch`` as
+one more: it writes the model config file from the database and the bundled model server
+loads what the file lists, the same contract as TF Serving's in a cluster. A child that dies
+is restarted with backoff, the way Kubernetes would restart a pod; Ctrl-C or SIGTERM stops
+the services in pipeline order (feeder first, so nothing new enters while the rest drains).
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ from hydra_common.settings import HydraSettings
 
 log = logging.getLogger(__name__)
 
-# Start order: servers first, then their clients. Stop order is the reverse.
-SERVICES = ("modelserver", "keeper", "balancer", "predictor", "feeder", "api")
+# Start order: the model config writer (so the model server finds its file), servers, then
+# their clients. Stop order is the reverse.
+SERVICES = ("modelconfig", "modelserver", "keeper", "balancer", "predictor", "feeder", "api")
 GRPC_SERVICES = {"modelserver", "keeper", "balancer"}
+# Processes that are neither servers nor their clients: they start first, without waiting.
+WRITERS = {"modelconfig"}
+HYDRA_CLI = ("-c", "from hydra_common.cli import main; main()")
+# How a service is run when it is not ``python -m hydra_<service>``.
+COMMANDS = {"modelconfig": ("model-config", "watch")}
 
 
 def free_port() -> int:
@@ -55,6 +63,7 @@ DEFAULT_METRICS_PORTS = {
     "predictor": 9103,
     "keeper": 9104,
     "modelserver": 9105,
+    "modelconfig": 9106,
 }
 
 
@@ -127,9 +136,12 @@ class LocalStack:
             env["HYDRA_METRICS_PORT"] = str(self.ports.metrics[service])
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"{service}.log", "ab")
-        module = f"hydra_{service}"
+        if service in COMMANDS:
+            command = [sys.executable, *HYDRA_CLI, *COMMANDS[service]]
+        else:
+            command = [sys.executable, "-m", f"hydra_{service}"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+            command,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -140,9 +152,14 @@ class LocalStack:
         return proc
 
     def start(self, wait: float = 0.0) -> None:
-        """Start every service; with ``wait``, clients start only once the servers answer."""
+        """Start every service; with ``wait``, clients start only once the servers answer.
+
+        The model config file is written once before anything starts, so the model server
+        loads exactly the versions the database names from its first scan."""
+        if "modelconfig" in self.services:
+            run_hydra("model-config", "write", env=self.env)
         for service in self.services:
-            if wait and service not in GRPC_SERVICES:
+            if wait and service not in GRPC_SERVICES | WRITERS:
                 self.wait_ready(wait, only=GRPC_SERVICES)
                 wait = 0.0
             self._spawn(service)
@@ -193,7 +210,7 @@ class LocalStack:
     def stop(self, grace: float = 15.0) -> dict[str, int | None]:
         """SIGTERM in pipeline order, SIGKILL after grace; returns the exit codes."""
         self._stopping = True
-        order = ["feeder", "predictor", "balancer", "keeper", "modelserver", "api"]
+        order = ["feeder", "predictor", "balancer", "keeper", "modelserver", "api", "modelconfig"]
         codes: dict[str, int | None] = {}
         for service in [s for s in order if s in self.procs]:
             proc = self.procs[service]
@@ -241,7 +258,7 @@ async def _grpc_serving(target: str) -> bool:
 def run_hydra(*args: str, env: Mapping[str, str] | None = None) -> None:
     """Run a ``hydra`` sub-command in a child process; raise if it fails."""
     subprocess.run(
-        [sys.executable, "-c", "from hydra_common.cli import main; main()", *args],
+        [sys.executable, *HYDRA_CLI, *args],
         env=dict(env or os.environ),
         check=True,
     )

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import ModelStatus
 from hydra_common.lifecycle import model_statuses, serving_versions
@@ -183,11 +185,49 @@ class Pruner:
         return removed
 
 
+class ModelConfigMetrics:
+    """The writer's metrics (``hydra_modelconfig_*``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.writes = Counter(
+            "hydra_modelconfig_writes_total",
+            "Times the model config file changed.",
+            [],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "hydra_modelconfig_refresh_failures_total",
+            "Refreshes that failed (database or file system); the last file stays.",
+            registry=registry,
+        )
+        self.pruned = Counter(
+            "hydra_modelconfig_pruned_versions_total",
+            "Model version directories deleted by the pruner.",
+            registry=registry,
+        )
+        self.listed = Gauge(
+            "hydra_modelconfig_listed_versions",
+            "Model versions the file lists (active, candidates, previous active).",
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "hydra_modelconfig_last_success_timestamp_seconds",
+            "When the file last matched the database (Unix time).",
+            registry=registry,
+        )
+
+
 class ModelConfigWriter:
     """Keeps the model config file in step with the database, and prunes old versions."""
 
-    def __init__(self, settings: HydraSettings, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: HydraSettings,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
+        self.metrics = ModelConfigMetrics(registry if registry is not None else CollectorRegistry())
         self.path = settings.model_config_path
         self.base_root = settings.model_base_path or str(settings.model_root)
         self.engine = make_engine(settings.db_url)
@@ -208,7 +248,10 @@ class ModelConfigWriter:
             statuses = await model_statuses(session) if prune else {}
         text = render(entries_for(served, self.base_root))
         written = await asyncio.to_thread(write_if_changed, self.path, text)
+        self.metrics.listed.set(sum(len(v) for v in served.values()))
+        self.metrics.last_success.set(time.time())
         if written:
+            self.metrics.writes.inc()
             log.info(
                 "model config written",
                 extra={
@@ -220,7 +263,8 @@ class ModelConfigWriter:
             )
         await asyncio.to_thread(self._warn_missing, served)
         if prune:
-            await asyncio.to_thread(self.pruner.prune, served, statuses)
+            removed = await asyncio.to_thread(self.pruner.prune, served, statuses)
+            self.metrics.pruned.inc(len(removed))
         return written
 
     def _warn_missing(self, served: Mapping[str, set[int]]) -> None:
@@ -247,6 +291,7 @@ class ModelConfigWriter:
             try:
                 await self.write_once(prune=True)
             except Exception as exc:
+                self.metrics.failures.inc()
                 log.warning("model config not refreshed", extra={"error": str(exc)[:500]})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.model_config_poll_seconds)
