@@ -271,3 +271,35 @@ async def test_a_spoofed_forwarded_for_does_not_reset_the_count(api_factory: Any
         for i in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+async def test_logout_holds_in_every_replica_and_after_a_restart(api_factory: Any) -> None:
+    """The revocation is in the database: another API process (same secret key, same
+    database) refuses the logged-out cookie too."""
+    first = await api_factory(secret_key="k" * 40)
+    second = await api_factory(secret_key="k" * 40)  # another replica, or after a restart
+    user = await first.user(Role.VIEWER)
+    await first.login(first.client, user.username)
+    cookie = first.client.cookies.get("hydra_session")
+    replica = second.new_client(cookies={"hydra_session": cookie})
+    assert (await replica.get("/api/auth/me")).status_code == 200
+    await first.client.post("/api/auth/logout")
+    assert (await replica.get("/api/auth/me")).status_code == 401
+
+
+async def test_disabling_a_user_ends_their_sessions_for_good(api: Any) -> None:
+    user = await api.user(Role.EXPERT)
+    client = api.new_client()
+    await api.login(client, user.username)
+    assert (await client.get("/api/auth/me")).status_code == 200
+    admin = await api.as_role(Role.ADMIN)
+    r = await admin.patch(f"/api/users/{user.id}", json={"active": False})
+    assert r.status_code == 200
+    assert (await client.get("/api/auth/me")).status_code == 401
+    r = await admin.patch(f"/api/users/{user.id}", json={"active": True})
+    assert r.status_code == 200
+    # Enabled again, the old cookie still does not work: a new login does.
+    assert (await client.get("/api/auth/me")).status_code == 401
+    fresh = api.new_client()
+    await api.login(fresh, user.username)
+    assert (await fresh.get("/api/auth/me")).status_code == 200

@@ -94,3 +94,24 @@ async def test_label_outside_valid_classifications_refused(any_url: str) -> None
             assert lab is not None
             lab.classification_id = cls["HotChannel"]
     await engine.dispose()
+
+
+async def test_the_migrations_build_exactly_the_schema_the_code_declares(any_url: str) -> None:
+    """A column added to ``schema.py`` without a migration (or the other way round) fails
+    here, on both back ends, before it fails in a hall."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hydra_common.db.schema import Base
+
+    engine = make_engine(any_url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert diff == []

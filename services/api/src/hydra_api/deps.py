@@ -28,7 +28,7 @@ from hydra_api.security import (
     password_fingerprint,
 )
 from hydra_api.settings import ApiSettings
-from hydra_common.db.schema import Role, User, UserPermission
+from hydra_common.db.schema import RevokedSession, Role, User, UserPermission
 from hydra_common.errors import PermissionDenied, Unauthenticated
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -152,6 +152,11 @@ async def get_optional_user(request: Request, state: StateDep, session: SessionD
         user is None
         or not user.active
         or password_fingerprint(user.password_hash) != claims.password_fingerprint
+        or (
+            user.sessions_valid_after is not None
+            and claims.issued < user.sessions_valid_after.timestamp()
+        )
+        or await session.get(RevokedSession, claims.nonce) is not None
     ):
         return None
     request.state.csrf_subject = claims.nonce

@@ -60,6 +60,7 @@ class SessionClaims:
     expires: float
     nonce: str
     password_fingerprint: str
+    issued: float = 0.0  # tokens from before this field count as issued at the epoch
 
 
 def password_fingerprint(password_hash: str | None) -> str:
@@ -79,9 +80,11 @@ class SessionSigner:
 
     def issue(self, user_id: int, password_hash: str | None, lifetime_s: float) -> str:
         """A new signed session token for the user."""
+        now = time.time()
         claims = {
             "u": user_id,
-            "e": int(time.time() + lifetime_s),
+            "i": round(now, 3),
+            "e": int(now + lifetime_s),
             "n": secrets.token_urlsafe(16),
             "p": password_fingerprint(password_hash),
         }
@@ -96,7 +99,9 @@ class SessionSigner:
             if not hmac.compare_digest(_unb64(mac_text), self._mac(body)):
                 return None
             raw = json.loads(body)
-            claims = SessionClaims(int(raw["u"]), float(raw["e"]), str(raw["n"]), str(raw["p"]))
+            claims = SessionClaims(
+                int(raw["u"]), float(raw["e"]), str(raw["n"]), str(raw["p"]), float(raw.get("i", 0))
+            )
         except (ValueError, KeyError, TypeError):
             return None
         if claims.expires < time.time() or claims.nonce in self._revoked:
@@ -104,7 +109,8 @@ class SessionSigner:
         return claims
 
     def revoke(self, claims: SessionClaims) -> None:
-        """Refuse this session from now on (in this process)."""
+        """Refuse this session from now on in this process (the database tells the others:
+        ``deps.get_optional_user`` reads ``revoked_sessions``)."""
         now = time.time()
         self._revoked = {n: e for n, e in self._revoked.items() if e > now}
         self._revoked[claims.nonce] = claims.expires

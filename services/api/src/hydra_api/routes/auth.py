@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -11,7 +12,7 @@ from hydra_api.deps import CurrentUser, SessionDep, StateDep, client_address, is
 from hydra_api.models import Detail, LoginIn, Me
 from hydra_api.routes.users import user_out
 from hydra_api.security import CSRF_COOKIE, SESSION_COOKIE, SessionClaims, verify_password
-from hydra_common.db.schema import User
+from hydra_common.db.schema import RevokedSession, User, utcnow
 from hydra_common.errors import Unauthenticated
 from hydra_common.logs import get_logger
 
@@ -83,12 +84,24 @@ async def login(
 
 @router.post("/api/auth/logout", response_model=Detail)
 async def logout(
-    request: Request, response: Response, state: StateDep, user: CurrentUser
+    request: Request, response: Response, session: SessionDep, state: StateDep, user: CurrentUser
 ) -> Detail:
-    """End the session (the cookie stops working at once in this API process)."""
+    """End the session: its cookie stops working at once, in every API replica and after a
+    restart (the nonce is kept in ``revoked_sessions`` until the cookie would expire)."""
     claims: SessionClaims | None = getattr(request.state, "session_claims", None)
     if claims is not None:
         state.signer.revoke(claims)
+        now = utcnow()
+        await session.execute(sa.delete(RevokedSession).where(RevokedSession.expires_at < now))
+        if await session.get(RevokedSession, claims.nonce) is None:
+            session.add(
+                RevokedSession(
+                    nonce=claims.nonce,
+                    user_id=user.id,
+                    expires_at=datetime.fromtimestamp(claims.expires, UTC),
+                )
+            )
+        await session.commit()
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
     return Detail(detail=f"{user.username} logged out")

@@ -15,7 +15,7 @@ from hydra_api.deps import AdminUser, SessionDep
 from hydra_api.inputs import Id
 from hydra_api.models import AuditEntry, Page, PermissionsIn, UserCreate, UserOut, UserUpdate
 from hydra_api.security import hash_password
-from hydra_common.db.schema import AuditLog, PlotType, User, UserPermission
+from hydra_common.db.schema import AuditLog, PlotType, User, UserPermission, utcnow
 from hydra_common.errors import Conflict, InvalidInput, NotFound
 
 router = APIRouter(tags=["users"])
@@ -117,6 +117,9 @@ async def update_user(
     if body.role is not None:
         user.role = body.role
     if body.active is not None:
+        if user.active and not body.active:
+            # Every session so far ends for good: enabling the user again needs a new login.
+            user.sessions_valid_after = utcnow()
         user.active = body.active
     after = _snapshot(user)
     if body.password is not None:

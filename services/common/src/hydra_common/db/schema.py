@@ -518,7 +518,18 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(sa.String(255), default=None)
     role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.VIEWER)
     active: Mapped[bool] = mapped_column(default=True)
+    # Sessions issued before this time are refused (set when the user is disabled).
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RevokedSession(Base):
+    """A session ended by logging out, refused by every API replica until it expires."""
+
+    __tablename__ = "revoked_sessions"
+    nonce: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class UserPermission(Base):
