@@ -131,3 +131,23 @@ async def test_a_naive_datetime_is_read_as_utc(harness: Harness) -> None:
     assert r.status_code in (200, 201), r.text
     assert r.json()["expires_at"].startswith("2099-01-01T12:00:00")
     assert r.json()["expires_at"].endswith(("Z", "+00:00"))
+
+
+async def test_every_answer_carries_the_security_headers(harness: Harness) -> None:
+    client = harness.client()
+    for url in ("/", "/api/health", "/api/news", "/api/files/nothing.png", "/labeler"):
+        r = await client.get(url)
+        csp = r.headers.get("content-security-policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, url
+        assert "script-src 'self'" in csp and "unsafe-eval" not in csp, url
+        assert r.headers["x-content-type-options"] == "nosniff", url
+        assert r.headers["referrer-policy"] == "same-origin", url
+        assert "strict-transport-security" not in r.headers  # plain http: no HSTS
+
+
+async def test_news_is_plain_text(harness: Harness) -> None:
+    admin = harness.as_role("admin")
+    body = 'Beam <b>down</b> <script>alert(1)</script><img src=x onerror="alert(2)"> at 3 a.m.'
+    r = await admin.post("/api/news", json={"title": "<i>Note</i>", "body": body})
+    assert r.status_code == 201, r.text
+    assert r.json()["title"] == "Note" and r.json()["body"] == "Beam down  at 3 a.m."

@@ -53,7 +53,8 @@ export interface paths {
         put?: never;
         /**
          * Logout
-         * @description End the session (the cookie stops working at once in this API process).
+         * @description End the session: its cookie stops working at once, in every API replica and after a
+         *     restart (the nonce is kept in ``revoked_sessions`` until the cookie would expire).
          */
         post: operations["auth-logout"];
         delete?: never;
@@ -1325,6 +1326,7 @@ export interface components {
         NewsIn: {
             /**
              * Body
+             * @description Plain text (markup removed).
              * @default
              */
             body?: string;
@@ -1339,7 +1341,10 @@ export interface components {
              * @enum {string}
              */
             severity?: "info" | "warning" | "critical";
-            /** Title */
+            /**
+             * Title
+             * @description Plain text.
+             */
             title: string;
         };
         /**

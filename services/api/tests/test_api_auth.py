@@ -49,6 +49,7 @@ async def test_cookies_are_secure_behind_tls_proxy(api_factory: Any) -> None:
     assert r.status_code == 200
     assert "secure" in _cookie(r.headers, "hydra_session").lower()
     assert "secure" in _cookie(r.headers, "hydra_csrf").lower()
+    assert r.headers["strict-transport-security"].startswith("max-age=")
     # From a client that is not the proxy, X-Forwarded-Proto means nothing.
     other = _peer(api, "10.9.9.9")
     r = await other.post(
@@ -57,6 +58,7 @@ async def test_cookies_are_secure_behind_tls_proxy(api_factory: Any) -> None:
         headers={"X-Forwarded-Proto": "https"},
     )
     assert r.status_code == 200 and "secure" not in _cookie(r.headers, "hydra_session").lower()
+    assert "strict-transport-security" not in r.headers
 
 
 async def test_anonymous_is_401_and_wrong_password_is_401(api: Any) -> None:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
@@ -32,6 +33,36 @@ INT64_MAX = 2**63 - 1  # BIGINT: run numbers
 MAX_STRING = 20_000  # a string field that names no tighter limit
 MAX_QUERY_STRING = 256  # a text filter in a query string
 MAX_ISSUES = 20  # validation issues reported at most
+
+
+def plain_text(value: str) -> str:
+    """Text with any HTML markup removed (news is plain text; pages never render HTML)."""
+    parser = _TextOnly()
+    parser.feed(value)
+    parser.close()
+    return "".join(parser.parts)
+
+
+class _TextOnly(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+PlainText = Annotated[str, AfterValidator(plain_text)]
 
 
 def as_utc(value: datetime) -> datetime:

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hydra_api import sso
 from hydra_api.deps import AppState
 from hydra_api.events import RuntimeBroadcaster
 from hydra_api.inputs import BodyLimit, validation_error
@@ -120,6 +121,60 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(HydraError, hydra_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+
+
+# The page's own scripts and styles only; images from the API (and data: URLs the heat-map
+# overlay draws); no framing. /docs loads Swagger UI from a CDN, so it gets no CSP.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+NO_CSP = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """ASGI middleware: CSP, nosniff, referrer policy and no framing on every answer; HSTS
+    when the browser came over HTTPS."""
+
+    def __init__(self, app: ASGIApp, trusted_proxies: str) -> None:
+        self.app = app
+        self.trusted_proxies = trusted_proxies
+
+    def _https(self, scope: Scope) -> bool:
+        if scope.get("scheme") == "https":
+            return True
+        if not self.trusted_proxies:
+            return False
+        request = Request(scope)
+        if not sso.from_trusted_proxy(request, self.trusted_proxies):
+            return False
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return proto == "https"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if not str(scope.get("path", "")).startswith(NO_CSP):
+            extra.append((b"content-security-policy", CSP.encode()))
+        if self._https(scope):
+            extra.append((b"strict-transport-security", b"max-age=31536000"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                headers += [(k, v) for k, v in extra if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class CatchAll:
@@ -228,6 +283,7 @@ def create_app(
     _add_frontend(app, Path(settings.static_dir) if settings.static_dir else PACKAGE_STATIC)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(CatchAll)  # outermost of Hydra's: sees what everything else raised
     return app
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hydra_api.inputs import Input, RunNumber, StoredId, UtcDatetime
+from hydra_api.inputs import Input, PlainText, RunNumber, StoredId, UtcDatetime
 from hydra_common.db.schema import ModelStatus, Role, TrainingRunStatus
 from hydra_common.labels import COLOR_PATTERN, MAX_DESCRIPTION, NAME_PATTERN
 
@@ -507,8 +507,8 @@ class NewsOut(BaseModel):
 class NewsIn(Input):
     """A new news item."""
 
-    title: str = Field(min_length=1, max_length=255)
-    body: str = Field("", max_length=20_000)
+    title: PlainText = Field(min_length=1, max_length=255, description="Plain text.")
+    body: PlainText = Field("", max_length=20_000, description="Plain text (markup removed).")
     severity: Literal["info", "warning", "critical"] = "info"
     expires_at: UtcDatetime | None = Field(None, description="A time without a zone is UTC.")
 
