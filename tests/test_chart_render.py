@@ -390,6 +390,7 @@ def test_tf_serving_is_fed_from_the_database(renders: dict[str, Objects], label:
     assert sidecar["image"].rsplit("/", 1)[-1] == "hydra-api:0.1.0"  # no TensorFlow inside
     env = {e["name"]: e for e in sidecar["env"]}
     assert env["HYDRA_MODEL_CONFIG_FILE"]["value"] == "/models/models.config"
+    assert env["HYDRA_MODEL_CONFIG_POLL_SECONDS"]["value"] == "10"
     assert "secretKeyRef" in env["HYDRA_DATABASE_URL"]["valueFrom"]
     assert sidecar["startupProbe"]["exec"]["command"] == ["test", "-f", "/models/models.config"]
     assert {m["name"]: m.get("readOnly") for m in sidecar["volumeMounts"]}["models"] is None
