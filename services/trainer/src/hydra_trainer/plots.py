@@ -15,7 +15,7 @@ What each label looks like (from the seeds' descriptions of bad plots):
 - Cosmics / LED / Amorphous: flat low-rate fill, a pulser comb, structureless noise.
 
 ``hard=True`` draws what a real hall's shift crew misses at a glance: subtle defects (a
-few dead channels, a gain shift of about 5 %, a peak widened by a third, a faint second
+few dead channels, a gain shift of about 5 %, a peak widened by 20-40 %, a faint second
 peak, a small shift), fewer entries (more Poisson noise) and larger channel-to-channel
 gain spread, with less run-to-run jitter so a subtle defect is still a defect. Boxes are
 written as in the normal mode.
@@ -85,7 +85,7 @@ def _centres(n: int) -> np.ndarray:
 
 def _timing(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np.ndarray, Truth]:
     x = _centres(80)
-    jitter = 0.005 if hard else 0.02
+    jitter = 0.01 if hard else 0.02
     mu, sigma = (
         0.5 + rng.uniform(-jitter, jitter),
         0.035 * (rng.uniform(0.95, 1.05) if hard else rng.uniform(0.9, 1.1)),
@@ -100,15 +100,15 @@ def _timing(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[n
             else ("shifted_peak")
         )
         if defect == "shifted_peak":
-            shift = rng.uniform(0.06, 0.1) if hard else rng.uniform(0.2, 0.32)
+            shift = rng.uniform(0.035, 0.06) if hard else rng.uniform(0.2, 0.32)
             mu += rng.choice([-1, 1]) * (shift if strong else 0.06)
         elif defect == "broadened_peak":
-            sigma *= rng.uniform(1.3, 1.5) if hard else rng.uniform(3.0, 4.0)
+            sigma *= rng.uniform(1.2, 1.4) if hard else rng.uniform(3.0, 4.0)
         truth = Truth(label, str(defect), _x_box(mu - 2.5 * sigma, mu + 2.5 * sigma))
         if defect == "double_peak":
             mu2 = mu + rng.choice([-1, 1]) * rng.uniform(0.22, 0.3)
             truth.box = _x_box(mu2 - 2.5 * sigma, mu2 + 2.5 * sigma)
-            faint = rng.uniform(0.12, 0.25) if hard else rng.uniform(0.6, 1.0)
+            faint = rng.uniform(0.06, 0.12) if hard else rng.uniform(0.6, 1.0)
             return bg + _gauss(x, mu, sigma) + faint * _gauss(x, mu2, sigma), truth
     return bg + _gauss(x, mu, sigma), truth
 
@@ -157,7 +157,7 @@ def _moyal(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
 
 def _spectrum(label: str, rng: np.random.Generator, hard: bool = False) -> tuple[np.ndarray, Truth]:
     x = _centres(64)
-    jitter = 0.005 if hard else 0.03
+    jitter = 0.01 if hard else 0.03
     mu, sigma = (
         0.45 + rng.uniform(-jitter, jitter),
         0.04 * (rng.uniform(0.95, 1.05) if hard else rng.uniform(0.9, 1.1)),
@@ -169,7 +169,7 @@ def _spectrum(label: str, rng: np.random.Generator, hard: bool = False) -> tuple
     peak_scale = 1.0
     if label in ("Bad", "Acceptable"):
         if label == "Bad" and rng.random() < 0.4:
-            peak_scale = rng.uniform(0.5, 0.7) if hard else 0.0
+            peak_scale = rng.uniform(0.7, 0.85) if hard else 0.0
             truth = Truth(label, "missing_peak", _x_box(mu - 3 * sigma, mu + 5 * sigma))
         else:
             # A gain drop moves the peak down towards the pedestal.
