@@ -6,7 +6,7 @@ statistics box and (2-D) a colour bar, at another size than the simulator's canv
 
 Plot kinds (``FOREIGN``): ``timing`` and ``spectrum`` reuse the simulator's 1-D shapes and
 defects (``hydra_trainer.plots.make_density``) drawn as a filled step histogram; ``map2d``
-is a 40 x 30 block map with a dense centre, where Bad is a small rectangle of dead (empty)
+is a 24 x 18 block map with a dense centre, where Bad is a small rectangle of dead (empty)
 or hot blocks far from the centre. Every image gets the simulator's truth sidecar, its box
 in this image's pixels and ``image_size`` ``[width, height]``.
 """
@@ -37,7 +37,7 @@ FOREIGN = (
 )
 SIZE = (320, 240)  # pixels (width, height): not the simulator's 256 x 192
 _DPI = 80
-_NX, _NY = 40, 30
+_NX, _NY = 24, 18
 
 
 def _figure() -> tuple[Any, Any]:
@@ -93,14 +93,14 @@ def _one_d(spec: PlotTypeSpec, label: str, rng: np.random.Generator) -> tuple[Im
 def _map2d(label: str, rng: np.random.Generator) -> tuple[Image.Image, Truth]:
     yy, xx = np.mgrid[0:_NY, 0:_NX] + 0.5
     cx, cy = _NX / 2 + rng.uniform(-1, 1), _NY / 2 + rng.uniform(-1, 1)
-    r2 = ((xx - cx) / 6) ** 2 + ((yy - cy) / 5) ** 2
+    r2 = ((xx - cx) / 3.6) ** 2 + ((yy - cy) / 3) ** 2
     density = (np.exp(-0.5 * r2) * 8 + 0.4) * rng.uniform(0.85, 1.15, (_NY, _NX))
     truth = Truth(label)
     if label == "Bad":
         w, h = int(rng.integers(2, 4)), int(rng.integers(2, 4))
         while True:  # far from the dense centre
             x0, y0 = int(rng.integers(1, _NX - w - 1)), int(rng.integers(1, _NY - h - 1))
-            if np.hypot((x0 + w / 2 - cx) / 6, (y0 + h / 2 - cy) / 5) > 2.2:
+            if np.hypot((x0 + w / 2 - cx) / 3.6, (y0 + h / 2 - cy) / 3) > 2.2:
                 break
         hot = rng.random() < 0.5
         density[y0 : y0 + h, x0 : x0 + w] = 3.0 if hot else 0.0
