@@ -418,3 +418,35 @@ def test_a_plot_type_with_its_own_labels_serves_them(hall: Hall) -> None:
     )[0][0]
     confirmed_dead = sum(1 for i in items if i["verdict"] == dead and i["confirmed"])
     assert alarms == confirmed_dead
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            next(fh)
+            for line in fh:
+                local, state = line.split()[1], line.split()[3]
+                address, port_hex = local.rsplit(":", 1)
+                if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+                    found.add(address)
+    return found
+
+
+def test_every_service_listens_on_loopback_only(hall: Hall) -> None:
+    """gRPC has no authentication: a local stack must not be reachable from the network."""
+    ports = hall.stack.ports
+    every = {
+        "balancer": ports.balancer,
+        "keeper": ports.keeper,
+        "modelserver": ports.modelserver,
+        "api": ports.api,
+        **{f"{name} metrics": port for name, port in ports.metrics.items()},
+    }
+    # 127.0.0.1, ::1, and ::ffff:127.0.0.1 (gRPC's IPv4-mapped form)
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+    for name, port in every.items():
+        addresses = _listening(port)
+        assert addresses, f"{name} is not listening on {port}"
+        assert addresses <= loopback, f"{name} on {port} listens on {addresses}"

@@ -470,7 +470,7 @@ async def main(settings: BalancerSettings) -> None:
     setup_logging("balancer", settings.log_level, settings.log_format)
     keep_big_buffers()
     service = BalancerService(settings)
-    metrics_port = serve_metrics(REGISTRY, settings.metrics_port)
+    metrics_port = serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
     await service.start()
     # Everything made so far lives as long as the process: keep the collector off it. Each
     # order makes a few short-lived tracked objects: collect the young less often, so that

@@ -96,7 +96,7 @@ def model_config_watch() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
         writer = ModelConfigWriter(settings, REGISTRY)
-        serve_metrics(REGISTRY, settings.metrics_port)
+        serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
         try:
             await writer.watch(stop)
         finally:

@@ -85,6 +85,15 @@ class Ports:
         return cls(balancer, keeper, modelserver, api, dict(zip(metered, metrics, strict=True)))
 
 
+BIND_SETTINGS = (
+    "HYDRA_API_HOST",
+    "HYDRA_BALANCER_HOST",
+    "HYDRA_KEEPER_HOST",
+    "HYDRA_MODEL_SERVER_HOST",
+    "HYDRA_METRICS_HOST",
+)
+
+
 def stack_environment(ports: Ports, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every child of a local stack shares."""
     env = dict(os.environ if base is None else base)
@@ -99,6 +108,11 @@ def stack_environment(ports: Ports, base: Mapping[str, str] | None = None) -> di
         PYTHONUNBUFFERED="1",
         TF_CPP_MIN_LOG_LEVEL="2",
     )
+    # Local processes listen on loopback unless HYDRA_BIND says otherwise (gRPC has no
+    # authentication: a hall that shares a laptop's stack puts a proxy or a firewall first).
+    bind = env.get("HYDRA_BIND") or "127.0.0.1"
+    for host in BIND_SETTINGS:
+        env.setdefault(host, bind)
     # The Status page reads the live figures of the services without a database heartbeat
     # (the balancer's queue depth above all) from their /metrics.
     probed = [s for s in ("feeder", "balancer", "predictor", "modelserver") if s in ports.metrics]
@@ -286,7 +300,7 @@ def _serve_forever(stack: LocalStack, extra: list[subprocess.Popen[bytes]]) -> N
 def up(url_hint: bool = True, extra: list[subprocess.Popen[bytes]] | None = None) -> None:
     """Migrate the database, start every service, supervise until Ctrl-C/SIGTERM."""
     settings = HydraSettings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings.data_dir)
     ports = Ports(
         balancer=int(os.environ.get("HYDRA_BALANCER_PORT", 50051)),
         keeper=int(os.environ.get("HYDRA_KEEPER_PORT", 50052)),
@@ -327,6 +341,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Set up a demo hall, train models if none exist, run everything with simulated data."""
         settings = HydraSettings()
+        private_data_dir(settings.data_dir)
         input_dir = Path(os.environ.get("HYDRA_INPUT_DIR", settings.data_dir / "input"))
         input_dir.mkdir(parents=True, exist_ok=True)
         os.environ["HYDRA_INPUT_DIR"] = str(input_dir)
@@ -350,6 +365,16 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(f"Log in as admin / {password}")
         up(extra=[sim])
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """The data directory and what goes in it are the hall's alone: the database holds
+    password hashes. Directories 0700, files 0600 (a umask every child inherits)."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for sqlite_file in data_dir.glob("*.db"):
+        sqlite_file.chmod(0o600)
 
 
 def demo_admin_password(data_dir: Path) -> str:

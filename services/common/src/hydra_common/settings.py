@@ -66,6 +66,16 @@ class HydraSettings(BaseSettings):
     log_level: str = Field("INFO", description="Python log level.")
     log_format: Literal["kv", "json"] = Field("kv", description="Structured log line format.")
     metrics_port: int = Field(0, description="Port of the Prometheus `/metrics` endpoint (0: off).")
+    metrics_host: str = Field(
+        "0.0.0.0", description="Address the `/metrics` and `/livez` endpoint binds."
+    )
+    bind: str = Field(
+        "127.0.0.1",
+        description=(
+            "Address `hydra up` and `make demo` bind every service to (their `*_HOST` "
+            "settings, which default to all interfaces for containers); `0.0.0.0` to share."
+        ),
+    )
     grace_seconds: float = Field(10.0, description="Graceful-shutdown grace period.")
 
     @property

@@ -660,7 +660,7 @@ async def main(settings: FeederSettings) -> None:
 
     setup_logging("feeder", settings.log_level, settings.log_format)
     await wait_for_database(settings.db_url)
-    metrics_port = serve_metrics(REGISTRY, settings.metrics_port)
+    metrics_port = serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
     service = FeederService(settings)
     await service.start()
     log.info("feeder ready", extra={"metrics_port": metrics_port})

@@ -307,7 +307,7 @@ async def main(settings: KeeperSettings) -> None:
     """Run the keeper until SIGTERM or SIGINT, then stop gracefully."""
     setup_logging("keeper", settings.log_level, settings.log_format)
     registry = CollectorRegistry()
-    serve_metrics(registry, settings.metrics_port)
+    serve_metrics(registry, settings.metrics_port, settings.metrics_host)
     service = KeeperService(settings, registry)
     await service.start()
     stop = asyncio.Event()

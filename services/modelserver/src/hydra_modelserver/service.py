@@ -108,7 +108,7 @@ async def main(settings: ModelServerSettings | None = None) -> None:
     settings = settings or ModelServerSettings()
     setup_logging("modelserver", settings.log_level, settings.log_format)
     service = ModelServerService(settings)
-    serve_metrics(REGISTRY, settings.metrics_port)
+    serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
     stop = asyncio.Event()
     install_stop_signals(stop)
     await service.start()

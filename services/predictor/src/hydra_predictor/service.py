@@ -272,7 +272,7 @@ async def main(settings: PredictorSettings | None = None) -> None:
     settings = settings or PredictorSettings()
     setup_logging("predictor", settings.log_level, settings.log_format)
     service = PredictorService(settings)
-    serve_metrics(REGISTRY, settings.metrics_port)
+    serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
     stop = asyncio.Event()
     install_stop_signals(stop)
     await service.start()
