@@ -13,7 +13,6 @@ cluster, tests) :func:`job_manifest` builds a plain Job from the ``HYDRA_TRAININ
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,7 +67,7 @@ def label_value(text: str) -> str:
 
 def template_path(settings: ApiSettings) -> str:
     """The chart's Job template file (``HYDRA_TRAINING_JOB_TEMPLATE``); "" = none."""
-    configured = getattr(settings, "training_job_template", "") or os.environ.get(TEMPLATE_ENV, "")
+    configured = settings.training_job_template
     return str(configured)
 
 

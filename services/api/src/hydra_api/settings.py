@@ -137,6 +137,13 @@ class ApiSettings(HydraSettings):
             "Python's `hydra train`."
         ),
     )
+    training_job_template: str = Field(
+        "",
+        description=(
+            "File holding the chart's training Job (its `<release>-training-job` ConfigMap); "
+            "empty = the API's own minimal Job."
+        ),
+    )
     kubernetes_host: str = Field(
         "", description="Kubernetes API server URL; empty = the in-cluster configuration."
     )
