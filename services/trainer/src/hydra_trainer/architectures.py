@@ -51,12 +51,45 @@ class Architecture:
         return self.build(input_shape, n_classes, weights=weights)
 
 
+@keras.saving.register_keras_serializable(package="hydra")
+class CamReference(layers.Layer):
+    """Passes its input through; while training, keeps a moving mean of it (``reference``).
+
+    Grad-CAM weighs the *difference* between an image's activations and this typical
+    activation map, so a defect that is missing evidence (a dead sector, a missing peak:
+    no ink where a plot usually has some) shows where the evidence is missing.
+    """
+
+    def __init__(self, momentum: float = 0.9, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.momentum = momentum
+
+    def build(self, input_shape: Any) -> None:
+        shape = tuple(int(d) for d in input_shape[1:])
+        self.reference = self.add_weight(
+            shape=shape, initializer="zeros", trainable=False, name="reference"
+        )
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="seen")
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        if training:
+            mean = keras.ops.cast(keras.ops.mean(x, axis=0), "float32")
+            keep = keras.ops.where(self.seen > 0, self.momentum, 0.0)  # first batch: take it
+            self.reference.assign(keep * self.reference + (1.0 - keep) * mean)
+            self.seen.assign(1.0)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum}
+
+
 def build_small(input_shape: tuple[int, int, int], n_classes: int) -> keras.Model:
     """A compact CNN: four conv blocks, a coarse spatial pooling, softmax. Trains on a CPU.
 
     The head pools to a coarse grid and flattens it instead of pooling globally, because
     *where* something is decides many verdicts: a timing peak in the wrong place looks just
-    like a good one to a position-blind global average.
+    like a good one to a position-blind global average. Grad-CAM reads the last conv
+    block through ``cam_reference`` (see ``CamReference``).
     """
     inputs = keras.Input(shape=input_shape, name="image")
     # Plots are ink on white: inverted, empty paper is 0 and the drawing carries the signal.
@@ -65,6 +98,7 @@ def build_small(input_shape: tuple[int, int, int], n_classes: int) -> keras.Mode
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = layers.Conv2D(64, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = CamReference(name="cam_reference")(x)
     x = layers.MaxPooling2D(2, name="pool_last")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
@@ -165,7 +199,7 @@ def build_inceptionv3_cbam(
 INCEPTION_NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "small": Architecture("small", build_small, (96, 128), None),
+    "small": Architecture("small", build_small, (96, 128), "cam_reference"),
     # Grad-CAM on mixed7 (17 x 17 at 299 px), not mixed10 (8 x 8): a heat map must point
     # at a few channels or one bin, and mixed10's cells are an eighth of the plot wide.
     "inceptionv3": Architecture(

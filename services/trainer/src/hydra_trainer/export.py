@@ -60,6 +60,8 @@ class HydraExportModule(tf.Module):
         # takes, so Grad-CAM can use the logits (a saturated softmax has no gradient).
         head = model.layers[-1]
         self.head = _linear_head(head)
+        # A typical activation map kept by the layer (hydra_trainer.architectures.CamReference).
+        self.reference = getattr(model.get_layer(gradcam_layer), "reference", None)
         features = head.input if self.head is not None else model.outputs[0]
         self.cam_model = keras.Model(
             model.inputs, [model.get_layer(gradcam_layer).output, features]
@@ -75,7 +77,8 @@ class HydraExportModule(tf.Module):
     def explain(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         """Softmax weights and the Grad-CAM heat map of the top label."""
         pixels = decode_images(image, self.height, self.width)
-        weights, heatmap = gradcam(self.cam_model, pixels, self.head)
+        reference = None if self.reference is None else tf.convert_to_tensor(self.reference)
+        weights, heatmap = gradcam(self.cam_model, pixels, self.head, reference)
         return {"weights": weights, "heatmap": heatmap}
 
 
@@ -100,7 +103,10 @@ def _linear_head(layer: keras.layers.Layer) -> Head | None:
 
 
 def gradcam(
-    cam_model: keras.Model, pixels: tf.Tensor, head: Head | None = None
+    cam_model: keras.Model,
+    pixels: tf.Tensor,
+    head: Head | None = None,
+    reference: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Weights and Grad-CAM maps ``[batch, h, w]`` (input resolution, [0, 1]) of the top label.
 
@@ -118,6 +124,10 @@ def gradcam(
       rather than by the gradient averaged over the map. The average throws away *where* a
       head looks; a position-aware head (the small CNN's flattened grid) then points at
       whatever is strongest anywhere. For a global-average head the two are the same.
+    - With a ``reference`` (the layer's typical activations ``[h, w, channels]``) the map
+      weighs the activations' difference from it: missing evidence (ink absent where plots
+      usually have it, with a gradient saying that ink would count against the label) is
+      positive evidence there, so a dead sector or a missing peak lights up.
     """
     with tf.GradientTape() as tape:
         conv, out = cam_model(pixels, training=False)
@@ -132,6 +142,8 @@ def gradcam(
         rivals = tf.stop_gradient(tf.nn.softmax(logits - 1e9 * top))
         score = tf.reduce_sum(logits * top, axis=-1) - tf.reduce_sum(logits * rivals, axis=-1)
     grads = tape.gradient(score, conv)
+    if reference is not None:
+        conv = conv - tf.cast(reference, tf.float32)[None]
     cam = tf.nn.relu(tf.reduce_sum(conv * grads, axis=-1))
     cam = tf.image.resize(cam[..., None], tf.shape(pixels)[1:3], method="bilinear")[..., 0]
     peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
