@@ -88,17 +88,19 @@ def build_small(input_shape: tuple[int, int, int], n_classes: int) -> keras.Mode
 
     The head pools to a coarse grid and flattens it instead of pooling globally, because
     *where* something is decides many verdicts: a timing peak in the wrong place looks just
-    like a good one to a position-blind global average. Grad-CAM reads the last conv
-    block through ``cam_reference`` (see ``CamReference``).
+    like a good one to a position-blind global average. Grad-CAM reads the third conv
+    block through ``cam_reference`` (see ``CamReference``): a 24 x 32 map at the default
+    input size points at a few channels or one bin, where the last block's 12 x 16 cannot.
     """
     inputs = keras.Input(shape=input_shape, name="image")
     # Plots are ink on white: inverted, empty paper is 0 and the drawing carries the signal.
     x = layers.Rescaling(-1.0 / 255.0, offset=1.0, name="rescale")(inputs)
     for i, filters in enumerate((16, 32, 48)):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        if i == 2:  # Grad-CAM's layer: an eighth of the plot's resolution, not a sixteenth
+            x = CamReference(name="cam_reference")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = layers.Conv2D(64, 3, padding="same", activation="relu", name="last_conv")(x)
-    x = CamReference(name="cam_reference")(x)
     x = layers.MaxPooling2D(2, name="pool_last")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
