@@ -76,7 +76,9 @@ async def get_log(
     rows = (
         (
             await session.execute(
-                stmt.order_by(PlotType.detector, MonitoringLog.created_at.desc(), MonitoringLog.id)
+                stmt.order_by(
+                    PlotType.detector, MonitoringLog.created_at.desc(), MonitoringLog.id.desc()
+                )
                 .limit(page.limit)
                 .offset(page.offset)
             )
