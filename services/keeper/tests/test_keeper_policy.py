@@ -160,3 +160,58 @@ async def test_keeper_heat_map_overlay_has_the_image_size(
     )[0]
     assert live == f"live/{world.plot_type}/{bad.order.order_id}.heatmap.png"
     assert (tmp_path / "storage" / live).exists()
+
+
+async def test_a_huge_image_gets_a_heat_map_of_bounded_size(
+    db_url: str, keeper_factory: Any, kit: ModuleType, tmp_path: Path
+) -> None:
+    """A 7000 x 3500 plot: its overlay is at most 1024 px on its longest side (the browser
+    stretches it over the image), not 7000 x 3500 RGBA."""
+    world = await kit.make_world(db_url)
+    _, client = await keeper_factory(db_url)
+    big = kit.png_bytes(7000, 3500)
+    bad = kit.make_report(world, (0.1, 0.9), image=big, heat=(4, 4, [0.5] * 16))
+    await client.record([bad])
+    heatmap_path = (await _kept(kit, world))[bad.order.order_id][2]
+    with Image.open(io.BytesIO((tmp_path / "storage" / heatmap_path).read_bytes())) as im:
+        assert im.size == (1024, 512)
+
+
+async def test_a_full_disk_costs_the_images_not_the_verdicts(
+    db_url: str, keeper_factory: Any, kit: ModuleType, monkeypatch: Any
+) -> None:
+    """The storage volume is full (ENOSPC at the storage layer: no size-limited file system
+    can be mounted here): verdicts are still recorded and acknowledged, kept images are
+    skipped and counted with a reason, and keeping resumes once space returns."""
+    import errno
+
+    from hydra_keeper import storage
+
+    world = await kit.make_world(db_url, collect_percent=0.0)
+    service, client = await keeper_factory(db_url)
+    real_write = storage.write_atomic
+    full = True
+
+    def write_atomic(root: Path, rel: str, data: bytes, durable: bool) -> None:
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(root / rel))
+        real_write(root, rel, data, durable)
+
+    monkeypatch.setattr(storage, "write_atomic", write_atomic)
+    image = kit.png_bytes()
+    during = [kit.make_report(world, (0.1, 0.9), chunk=i, image=image) for i in range(3)]
+    await client.record(during)  # returns once every report is acknowledged
+    rows = await kit.query(
+        db_url,
+        "SELECT verdict, plot_id FROM run_history WHERE plot_type_id = :p",
+        p=world.plot_type_id,
+    )
+    assert [(v, p) for v, p in rows] == [("Bad", None)] * 3
+    assert await _kept(kit, world) == {}
+    assert kit.metric(service, "hydra_keeper_files_skipped_total", reason="disk_full") == 3
+    assert kit.metric(service, "hydra_keeper_images_kept_total", reason="bad") == 0
+    full = False
+    after = kit.make_report(world, (0.1, 0.9), chunk=9, image=image)
+    await client.record([after])
+    assert set(await _kept(kit, world)) == {after.order.order_id}
+    assert kit.metric(service, "hydra_keeper_images_kept_total", reason="bad") == 1

@@ -71,6 +71,14 @@ class KeeperMetrics:
             ["reason"],
             registry=registry,
         )
+        self.files_skipped = Counter(
+            "hydra_keeper_files_skipped_total",
+            "Images and heat maps not stored (verdict recorded all the same), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ("disk_full", "io_error"):
+            self.files_skipped.labels(reason=reason)
         self.last_commit = Gauge(
             "hydra_keeper_last_commit_timestamp_seconds",
             "Unix time of the last successful commit.",

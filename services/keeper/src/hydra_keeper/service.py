@@ -268,6 +268,8 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
             m.verdicts.labels(verdict=verdict, confirmed="true" if confirmed else "false").inc(n)
         for reason, n in result.kept.items():
             m.images_kept.labels(reason=reason).inc(n)
+        for reason, n in result.files_skipped.items():
+            m.files_skipped.labels(reason=reason).inc(n)
         if result.beam_on is not None:
             m.beam_on.set(result.beam_on)
         c = self.counts

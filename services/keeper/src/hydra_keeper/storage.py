@@ -7,6 +7,8 @@ without its file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
 import re
@@ -79,12 +81,22 @@ def write_atomic(root: Path, rel: str, data: bytes, durable: bool) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a full disk must not keep half-written files either
+        raise
+
+
+def storage_problem(exc: OSError) -> str:
+    """The reason a file could not be written, as the metric names it."""
+    return "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
 
 
 def remove_quietly(root: Path, rel: str) -> None:
@@ -116,6 +128,20 @@ def _colormap(heat: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(heat, _STOPS, c) for c in (_RED, _GREEN, _BLUE)], axis=-1)
 
 
+# The overlay is stretched over the image by the browser: its own resolution need not be the
+# image's. A 7000 x 7000 plot must not become a 7000 x 7000 RGBA heat map (196 MB in memory).
+MAX_HEATMAP_SIDE = 1024
+
+
+def bounded(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """``size`` scaled down (aspect kept) so its longest side is at most ``longest``."""
+    w, h = size
+    if max(w, h) <= longest:
+        return size
+    scale = longest / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def render_heatmap(heat_map: report_pb2.HeatMap, size: tuple[int, int] | None) -> bytes | None:
     """An RGBA PNG overlay of a Grad-CAM map: colour by heat, alpha proportional to heat.
 
@@ -131,8 +157,10 @@ def render_heatmap(heat_map: report_pb2.HeatMap, size: tuple[int, int] | None) -
     rgba[..., :3] = (_colormap(heat) * 255.0 + 0.5).astype(np.uint8)
     rgba[..., 3] = (heat * 255.0 + 0.5).astype(np.uint8)
     overlay = Image.fromarray(rgba)
-    if size is not None and size != (w, h):
-        overlay = overlay.resize(size, Image.Resampling.BILINEAR)
+    if size is not None:
+        size = bounded(size, MAX_HEATMAP_SIDE)
+        if size != (w, h):
+            overlay = overlay.resize(size, Image.Resampling.BILINEAR)
     out = io.BytesIO()
     overlay.save(out, format="PNG", compress_level=3)
     return out.getvalue()

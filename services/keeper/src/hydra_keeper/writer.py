@@ -109,6 +109,7 @@ class BatchResult:
     stale_files: list[str] = field(default_factory=list)
     beam_on: int | None = None  # 1/0/-1 when this batch looked at the beam
     beam_current: float | None = None
+    files_skipped: Counter[str] = field(default_factory=Counter)  # by reason (disk_full...)
 
     def merge(self, other: BatchResult) -> None:
         """Add another result's figures to this one."""
@@ -117,6 +118,7 @@ class BatchResult:
         self.rejected += other.rejected
         self.verdicts.update(other.verdicts)
         self.kept.update(other.kept)
+        self.files_skipped.update(other.files_skipped)
         self.alarms.extend(other.alarms)
         self.stale_files.extend(other.stale_files)
         if other.beam_on is not None:
@@ -244,7 +246,7 @@ class BatchWriter:
                 beam = await self._mark_alarms(conn, entries)
                 result.beam_on, result.beam_current = beam.beam_on, beam.beam_current
             await self._choose_kept(conn, entries)
-            await asyncio.to_thread(self._write_files, entries)
+            result.files_skipped = await asyncio.to_thread(self._write_files, entries)
             plot_ids = await self._insert_plots(conn, entries)
             await self._insert_history(conn, entries, plot_ids, now, now_ns)
             history_ids = await self._history_ids(
@@ -433,32 +435,53 @@ class BatchWriter:
             found.update((a, b, d) for a, b, d in rows)
         return found
 
-    def _write_files(self, entries: list[_Entry]) -> None:
-        """Write kept and live files (in a worker thread: Pillow and the disk block)."""
-        root = self.storage_root
+    def _write_files(self, entries: list[_Entry]) -> Counter[str]:
+        """Write kept and live files (in a worker thread: Pillow and the disk block).
+
+        A file that cannot be written (a full disk above all) costs only the file: the
+        verdict is still recorded and acknowledged, the image is not kept (and not counted
+        as kept), and the reason is counted. Keeping resumes by itself when space returns.
+        """
+        skipped: Counter[str] = Counter()
         for e in entries:
-            order = e.report.order
-            if not order.image or not (e.kept or e.newest):
-                continue
-            name = e.plot_type.name
-            e.ext = storage.image_ext(order.source_path, order.image, e.plot_type.file_type)
-            heat_png = None
-            if e.report.HasField("heat_map") and e.report.heat_map.values:
-                heat_png = storage.render_heatmap(
-                    e.report.heat_map, storage.image_size(order.image)
+            try:
+                self._write_entry_files(e)
+            except OSError as exc:
+                reason = storage.storage_problem(exc)
+                skipped[reason] += 1
+                log.warning(
+                    "image not stored",
+                    extra={"order_id": e.order_id, "reason": reason, "error": str(exc)[:200]},
                 )
-            if e.kept:
-                e.image_path = storage.kept_image_path(name, e.order_id, e.ext)
-                storage.write_atomic(root, e.image_path, order.image, durable=True)
-                if heat_png is not None:
-                    e.heatmap_path = storage.kept_heatmap_path(name, e.order_id)
-                    storage.write_atomic(root, e.heatmap_path, heat_png, durable=True)
-            if e.newest:
-                e.live_image = storage.live_image_path(name, e.order_id, e.ext)
-                storage.write_atomic(root, e.live_image, order.image, durable=False)
-                if heat_png is not None:
-                    e.live_heatmap = storage.live_heatmap_path(name, e.order_id)
-                    storage.write_atomic(root, e.live_heatmap, heat_png, durable=False)
+                for rel in (e.image_path, e.heatmap_path):
+                    if rel:
+                        storage.remove_quietly(self.storage_root, rel)
+                e.kept, e.image_path, e.heatmap_path = "", None, None
+                e.live_image, e.live_heatmap = "", None
+        return skipped
+
+    def _write_entry_files(self, e: _Entry) -> None:
+        root = self.storage_root
+        order = e.report.order
+        if not order.image or not (e.kept or e.newest):
+            return
+        name = e.plot_type.name
+        e.ext = storage.image_ext(order.source_path, order.image, e.plot_type.file_type)
+        heat_png = None
+        if e.report.HasField("heat_map") and e.report.heat_map.values:
+            heat_png = storage.render_heatmap(e.report.heat_map, storage.image_size(order.image))
+        if e.kept:
+            e.image_path = storage.kept_image_path(name, e.order_id, e.ext)
+            storage.write_atomic(root, e.image_path, order.image, durable=True)
+            if heat_png is not None:
+                e.heatmap_path = storage.kept_heatmap_path(name, e.order_id)
+                storage.write_atomic(root, e.heatmap_path, heat_png, durable=True)
+        if e.newest:
+            e.live_image = storage.live_image_path(name, e.order_id, e.ext)
+            storage.write_atomic(root, e.live_image, order.image, durable=False)
+            if heat_png is not None:
+                e.live_heatmap = storage.live_heatmap_path(name, e.order_id)
+                storage.write_atomic(root, e.live_heatmap, heat_png, durable=False)
 
     async def _insert_plots(self, conn: AsyncConnection, entries: list[_Entry]) -> dict[str, int]:
         kept = [e for e in entries if e.kept and e.image_path]
