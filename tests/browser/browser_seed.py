@@ -473,6 +473,12 @@ class Seeder:
                 if c > 0
             )
             test += [(p, label) for p in members[cut:]]
+        # As the trainer records it: images per split and label (train counts the copies).
+        ts.class_counts = {
+            "train": dict.fromkeys(share, share["Bad"]),
+            "validation": {},
+            "test": {label: sum(1 for _, lb in test if lb == label) for label in share},
+        }
         v2 = await self.model(
             spec,
             version=2,
