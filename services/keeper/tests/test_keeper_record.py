@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -145,8 +146,11 @@ async def test_keeper_run_time_keeps_the_newest(
 
 
 async def test_keeper_live_image_replaced(
-    db_url: str, keeper_factory: Any, kit: ModuleType, tmp_path: Any
+    db_url: str, keeper_factory: Any, kit: ModuleType, tmp_path: Any, monkeypatch: Any
 ) -> None:
+    from hydra_keeper import writer
+
+    monkeypatch.setattr(writer, "LIVE_FILE_GRACE_SECONDS", 0.0)  # no grace: gone at once
     world = await kit.make_world(db_url)
     _, client = await keeper_factory(db_url)
     first = kit.make_report(world, (0.9, 0.1), image=kit.png_bytes())
@@ -210,3 +214,26 @@ async def test_keeper_heartbeat_row(db_url: str, keeper_factory: Any, kit: Modul
         await asyncio.sleep(0.05)
     assert rows and rows[0][0] == "serving"
     assert "reports" in _json(rows[0][1])
+
+
+async def test_a_replaced_live_image_stays_a_while_for_pages_that_just_saw_it(
+    db_url: str, keeper_factory: Any, kit: ModuleType, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The Run page loads the live image it was told about; if the keeper deleted it the
+    moment a newer one committed, the page would show a broken image (and a 404)."""
+    import asyncio
+
+    from hydra_keeper import writer
+
+    monkeypatch.setattr(writer, "LIVE_FILE_GRACE_SECONDS", 0.5)
+    world = await kit.make_world(db_url)
+    _, client = await keeper_factory(db_url)
+    first = kit.make_report(world, (0.9, 0.1), run_number=1, image=kit.png_bytes())
+    await client.record([first])
+    old = tmp_path / "storage" / "live" / world.plot_type / f"{first.order.order_id}.png"
+    assert old.exists()
+    await client.record([kit.make_report(world, (0.9, 0.1), run_number=2, image=kit.png_bytes())])
+    assert old.exists()  # replaced, but still there for a while
+    await asyncio.sleep(0.6)
+    await client.record([kit.make_report(world, (0.9, 0.1), run_number=3, image=kit.png_bytes())])
+    assert not old.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from hydra.v1 import order_pb2, report_pb2
 from PIL import Image
@@ -119,3 +120,12 @@ def test_keeper_storage_paths_are_safe() -> None:
     assert storage.image_ext("Run1/x.JPG", b"", "png") == "jpg"
     assert storage.image_ext("x", b"\x89PNG....", "jpg") == "png"
     assert storage.image_ext("x", b"", "png") == "png"
+
+
+def test_a_png_size_comes_from_its_header_whatever_pillow_allows(monkeypatch: Any) -> None:
+    buf = io.BytesIO()
+    Image.new("L", (7000, 3500)).save(buf, format="PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # as a feeder in the same process sets
+    assert storage.image_size(buf.getvalue()) == (7000, 3500)
+    assert storage.bounded((7000, 3500), 1024) == (1024, 512)
+    assert storage.bounded((640, 480), 1024) == (640, 480)

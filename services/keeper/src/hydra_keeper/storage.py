@@ -12,6 +12,7 @@ import errno
 import io
 import os
 import re
+import struct
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,8 +108,17 @@ def remove_quietly(root: Path, rel: str) -> None:
         pass
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def image_size(image: bytes) -> tuple[int, int] | None:
-    """(width, height) from the image header, or None if Pillow cannot read it."""
+    """(width, height) from the image header, or None if it cannot be read.
+
+    A PNG's size is read from its IHDR chunk directly: Pillow's decompression-bomb guard is a
+    process-wide setting, and a heat map must not depend on it."""
+    if image[:8] == PNG_SIGNATURE and image[12:16] == b"IHDR" and len(image) >= 24:
+        width, height = struct.unpack(">II", image[16:24])
+        return (width, height) if width and height else None
     try:
         with Image.open(io.BytesIO(image)) as im:
             return im.size

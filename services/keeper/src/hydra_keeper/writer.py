@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from hydra_keeper.reference import PlotTypeInfo, ReferenceCache, latest_beam_cur
 from hydra_keeper.verdicts import Judgement, judge, stage_seconds
 
 log = get_logger(__name__)
+# Replaced live files stay this long: a page that was just told about one can still load it.
+LIVE_FILE_GRACE_SECONDS = 60.0
 
 run_history_t = RunHistory.__table__
 run_time_t = RunTime.__table__
@@ -171,6 +174,7 @@ class BatchWriter:
     ) -> None:
         self.engine = engine
         self.storage_root = storage_root
+        self._stale: deque[tuple[float, list[str]]] = deque()  # (due, replaced live files)
         self.reference = reference
         self.beam_current_threshold = beam_current_threshold
         self.default_threshold = default_threshold
@@ -201,9 +205,16 @@ class BatchWriter:
         return result
 
     async def remove_stale(self, result: BatchResult) -> None:
-        """Delete live files that the committed batch replaced (after the commit)."""
+        """Delete live files that committed batches replaced, once ``LIVE_FILE_GRACE_SECONDS``
+        have passed: a Run page told about the old file a moment ago can still load it."""
+        now = time.monotonic()
         if result.stale_files:
-            await asyncio.to_thread(self._remove_files, result.stale_files)
+            self._stale.append((now + LIVE_FILE_GRACE_SECONDS, list(result.stale_files)))
+        due: list[str] = []
+        while self._stale and self._stale[0][0] <= now:
+            due += self._stale.popleft()[1]
+        if due:
+            await asyncio.to_thread(self._remove_files, due)
 
     def _remove_files(self, rels: list[str]) -> None:
         for rel in rels:
