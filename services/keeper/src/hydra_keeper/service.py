@@ -162,6 +162,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
         except Exception as exc:
             log.warning("final heartbeat failed", extra={"error": repr(exc)})
         await self.alarms.close()
+        await self.writer.remove_all_stale()
         await self.engine.dispose()
         log.info("keeper stopped", extra=dict(self.counts))
 

@@ -216,6 +216,13 @@ class BatchWriter:
         if due:
             await asyncio.to_thread(self._remove_files, due)
 
+    async def remove_all_stale(self) -> None:
+        """At stop: delete every replaced live file still waiting out its grace."""
+        due = [rel for _, rels in self._stale for rel in rels]
+        self._stale.clear()
+        if due:
+            await asyncio.to_thread(self._remove_files, due)
+
     def _remove_files(self, rels: list[str]) -> None:
         for rel in rels:
             storage.remove_quietly(self.storage_root, rel)
