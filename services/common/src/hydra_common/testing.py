@@ -83,3 +83,19 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'hydra.db'}"
     upgrade(url)
     return url
+
+
+@pytest.fixture(autouse=True)
+def _pillow_limit_restored() -> Iterator[None]:
+    """The feeder sets Pillow's process-wide decompression-bomb limit from its settings; in
+    one test process that limit must not leak from a feeder test into the next test."""
+    try:
+        from PIL import Image
+    except ImportError:  # an image without Pillow: nothing to restore
+        yield
+        return
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
