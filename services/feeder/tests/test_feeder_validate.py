@@ -108,3 +108,14 @@ def test_symlink_outside_input_dir(tmp_path: Path) -> None:
     inside.write_bytes(image_bytes())
     (root / "b.png").symlink_to(inside)
     assert check(root / "b.png", root) == inside.read_bytes()
+
+
+def test_an_image_over_the_plot_cap_is_too_large_not_a_bomb(tmp_path: Path) -> None:
+    """Under the bomb guard, over the cap on a plot's size: refused before it reaches the
+    model server (a 7000 x 7000 plot grew it by 0.8 GB, which it kept)."""
+    path = tmp_path / "P.png"
+    path.write_bytes(image_bytes(size=(300, 200)))  # 60,000 pixels: under MAX_PIXELS
+    with pytest.raises(Rejected) as info:
+        read_and_validate(path, tmp_path, "png", MAX_BYTES, MAX_PIXELS, max_image_pixels=50_000)
+    assert info.value.reason == "too_large" and "image cap" in info.value.detail
+    assert read_and_validate(path, tmp_path, "png", MAX_BYTES, MAX_PIXELS, 60_000)

@@ -374,6 +374,7 @@ class FeederService:
                         parsed.extension,
                         s.max_file_bytes,
                         s.max_pixels,
+                        s.max_image_pixels,
                     )
                 )
             except Exception as exc:  # judged per file by _order_from

@@ -49,6 +49,14 @@ class FeederSettings(HydraSettings):
             " finishes it meanwhile, it is moved back and fed (0: never)."
         ),
     )
+    max_image_pixels: int = Field(
+        16_000_000,
+        ge=1,
+        description=(
+            "Largest plot (pixels, e.g. 4000 x 4000) fed; a larger image is quarantined as "
+            "`too_large` (below `HYDRA_MAX_PIXELS`, the decompression-bomb guard)."
+        ),
+    )
     max_pixels: int = Field(
         50_000_000, ge=1, description="Largest image (pixels) accepted; more is a bomb."
     )

@@ -68,14 +68,24 @@ def expected_format(extension: str) -> str | None:
     return Image.registered_extensions().get("." + extension.lower())
 
 
-def validate_image(data: bytes, extension: str, max_pixels: int) -> str:
-    """Check that data is a complete image of the extension's format; returns the format."""
+def validate_image(
+    data: bytes, extension: str, max_pixels: int, max_image_pixels: int | None = None
+) -> str:
+    """Check that data is a complete image of the extension's format; returns the format.
+
+    ``max_pixels`` guards against decompression bombs; ``max_image_pixels`` (lower) caps
+    what a real plot may be: far larger than any monitoring plot, it would only cost the
+    model server memory (it keeps the buffers it grew) for an image it shrinks anyway."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
             if width * height > max_pixels:
                 raise Rejected("decompression_bomb", f"{width}x{height} pixels > {max_pixels}")
+            if max_image_pixels is not None and width * height > max_image_pixels:
+                raise Rejected(
+                    "too_large", f"{width}x{height} pixels > {max_image_pixels} (image cap)"
+                )
             fmt = im.format or ""
             want = expected_format(extension)
             if want is None or fmt != want:
@@ -100,10 +110,15 @@ def validate_image(data: bytes, extension: str, max_pixels: int) -> str:
 
 
 def read_and_validate(
-    path: Path, root: Path, extension: str, max_bytes: int, max_pixels: int
+    path: Path,
+    root: Path,
+    extension: str,
+    max_bytes: int,
+    max_pixels: int,
+    max_image_pixels: int | None = None,
 ) -> bytes:
     """Everything a file must pass, in order; returns the bytes to send."""
     real = check_inside(path, root)
     data = read_file(real, max_bytes)
-    validate_image(data, extension, max_pixels)
+    validate_image(data, extension, max_pixels, max_image_pixels)
     return data
