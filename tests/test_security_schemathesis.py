@@ -3,9 +3,10 @@
 The app runs in a real HTTP server (uvicorn in a thread, lifespan and all) on a database
 seeded with a hall's worth of rows (tests/security/support.py). Every operation gets
 generated requests, first authenticated as an admin (a fresh session cookie and its CSRF
-header for each request, so a fuzzed logout or password change cannot end the run), then
-anonymous, then schema-violating ones as admin. Every answer must be no 5xx, have a status
-code the schema documents and a body that conforms to it.
+header for each request, so a fuzzed logout or password change cannot end the run), then as
+a labeller with one plot type's permission, then anonymous, then schema-violating ones as
+admin. Every answer must be no 5xx, have a status code the schema documents and a body that
+conforms to it, and come within ``MAX_SECONDS``.
 
 Not fuzzed: ``GET /api/events`` (a server-sent event stream never ends; its behaviour is
 tested in services/api/tests/test_api_runtime.py).
@@ -39,7 +40,7 @@ from schemathesis.checks import (
 
 from hydra_api.main import create_app
 from hydra_common.db.engine import make_engine, make_sessionmaker
-from hydra_common.db.schema import Role, User
+from hydra_common.db.schema import Role, User, UserPermission
 from hydra_common.launcher import free_port
 from hydra_common.testing import create_mysql_database, drop_mysql_database
 
@@ -57,11 +58,14 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 # run fewer, so the total is checked, not assumed.
 PARTS = (
     ("admin", GenerationMode.POSITIVE, 18),
+    ("labeler", GenerationMode.POSITIVE, 6),
     ("anonymous", GenerationMode.POSITIVE, 8),
     ("admin", GenerationMode.NEGATIVE, 6),
 )
 MIN_CASES = 1000
 FUZZ_ADMIN_ID = 2_000_000_001  # far from the ids a fuzzer tries, so it never edits itself
+FUZZ_LABELER_ID = 2_000_000_002
+MAX_SECONDS = 10.0  # per answer, on a loaded 2-core CI machine: a hang, not a slow query
 
 
 @dataclass
@@ -69,13 +73,14 @@ class Server:
     app: Any
     base_url: str
     admin: User
+    labeler: User
 
 
-async def _seed(url: str, tmp: Path) -> User:
+async def _seed(url: str, tmp: Path) -> tuple[User, User]:
     engine = make_engine(url)
     try:
         sessions = make_sessionmaker(engine)
-        await sup.seed_hall(sessions, tmp / "storage")
+        seed = await sup.seed_hall(sessions, tmp / "storage")
         async with sessions() as s:
             admin = User(
                 id=FUZZ_ADMIN_ID,
@@ -83,11 +88,20 @@ async def _seed(url: str, tmp: Path) -> User:
                 role=Role.ADMIN,
                 password_hash=sup.password_hash(),
             )
-            s.add(admin)
+            labeler = User(
+                id=FUZZ_LABELER_ID,
+                username="fuzz_labeler",
+                role=Role.LABELER,
+                password_hash=sup.password_hash(),
+            )
+            s.add_all([admin, labeler])
+            await s.flush()
+            s.add(UserPermission(user_id=labeler.id, plot_type_id=seed.plot_type.id))
             await s.commit()
-            await s.refresh(admin)
-            s.expunge(admin)
-            return admin
+            for user in (admin, labeler):
+                await s.refresh(user)
+                s.expunge(user)
+            return admin, labeler
     finally:
         await engine.dispose()
 
@@ -96,7 +110,7 @@ async def _seed(url: str, tmp: Path) -> User:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("fuzz")
     url = create_mysql_database("hydra_fuzz")
-    admin = asyncio.run(_seed(url, tmp))
+    admin, labeler = asyncio.run(_seed(url, tmp))
     app = create_app(sup.settings_for(url, tmp), CollectorRegistry())
     port = free_port()
     config = uvicorn.Config(
@@ -110,7 +124,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
         time.sleep(0.05)
     try:
-        yield Server(app, f"http://127.0.0.1:{port}", admin)
+        yield Server(app, f"http://127.0.0.1:{port}", admin, labeler)
     finally:
         uv.should_exit = True
         thread.join(30)
@@ -141,15 +155,19 @@ def _fuzz(server: Server, op: Any, who: str, mode: GenerationMode, examples: int
     def run(case: Any) -> None:
         headers: dict[str, str] = {}
         cookies: dict[str, str] = {}
-        if who == "admin":
-            token = signer.issue(server.admin.id, server.admin.password_hash, 600)
+        if who in ("admin", "labeler"):
+            user = server.admin if who == "admin" else server.labeler
+            token = signer.issue(user.id, user.password_hash, 600)
             claims = signer.verify(token)
             csrf = signer.csrf_token(claims.nonce)
             cookies = {"hydra_session": token, "hydra_csrf": csrf}
             headers = {"X-CSRF-Token": csrf}
+        started = time.monotonic()
         response = case.call(
             base_url=server.base_url, session=http, headers=headers, cookies=cookies, timeout=60
         )
+        took = time.monotonic() - started
+        assert took < MAX_SECONDS, f"{case.method} {case.formatted_path}: {took:.1f} s"
         statuses[response.status_code] += 1
         if mode == GenerationMode.NEGATIVE:
             # Schema-violating requests: no 5xx is the contract (the body of a refusal is
@@ -188,6 +206,9 @@ def test_fuzz(server: Server, who: str, mode: GenerationMode, examples: int) -> 
     assert not [s for s in totals if s >= 500], totals
     if who == "anonymous":
         assert totals[401] > 0  # the admin-only operations refused the anonymous caller
+    elif who == "labeler":
+        assert totals[403] > 0  # the admin-only operations refused the labeller
+        assert sum(n for s, n in totals.items() if 200 <= s < 300) > 0
     else:
         assert sum(n for s, n in totals.items() if 200 <= s < 300) > 0
 
