@@ -305,3 +305,11 @@ async def test_disabling_a_user_ends_their_sessions_for_good(api: Any) -> None:
     fresh = api.new_client()
     await api.login(fresh, user.username)
     assert (await fresh.get("/api/auth/me")).status_code == 200
+
+
+def test_malformed_proxy_and_group_settings_fail_at_start_up() -> None:
+    with pytest.raises(ValidationError, match="not an address or CIDR"):
+        ApiSettings(trusted_proxies="10.0.0.0/8, the-ingress")
+    with pytest.raises(ValidationError, match="unknown role"):
+        ApiSettings(sso_group_roles="dq=superuser")
+    assert ApiSettings(trusted_proxies="10.0.0.0/8, ::1").trusted_proxies

@@ -175,6 +175,22 @@ class ApiSettings(HydraSettings):
         parse_targets(value)  # a clear error at start-up, not a broken Status page later
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        from hydra_api.sso import parse_proxies
+
+        parse_proxies(value)  # a malformed CIDR fails at start-up, not at every request
+        return value
+
+    @field_validator("sso_group_roles")
+    @classmethod
+    def _check_group_roles(cls, value: str) -> str:
+        from hydra_api.sso import parse_group_roles
+
+        parse_group_roles(value)
+        return value
+
     @model_validator(mode="after")
     def _check_secret(self) -> ApiSettings:
         weak = (
