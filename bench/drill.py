@@ -52,7 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from hydra_common.db.engine import make_engine, make_sessionmaker
-from hydra_common.launcher import LocalStack, Ports, stack_environment
+from hydra_common.launcher import LocalStack, Ports, hall_environment
 from hydra_common.testing import create_mysql_database, drop_mysql_database
 
 log = logging.getLogger("bench.drill")
@@ -167,20 +167,17 @@ def stack_env(
 ) -> tuple[dict[str, str], Ports]:
     """Free ports and the environment of a drill's stack: quick rescans, INFO logs."""
     ports = Ports.free()
-    env = stack_environment(ports)
-    env.update(
-        HYDRA_DATABASE_URL=url,
-        HYDRA_DATA_DIR=str(data_dir),
-        HYDRA_INPUT_DIR=str(input_dir),
-        HYDRA_RESCAN_SECONDS="1",
-        HYDRA_STABLE_SECONDS="0.2",
+    env = hall_environment(
+        ports,
+        url,
+        data_dir,
+        input_dir,
         HYDRA_MODEL_REFRESH_SECONDS="1",
         HYDRA_FEEDER_REFRESH_SECONDS="2",
         HYDRA_ADMIN_PASSWORD="drill-admin-password",
         HYDRA_FEEDER_ID="drill-feeder",
-        HYDRA_LOG_LEVEL="INFO",
+        **extra,
     )
-    env.update(extra)
     return env, ports
 
 

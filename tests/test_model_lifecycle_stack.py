@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from hydra_common import lifecycle
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Model, ModelStatus
-from hydra_common.launcher import LocalStack, Ports, stack_environment
+from hydra_common.launcher import LocalStack, Ports, hall_environment
 from hydra_common.testing import create_mysql_database, drop_mysql_database
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
@@ -184,17 +184,14 @@ def hall() -> Iterator[Hall]:
     v1 = _record_model(url, 1, labels, None)
     _db(url, lambda s: lifecycle.promote(s, v1, "lifecycle-stack"))
     ports = Ports.free()
-    env = stack_environment(ports)
-    env.update(
-        HYDRA_DATABASE_URL=url,
-        HYDRA_DATA_DIR=str(data_dir),
-        HYDRA_INPUT_DIR=str(input_dir),
-        HYDRA_RESCAN_SECONDS="1",
-        HYDRA_STABLE_SECONDS="0.2",
+    env = hall_environment(
+        ports,
+        url,
+        data_dir,
+        input_dir,
         HYDRA_MODEL_REFRESH_SECONDS="0.5",
         HYDRA_MODEL_CONFIG_POLL_SECONDS="0.5",
         HYDRA_MODEL_POLL_SECONDS="0.2",
-        HYDRA_LOG_LEVEL="INFO",
     )
     stack = LocalStack(env, ports, data_dir / "logs", services=SERVICES, restart=False)
     try:

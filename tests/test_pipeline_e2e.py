@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from hydra_common.db.engine import make_engine
-from hydra_common.launcher import LocalStack, Ports, stack_environment
+from hydra_common.launcher import LocalStack, Ports, hall_environment
 from hydra_common.testing import create_mysql_database, drop_mysql_database
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
@@ -197,17 +197,14 @@ def hall() -> Iterator[Hall]:
     _train(url, data_dir)
     _train_custom_by_cli(url, data_dir)
     ports = Ports.free()
-    env = stack_environment(ports)
-    env.update(
-        HYDRA_DATABASE_URL=url,
-        HYDRA_DATA_DIR=str(data_dir),
-        HYDRA_INPUT_DIR=str(input_dir),
-        HYDRA_RESCAN_SECONDS="1",
-        HYDRA_STABLE_SECONDS="0.2",
+    env = hall_environment(
+        ports,
+        url,
+        data_dir,
+        input_dir,
         HYDRA_MODEL_REFRESH_SECONDS="1",
         HYDRA_ADMIN_PASSWORD="e2e-admin-password",
         HYDRA_STATUS_PROBE_TIMEOUT="10",  # a loaded CI machine may answer slowly
-        HYDRA_LOG_LEVEL="INFO",
     )
     stack = LocalStack(env, ports, data_dir / "logs")
     try:

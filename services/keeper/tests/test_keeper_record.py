@@ -221,10 +221,10 @@ async def test_a_replaced_live_image_stays_a_while_for_pages_that_just_saw_it(
 ) -> None:
     """The Run page loads the live image it was told about; if the keeper deleted it the
     moment a newer one committed, the page would show a broken image (and a 404)."""
-    import asyncio
-
     from hydra_keeper import writer
 
+    now = [1000.0]  # a clock the test turns: no wall-time assumption
+    monkeypatch.setattr(writer, "clock", lambda: now[0])
     monkeypatch.setattr(writer, "LIVE_FILE_GRACE_SECONDS", 0.5)
     world = await kit.make_world(db_url)
     _, client = await keeper_factory(db_url)
@@ -234,6 +234,6 @@ async def test_a_replaced_live_image_stays_a_while_for_pages_that_just_saw_it(
     assert old.exists()
     await client.record([kit.make_report(world, (0.9, 0.1), run_number=2, image=kit.png_bytes())])
     assert old.exists()  # replaced, but still there for a while
-    await asyncio.sleep(0.6)
+    now[0] += 0.6
     await client.record([kit.make_report(world, (0.9, 0.1), run_number=3, image=kit.png_bytes())])
     assert not old.exists()

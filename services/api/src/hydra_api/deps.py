@@ -68,13 +68,8 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 def is_https(request: Request) -> bool:
     """True when the browser reached us over TLS (directly, or as a trusted proxy says)."""
-    if request.url.scheme == "https":
-        return True
     state: AppState = request.app.state.hydra
-    if not sso.from_trusted_proxy(request, state.settings.trusted_proxies):
-        return False
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return forwarded == "https"
+    return sso.came_over_https(request, state.settings.trusted_proxies)
 
 
 def client_address(request: Request) -> str:

@@ -27,7 +27,6 @@ from hydra_api.settings import ApiSettings
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 MODELS_MOUNT = "/var/lib/hydra/models"
 STORAGE_MOUNT = "/var/lib/hydra/storage"
-TEMPLATE_ENV = "HYDRA_TRAINING_JOB_TEMPLATE"
 RUN_LABEL = "hydra.jlab.org/training-run"
 PLOT_TYPE_LABEL = "hydra.jlab.org/plot-type"
 TRAINER_CONTAINER = "trainer"

@@ -141,17 +141,6 @@ class SecurityHeaders:
         self.app = app
         self.trusted_proxies = trusted_proxies
 
-    def _https(self, scope: Scope) -> bool:
-        if scope.get("scheme") == "https":
-            return True
-        if not self.trusted_proxies:
-            return False
-        request = Request(scope)
-        if not sso.from_trusted_proxy(request, self.trusted_proxies):
-            return False
-        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-        return proto == "https"
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -163,7 +152,7 @@ class SecurityHeaders:
         ]
         if not str(scope.get("path", "")).startswith(NO_CSP):
             extra.append((b"content-security-policy", CSP.encode()))
-        if self._https(scope):
+        if sso.came_over_https(Request(scope), self.trusted_proxies):
             extra.append((b"strict-transport-security", b"max-age=31536000"))
 
         async def with_headers(message: Message) -> None:

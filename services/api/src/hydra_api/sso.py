@@ -53,6 +53,15 @@ def from_trusted_proxy(request: Request, spec: str) -> bool:
     return any(peer in net for net in parse_proxies(spec))
 
 
+def came_over_https(request: Request, spec: str) -> bool:
+    """Whether the browser reached us over TLS: directly, or as a trusted proxy says."""
+    if request.url.scheme == "https":
+        return True
+    if not from_trusted_proxy(request, spec):
+        return False
+    return request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower() == "https"
+
+
 @functools.lru_cache(maxsize=16)
 def parse_group_roles(spec: str) -> dict[str, Role]:
     """``"dq-admins=admin, cdc-experts=expert"`` -> {group: role}."""

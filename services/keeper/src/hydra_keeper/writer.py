@@ -33,6 +33,7 @@ from hydra_keeper.verdicts import Judgement, judge, stage_seconds
 log = get_logger(__name__)
 # Replaced live files stay this long: a page that was just told about one can still load it.
 LIVE_FILE_GRACE_SECONDS = 60.0
+clock = time.monotonic  # what the grace is measured with (a test turns it by hand)
 
 run_history_t = RunHistory.__table__
 run_time_t = RunTime.__table__
@@ -207,7 +208,7 @@ class BatchWriter:
     async def remove_stale(self, result: BatchResult) -> None:
         """Delete live files that committed batches replaced, once ``LIVE_FILE_GRACE_SECONDS``
         have passed: a Run page told about the old file a moment ago can still load it."""
-        now = time.monotonic()
+        now = clock()
         if result.stale_files:
             self._stale.append((now + LIVE_FILE_GRACE_SECONDS, list(result.stale_files)))
         due: list[str] = []

@@ -23,7 +23,6 @@ from hydra_trainer.dataset import LabelledImage
 from hydra_trainer.thresholds import (
     ThresholdChoice,
     ThresholdResult,
-    choose_thresholds,
     confusion_matrix,
     figures_at,
 )
@@ -148,17 +147,3 @@ def evaluate_weights(
         split_counts=dict(split_counts or {}),
         indicative=list(indicative),
     )
-
-
-def evaluate(
-    version_dir: Path | str,
-    labels: Sequence[str],
-    validation: Sequence[LabelledImage],
-    test: Sequence[LabelledImage],
-    priors: dict[str, float] | None = None,
-) -> Evaluation:
-    """Choose thresholds on ``validation``, then measure the exported model on ``test``."""
-    weights = predict_files(version_dir, [i.path for i in [*validation, *test]])
-    val_w, test_w = weights[: len(validation)], weights[len(validation) :]
-    choices = choose_thresholds(val_w, truth_of(labels, validation), labels, priors)
-    return evaluate_weights(labels, test, test_w, choices)
