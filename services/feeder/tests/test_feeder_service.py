@@ -432,6 +432,8 @@ async def test_a_name_that_is_not_utf8_never_makes_the_feeder_deaf(
     inotify again. Rescans are an hour apart here, so only a live watcher feeds them."""
     await add_plot_types(sqlite_url, ["CDC_occupancy"])
     root = tmp_path / "input"
+    for run in (6, 7, 8, 9):  # watched from the start: a file in a brand-new folder can
+        (root / f"Run{run}").mkdir(parents=True)  # beat inotify's watch on that folder
     balancer = await start_balancer()
     predictor = Predictor(balancer.port)
     feeder = await start_feeder(
@@ -439,6 +441,9 @@ async def test_a_name_that_is_not_utf8_never_makes_the_feeder_deaf(
     )
     try:
         await eventually(lambda: sample(feeder, "hydra_feeder_watching") == 1)
+        # A first file fed proves inotify is live (the watcher starts in its own thread).
+        write(root, "Run6/CDC_occupancy.png", png((6, 6, 6)))
+        await eventually(lambda: len(predictor.received) == 1)
         name = b"CDC_occupancy\xff\xfe.png".decode("utf-8", "surrogateescape")
         bad = write(root, f"Run7/{name}", png())
         await eventually(lambda: sample(feeder, "hydra_feeder_watch_restarts_total") >= 1)
@@ -449,8 +454,8 @@ async def test_a_name_that_is_not_utf8_never_makes_the_feeder_deaf(
         await eventually(lambda: sample(feeder, "hydra_feeder_watching") == 1)
         for run in (8, 9):
             write(root, f"Run{run}/CDC_occupancy.png", png((run, run, run)))
-        await eventually(lambda: len(predictor.received) == 2)
-        assert {o.run_number for o in predictor.received} == {8, 9}
+        await eventually(lambda: len(predictor.received) == 3)
+        assert {o.run_number for o in predictor.received} == {6, 8, 9}
     finally:
         await feeder.stop()
         await predictor.close()

@@ -32,6 +32,9 @@ PLOT_TYPE_LABEL = "hydra.jlab.org/plot-type"
 TRAINER_CONTAINER = "trainer"
 
 
+TEMPLATE_ENV = "HYDRA_TRAINING_JOB_TEMPLATE"  # the setting's variable (tests set it)
+
+
 def namespace(settings: ApiSettings) -> str:
     """The namespace training Jobs run in (default: the API pod's own)."""
     if settings.training_namespace:
