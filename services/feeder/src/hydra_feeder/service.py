@@ -56,6 +56,7 @@ MAX_PLOT_TYPE = 128  # plot_types.name
 WATCH_RETRY_FIRST = 0.1  # seconds before the watcher starts again after a failure
 WATCH_RETRY_MAX = 5.0  # its longest pause, while it keeps failing
 WATCH_HEALTHY_SECONDS = 30.0  # a watcher that ran this long starts again without a pause
+WATCH_ANSWER_MS = 500  # the watcher answers at least this often, events or not
 
 
 @dataclass
@@ -197,17 +198,28 @@ class FeederService:
             pause = min(pause * 2, WATCH_RETRY_MAX)
 
     async def _watch_once(self) -> None:
-        """Turn inotify events into files to look at now; rescans cover what it misses."""
-        self.metrics.watching.set(1)
+        """Turn inotify events into files to look at now; rescans cover what it misses.
+
+        ``hydra_feeder_watching`` turns 1 at the watcher's first answer (an event or a quiet
+        half second), when its watches are surely in place, not when it is merely asked for.
+        """
         try:
-            async for changes in awatch(self.root, stop_event=self._stop, recursive=True):
+            async for changes in awatch(
+                self.root,
+                stop_event=self._stop,
+                recursive=True,
+                rust_timeout=WATCH_ANSWER_MS,
+                yield_on_timeout=True,
+            ):
+                self.metrics.watching.set(1)
                 for change, name in changes:
                     if change == Change.deleted:
                         continue
                     rel = self._relative(Path(name))
                     if rel is not None:
                         self._touched.add(rel)
-                self._scan_wake.set()
+                if changes:
+                    self._scan_wake.set()
         finally:
             self.metrics.watching.set(0)
 
