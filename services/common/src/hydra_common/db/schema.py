@@ -451,11 +451,14 @@ class RunTime(Base):
 
 
 class MonitoringLog(Base):
-    """Unconfirmed and confirmed-alarm verdicts, with transitions marked."""
+    """Unconfirmed and confirmed-alarm verdicts, with transitions marked, and the alarms'
+    raise / acknowledge / clear (``event``; an acknowledgement has no inference)."""
 
     __tablename__ = "monitoring_log"
     id: Mapped[int] = mapped_column(primary_key=True)
-    run_history_id: Mapped[int] = mapped_column(sa.ForeignKey("run_history.id"), unique=True)
+    run_history_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("run_history.id"), unique=True, default=None
+    )
     plot_type_id: Mapped[int] = mapped_column(sa.ForeignKey("plot_types.id"))
     run_number: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     chunk: Mapped[int] = mapped_column(default=-1)
@@ -464,8 +467,44 @@ class MonitoringLog(Base):
     transition: Mapped[bool] = mapped_column(default=False)
     transition_kind: Mapped[str] = mapped_column(sa.String(32), default="")
     alarm: Mapped[bool] = mapped_column(default=False)
+    event: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
+    actor: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     __table_args__ = (sa.Index("ix_monitoring_log_created", "created_at"),)
+
+
+class AlarmState(Base):
+    """A plot type's alarm: its recent alarm verdicts (the K-of-N window), whether it is
+    raised or acknowledged, and when it last beeped (written by the keeper; the API
+    acknowledges)."""
+
+    __tablename__ = "alarm_states"
+    plot_type_id: Mapped[int] = mapped_column(sa.ForeignKey("plot_types.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(16), default="clear")
+    recent: Mapped[list[Any]] = mapped_column(default=list)
+    last_order_id: Mapped[str] = mapped_column(sa.String(36), default="")
+    run_number: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    raised_at: Mapped[datetime | None] = mapped_column(default=None)
+    raised_order_id: Mapped[str] = mapped_column(sa.String(36), default="")
+    last_beep_at: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str] = mapped_column(sa.String(64), default="")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BeamState(Base):
+    """The live beam and run state read from EPICS by the keeper's beam watcher (one row)."""
+
+    __tablename__ = "beam_state"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(sa.String(16), default="epics")
+    connected: Mapped[bool] = mapped_column(default=False)
+    beam_current: Mapped[float | None] = mapped_column(default=None)
+    run_number: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    run_type: Mapped[str] = mapped_column(sa.String(64), default="")
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    written_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RunCondition(Base):
