@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("connected", sa.Boolean(), nullable=False),
-        sa.Column("beam_current", sa.Float(), nullable=True),
+        sa.Column("beam_current", sa.Double(), nullable=True),
         sa.Column("run_number", sa.BigInteger(), nullable=True),
         sa.Column("run_type", sa.String(length=64), nullable=False),
         sa.Column("updated_at", hydra_common.db.schema.UtcDateTime(), nullable=True),
