@@ -60,3 +60,19 @@ def publish(all_figures: dict[str, Any], quick: bool = False) -> Path:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     (RESULTS / f"{stamp}.json").write_text(text)
     return latest
+
+
+def median_spread(key: str, samples: list[float], digits: int = 3) -> dict[str, float]:
+    """``{key: median, key_spread: max/min}`` of a figure measured in several runs.
+
+    The machine is small and shared: one run can land on a busy neighbour. The median of
+    at least three runs is the figure; the spread says how far the runs were apart.
+    """
+    if not samples:
+        raise ValueError(f"{key}: no samples")
+    ordered = sorted(samples)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    low = ordered[0]
+    spread = ordered[-1] / low if low > 0 else float("inf")
+    return {key: round(median, digits), f"{key}_spread": round(spread, 3)}
