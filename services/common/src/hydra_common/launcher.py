@@ -15,9 +15,9 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +25,10 @@ from pathlib import Path
 
 import typer
 
+from hydra_common.ports import PortUse, find_conflicts, free_port, free_ports
 from hydra_common.settings import HydraSettings
+
+__all__ = ["free_port", "free_ports"]  # re-exported: tests and benches pick ports here
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +41,6 @@ WRITERS = {"modelconfig"}
 HYDRA_CLI = ("-c", "from hydra_common.cli import main; main()")
 # How a service is run when it is not ``python -m hydra_<service>``.
 COMMANDS = {"modelconfig": ("model-config", "watch")}
-
-
-def free_port() -> int:
-    """An unused TCP port on the loopback interface."""
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct unused loopback ports: every socket stays bound until all are picked,
-    so the kernel cannot hand the same port out twice."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 # Each service's /metrics port in ``hydra up`` (docs/contracts.md); HYDRA_<SERVICE>_METRICS_PORT
@@ -83,6 +71,40 @@ class Ports:
         metered = [s for s in SERVICES if s != "api"]
         balancer, keeper, modelserver, api, *metrics = free_ports(4 + len(metered))
         return cls(balancer, keeper, modelserver, api, dict(zip(metered, metrics, strict=True)))
+
+    def uses(self, env: Mapping[str, str]) -> list[PortUse]:
+        """Every port the stack listens on, with the host it binds and the setting naming it."""
+        metrics_host = env.get("HYDRA_METRICS_HOST", "0.0.0.0")
+        uses = [
+            PortUse(
+                self.balancer,
+                env.get("HYDRA_BALANCER_HOST", "0.0.0.0"),
+                "HYDRA_BALANCER_PORT",
+                "balancer gRPC",
+            ),
+            PortUse(
+                self.keeper,
+                env.get("HYDRA_KEEPER_HOST", "0.0.0.0"),
+                "HYDRA_KEEPER_PORT",
+                "keeper gRPC",
+            ),
+            PortUse(
+                self.modelserver,
+                env.get("HYDRA_MODEL_SERVER_HOST", "0.0.0.0"),
+                "HYDRA_MODEL_SERVER_PORT",
+                "model server gRPC",
+            ),
+            PortUse(
+                self.api,
+                env.get("HYDRA_API_HOST", "0.0.0.0"),
+                "HYDRA_API_PORT",
+                "API HTTP",
+            ),
+        ]
+        for service, port in self.metrics.items():
+            setting = f"HYDRA_{service.upper()}_METRICS_PORT"
+            uses.append(PortUse(port, metrics_host, setting, f"{service} /metrics"))
+        return uses
 
 
 BIND_SETTINGS = (
@@ -141,6 +163,38 @@ def hall_environment(
     return env
 
 
+class ServiceFailed(RuntimeError):
+    """A service crash-looped: it kept exiting soon after each start, so it was stopped."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(message)
+        self.service = service
+
+
+@dataclass
+class CrashPolicy:
+    """When a dead child is started again, and when the supervisor gives up on it.
+
+    An exit within ``stable_seconds`` of the start counts as one more crash in a row; a
+    longer run resets the count. Each restart waits ``backoff`` doubled per crash in a row
+    (up to ``backoff_cap``), as Kubernetes' CrashLoopBackOff does; after ``limit`` crashes in a
+    row the service is given up on. A kill through ``LocalStack.kill`` (the drills' faults) is
+    no crash: the service comes back at once.
+    """
+
+    limit: int = 5
+    stable_seconds: float = 30.0
+    backoff: float = 0.5
+    backoff_cap: float = 8.0
+
+    def delay(self, crashes: int) -> float:
+        """Seconds to wait before restarting after ``crashes`` crashes in a row."""
+        return float(min(self.backoff_cap, self.backoff * 2 ** max(0, crashes - 1)))
+
+
+LOG_TAIL_LINES = 15
+
+
 class LocalStack:
     """Hydra's services as supervised local processes."""
 
@@ -151,23 +205,36 @@ class LocalStack:
         log_dir: Path,
         services: tuple[str, ...] = SERVICES,
         restart: bool = True,
+        crash_policy: CrashPolicy | None = None,
     ) -> None:
         self.env = dict(env)
         self.ports = ports
         self.log_dir = log_dir
         self.services = services
         self.restart = restart
+        self.crash_policy = crash_policy or CrashPolicy()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = dict.fromkeys(services, 0)
+        self.crashes: dict[str, int] = dict.fromkeys(services, 0)
+        self.failed: dict[str, str] = {}
+        self._started_at: dict[str, float] = {}
+        self._restart_at: dict[str, float] = {}
+        self._killed: set[str] = set()
         self._stopping = False
         self._held: set[str] = set()
+        # The drills supervise from a thread while the test kills and releases.
+        self._lock = threading.RLock()
+
+    def log_path(self, service: str) -> Path:
+        """The file a service's output goes to."""
+        return self.log_dir / f"{service}.log"
 
     def _spawn(self, service: str) -> subprocess.Popen[bytes]:
         env = dict(self.env)
         if service in self.ports.metrics:
             env["HYDRA_METRICS_PORT"] = str(self.ports.metrics[service])
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_dir / f"{service}.log", "ab")
+        out = open(self.log_path(service), "ab")
         if service in COMMANDS:
             command = [sys.executable, *HYDRA_CLI, *COMMANDS[service]]
         else:
@@ -181,6 +248,7 @@ class LocalStack:
         )
         out.close()
         self.procs[service] = proc
+        self._started_at[service] = time.monotonic()
         return proc
 
     def start(self, wait: float = 0.0) -> None:
@@ -197,51 +265,102 @@ class LocalStack:
             self._spawn(service)
 
     def wait_ready(self, timeout: float = 120.0, only: set[str] | None = None) -> None:
-        """Block until every server answers (gRPC health, or the API's /api/health)."""
+        """Block until every server answers (gRPC health, or the API's /api/health).
+
+        Only a live child of this stack counts as ready (a server of another stack on the same
+        port does not); children that die meanwhile are restarted under the crash policy, and
+        one that crash-loops raises ``ServiceFailed``."""
         deadline = time.monotonic() + timeout
         wanted = only if only is not None else GRPC_SERVICES | {"api"}
         pending = [s for s in self.services if s in wanted]
         while pending:
             service = pending[0]
             proc = self.procs.get(service)
-            if proc is not None and proc.poll() is not None and not self.restart:
+            alive = proc is not None and proc.poll() is None
+            if proc is not None and not alive and not self.restart:
                 raise RuntimeError(f"{service} exited with {proc.returncode}; see its log")
-            if _ready(service, self.ports):
+            if alive and _ready(service, self.ports):
                 pending.pop(0)
                 continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{service} not ready after {timeout:.0f}s")
+            self.supervise_once()
             time.sleep(0.2)
 
     def supervise_once(self) -> None:
-        """Restart children that died (unless stopping or held down on purpose)."""
-        if self._stopping or not self.restart:
-            return
-        for service, proc in list(self.procs.items()):
-            if proc.poll() is not None and service not in self._held:
-                self.restarts[service] += 1
-                log.warning(
-                    "service exited; restarting", extra={"svc": service, "code": proc.returncode}
-                )
-                self._spawn(service)
+        """Restart children that died (unless stopping or held down on purpose), with backoff;
+        raise ``ServiceFailed`` (once) for a child that crash-loops, and leave it stopped."""
+        with self._lock:
+            if self._stopping or not self.restart:
+                return
+            now = time.monotonic()
+            for service, proc in list(self.procs.items()):
+                if proc.poll() is None or service in self._held or service in self.failed:
+                    continue
+                if service in self._killed:  # a drill's fault, not a crash: back at once
+                    self._killed.discard(service)
+                    self._restart_at[service] = now
+                elif service not in self._restart_at:
+                    self._crashed(service, proc.returncode, now)
+                if self._restart_at[service] <= now:
+                    del self._restart_at[service]
+                    self.restarts[service] += 1
+                    self._spawn(service)
+
+    def _crashed(self, service: str, code: int | None, now: float) -> None:
+        policy = self.crash_policy
+        ran = now - self._started_at.get(service, now)
+        self.crashes[service] = 1 if ran >= policy.stable_seconds else self.crashes[service] + 1
+        crashes = self.crashes[service]
+        if crashes >= policy.limit:
+            message = (
+                f"{service} exited {crashes} times in a row, each within "
+                f"{policy.stable_seconds:.0f}s of its start (last exit code {code}); "
+                f"stopped restarting it. The end of {self.log_path(service)}:\n"
+                + self.log_tail(service)
+            )
+            self.failed[service] = message
+            log.error("service crash-looped; stopped", extra={"svc": service, "code": code})
+            raise ServiceFailed(service, message)
+        delay = policy.delay(crashes)
+        self._restart_at[service] = now + delay
+        log.warning(
+            "service exited; restarting",
+            extra={"svc": service, "code": code, "in_seconds": delay, "crashes": crashes},
+        )
+
+    def log_tail(self, service: str, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of a service's log."""
+        try:
+            text = self.log_path(service).read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
     def kill(self, service: str, sig: int = signal.SIGKILL, hold: bool = False) -> None:
-        """Send a signal to a service (fault drills); hold=True keeps it down until release."""
-        if hold:
-            self._held.add(service)
-        proc = self.procs[service]
+        """Send a signal to a service (fault drills); hold=True keeps it down until release.
+        Without hold the supervisor starts it again at once (a kill is no crash)."""
+        with self._lock:
+            if hold:
+                self._held.add(service)
+            else:
+                self._killed.add(service)
+            proc = self.procs[service]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         proc.wait()
 
     def release(self, service: str) -> None:
         """Start a held service again."""
-        self._held.discard(service)
-        self._spawn(service)
+        with self._lock:
+            self._held.discard(service)
+            self._killed.discard(service)
+            self._spawn(service)
 
     def stop(self, grace: float = 15.0) -> dict[str, int | None]:
         """SIGTERM in pipeline order, SIGKILL after grace; returns the exit codes."""
-        self._stopping = True
+        with self._lock:
+            self._stopping = True
         order = ["feeder", "predictor", "balancer", "keeper", "modelserver", "api", "modelconfig"]
         codes: dict[str, int | None] = {}
         for service in [s for s in order if s in self.procs]:
@@ -296,27 +415,45 @@ def run_hydra(*args: str, env: Mapping[str, str] | None = None) -> None:
     )
 
 
-def _serve_forever(stack: LocalStack, extra: list[subprocess.Popen[bytes]]) -> None:
-    stop = {"now": False}
+def serve(stack: LocalStack, extra: list[subprocess.Popen[bytes]], period: float = 0.5) -> int:
+    """Supervise ``stack`` until SIGTERM/SIGINT (exit status 0) or until a service
+    crash-loops (1, with the reason on stderr); the stack is stopped either way."""
+    stop = threading.Event()
 
     def _on_signal(_sig: int, _frame: object) -> None:
-        stop["now"] = True
+        stop.set()
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    status = 0
     try:
-        while not stop["now"]:
-            stack.supervise_once()
-            time.sleep(0.5)
+        while not stop.is_set():
+            try:
+                stack.supervise_once()
+            except ServiceFailed as exc:
+                typer.echo(f"hydra up: {exc}", err=True)
+                status = 1
+                break
+            stop.wait(period)
     finally:
         for p in extra:
             p.terminate()
         codes = stack.stop()
         typer.echo(f"stopped: {codes}")
+    return status
+
+
+def port_conflicts_message(ports: Ports, env: Mapping[str, str]) -> str | None:
+    """Why ``hydra up`` cannot start on these ports (every taken one), or None."""
+    conflicts = find_conflicts(ports.uses(env))
+    if not conflicts:
+        return None
+    return "hydra up: cannot start:\n" + "\n".join(f"  - {c.describe()}" for c in conflicts)
 
 
 def up(url_hint: bool = True, extra: list[subprocess.Popen[bytes]] | None = None) -> None:
-    """Migrate the database, start every service, supervise until Ctrl-C/SIGTERM."""
+    """Check the ports, migrate the database, start every service, supervise until
+    Ctrl-C/SIGTERM; exit non-zero when a port is taken or a service crash-loops."""
     settings = HydraSettings()
     private_data_dir(settings.data_dir)
     ports = Ports(
@@ -330,19 +467,33 @@ def up(url_hint: bool = True, extra: list[subprocess.Popen[bytes]] | None = None
         },
     )
     env = stack_environment(ports)
+    extra = extra or []
+    problem = port_conflicts_message(ports, env)
+    if problem:
+        for p in extra:
+            p.terminate()
+        typer.echo(problem, err=True)
+        raise typer.Exit(1)
     run_hydra("db", "upgrade", env=env)
     stack = LocalStack(env, ports, settings.data_dir / "logs")
     try:
         stack.start(wait=300)
         stack.wait_ready()
-    except Exception:
+    except Exception as exc:
+        for p in extra:
+            p.terminate()
         stack.stop(2)
+        if isinstance(exc, ServiceFailed):
+            typer.echo(f"hydra up: {exc}", err=True)
+            raise typer.Exit(1) from None
         raise
     if url_hint:
         typer.echo(
             f"Hydra is up: http://127.0.0.1:{ports.api}/  (logs in {settings.data_dir / 'logs'})"
         )
-    _serve_forever(stack, extra or [])
+    status = serve(stack, extra)
+    if status:
+        raise typer.Exit(status)
 
 
 def register(app: typer.Typer) -> None:
