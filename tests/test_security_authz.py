@@ -29,9 +29,11 @@ from hydra_common.db.schema import (  # noqa: E402
     Classification,
     ModelStatus,
     News,
+    RunCondition,
     TrainingRun,
     TrainingRunStatus,
     User,
+    UserPermission,
     utcnow,
 )
 from hydra_common.labels import plot_type_labels  # noqa: E402
@@ -72,9 +74,13 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/users"): ADMIN,
     ("PATCH", "/api/users/{user_id}"): ADMIN,
     ("PUT", "/api/users/{user_id}/permissions"): ADMIN,
+    ("PUT", "/api/users/{user_id}/permissions/{plot_type_id}"): ADMIN,
+    ("DELETE", "/api/users/{user_id}/permissions/{plot_type_id}"): ADMIN,
     ("POST", "/api/news"): NEWS,
+    ("PATCH", "/api/news/{news_id}"): NEWS,
     ("DELETE", "/api/news/{news_id}"): NEWS,
     ("POST", "/api/run-conditions"): RUN_CONDITIONS,
+    ("DELETE", "/api/run-conditions/{run_condition_id}"): ADMIN,
 }
 
 
@@ -179,6 +185,17 @@ async def _permissions(h: Harness) -> Call:
     return Call("PUT", f"/api/users/{user.id}/permissions", body)
 
 
+async def _grant(h: Harness) -> Call:
+    user = await _target_user(h)
+    return Call("PUT", f"/api/users/{user.id}/permissions/{h.seed.plot_type.id}")
+
+
+async def _revoke(h: Harness) -> Call:
+    user = await _target_user(h)
+    await h.add(UserPermission(user_id=user.id, plot_type_id=h.seed.plot_type.id))
+    return Call("DELETE", f"/api/users/{user.id}/permissions/{h.seed.plot_type.id}")
+
+
 async def _news(h: Harness) -> Call:
     return Call("POST", "/api/news", {"title": "magnet quench", "severity": "warning"}, ok=201)
 
@@ -187,6 +204,18 @@ async def _delete_news(h: Harness) -> Call:
     item = News(title=sup.unique("old news"), author="admin")
     await h.add(item)
     return Call("DELETE", f"/api/news/{item.id}")
+
+
+async def _expire_news(h: Harness) -> Call:
+    item = News(title=sup.unique("old news"), author="admin")
+    await h.add(item)
+    return Call("PATCH", f"/api/news/{item.id}", {"expires_at": utcnow().isoformat()})
+
+
+async def _delete_run_conditions(h: Harness) -> Call:
+    rc = RunCondition(run_number=4244, beam_current=1.0)
+    await h.add(rc)
+    return Call("DELETE", f"/api/run-conditions/{rc.id}")
 
 
 async def _run_conditions(h: Harness) -> Call:
@@ -214,9 +243,13 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", "/api/users"): _create_user,
     ("PATCH", "/api/users/{user_id}"): _update_user,
     ("PUT", "/api/users/{user_id}/permissions"): _permissions,
+    ("PUT", "/api/users/{user_id}/permissions/{plot_type_id}"): _grant,
+    ("DELETE", "/api/users/{user_id}/permissions/{plot_type_id}"): _revoke,
     ("POST", "/api/news"): _news,
+    ("PATCH", "/api/news/{news_id}"): _expire_news,
     ("DELETE", "/api/news/{news_id}"): _delete_news,
     ("POST", "/api/run-conditions"): _run_conditions,
+    ("DELETE", "/api/run-conditions/{run_condition_id}"): _delete_run_conditions,
 }
 
 

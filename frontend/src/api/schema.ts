@@ -11,7 +11,8 @@ export interface paths {
         };
         /**
          * List Audit
-         * @description Recorded changes, newest first.
+         * @description Recorded changes, newest first, filtered; page on with ``before_id`` =
+         *     ``next_before_id`` (a keyset: no count, no offset, as fast on page 1000 as on page 1).
          */
         get: operations["users-list_audit"];
         put?: never;
@@ -475,7 +476,11 @@ export interface paths {
         delete: operations["news-delete_news"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update News
+         * @description Change a news item; ``expires_at`` set to now takes it off the banner at once.
+         */
+        patch: operations["news-update_news"];
         trace?: never;
     };
     "/api/plot-types": {
@@ -605,6 +610,26 @@ export interface paths {
          */
         post: operations["monitoring-record_run_conditions"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/run-conditions/{run_condition_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Run Condition
+         * @description Remove a wrongly recorded run-conditions row (admins; audited with what it held).
+         */
+        delete: operations["monitoring-delete_run_condition"];
         options?: never;
         head?: never;
         patch?: never;
@@ -845,6 +870,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/users/{user_id}/permissions/{plot_type_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Grant Permission
+         * @description Let the user label one more plot type (nothing changes when they already may).
+         */
+        put: operations["users-grant_permission"];
+        post?: never;
+        /**
+         * Revoke Permission
+         * @description Stop the user labelling one plot type (nothing changes when they could not).
+         */
+        delete: operations["users-revoke_permission"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -877,6 +926,17 @@ export interface components {
             id: number;
             /** Username */
             username: string;
+        };
+        /**
+         * AuditPage
+         * @description A page of the audit log, newest first; ``next_before_id`` asks for the next (None at
+         *     the end).
+         */
+        AuditPage: {
+            /** Items */
+            items: components["schemas"]["AuditEntry"][];
+            /** Next Before Id */
+            next_before_id?: number | null;
         };
         /**
          * ClassificationIn
@@ -1370,14 +1430,22 @@ export interface components {
             /** Title */
             title: string;
         };
-        /** Page[AuditEntry] */
-        Page_AuditEntry_: {
-            /** Items */
-            items: components["schemas"]["AuditEntry"][];
-            /** Next */
-            next?: number | null;
-            /** Total */
-            total?: number | null;
+        /**
+         * NewsUpdate
+         * @description Changes to a news item (absent = unchanged; ``expires_at: null`` = never expires).
+         */
+        NewsUpdate: {
+            /** Body */
+            body?: string | null;
+            /**
+             * Expires At
+             * @description A time without a zone is UTC.
+             */
+            expires_at?: string | null;
+            /** Severity */
+            severity?: ("info" | "warning" | "critical") | null;
+            /** Title */
+            title?: string | null;
         };
         /** Page[ClassificationOut] */
         Page_ClassificationOut_: {
@@ -1532,6 +1600,11 @@ export interface components {
             labelled_at: string | null;
             /** Labelled By */
             labelled_by: string | null;
+            /**
+             * Margin
+             * @description The model's top weight minus the runner-up's (uncertainty order only).
+             */
+            margin?: number | null;
             /** Plot Type */
             plot_type: string;
             /** Plot Type Id */
@@ -2117,12 +2190,21 @@ export interface operations {
     "users-list_audit": {
         parameters: {
             query?: {
+                action?: string | null;
+                /** @description Keyset cursor: entries older than this id. */
+                before_id?: number | null;
                 /** @description Only changes of this kind of thing. */
                 entity?: string | null;
+                /** @description Only changes of this one thing. */
+                entity_id?: string | null;
                 /** @description Items per page. */
                 limit?: number;
-                /** @description Items to skip. */
-                offset?: number;
+                /** @description At or after (UTC). */
+                since?: string | null;
+                /** @description Before (UTC). */
+                until?: string | null;
+                /** @description Only this user's. */
+                username?: string | null;
             };
             header?: never;
             path?: never;
@@ -2136,7 +2218,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_AuditEntry_"];
+                    "application/json": components["schemas"]["AuditPage"];
                 };
             };
             /** @description Not logged in. */
@@ -3668,6 +3750,8 @@ export interface operations {
     "news-list_news": {
         parameters: {
             query?: {
+                /** @description Expired items too (admins, developers, liaisons). */
+                include_expired?: boolean;
                 /** @description Items per page. */
                 limit?: number;
                 /** @description Items to skip. */
@@ -3823,6 +3907,78 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "news-update_news": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                news_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewsUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewsOut"];
                 };
             };
             /** @description Not logged in. */
@@ -4401,6 +4557,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunConditionOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "monitoring-delete_run_condition": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                run_condition_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
                 };
             };
             /** @description Not logged in. */
@@ -5291,6 +5515,146 @@ export interface operations {
                 "application/json": components["schemas"]["PermissionsIn"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "users-grant_permission": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                plot_type_id: number;
+                /** @description A row id. */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "users-revoke_permission": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                plot_type_id: number;
+                /** @description A row id. */
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {

@@ -196,7 +196,8 @@ def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
 
 
 AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
-NewsEditor = Annotated[User, Depends(require_roles(Role.ADMIN, Role.DEVELOPER, Role.LIAISON))]
+NEWS_EDITORS = frozenset({Role.ADMIN, Role.DEVELOPER, Role.LIAISON})
+NewsEditor = Annotated[User, Depends(require_roles(*NEWS_EDITORS))]
 DeveloperUser = Annotated[User, Depends(require_roles(Role.ADMIN, Role.DEVELOPER))]
 
 # Who may label (per plot type for scoped roles) and who may change models and thresholds.

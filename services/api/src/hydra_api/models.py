@@ -229,6 +229,10 @@ class PlotOut(BaseModel):
     label: str | None
     labelled_by: str | None
     labelled_at: datetime | None
+    margin: float | None = Field(
+        None,
+        description="The model's top weight minus the runner-up's (uncertainty order only).",
+    )
 
 
 class LabelIn(Input):
@@ -513,6 +517,15 @@ class NewsIn(Input):
     expires_at: UtcDatetime | None = Field(None, description="A time without a zone is UTC.")
 
 
+class NewsUpdate(Input):
+    """Changes to a news item (absent = unchanged; ``expires_at: null`` = never expires)."""
+
+    title: PlainText | None = Field(None, min_length=1, max_length=255)
+    body: PlainText | None = Field(None, max_length=20_000)
+    severity: Literal["info", "warning", "critical"] | None = None
+    expires_at: UtcDatetime | None = Field(None, description="A time without a zone is UTC.")
+
+
 class SummaryOut(BaseModel):
     """The deployment's figures."""
 
@@ -608,3 +621,11 @@ class AuditEntry(BaseModel):
     before: dict[str, Any]
     after: dict[str, Any]
     at: datetime
+
+
+class AuditPage(BaseModel):
+    """A page of the audit log, newest first; ``next_before_id`` asks for the next (None at
+    the end)."""
+
+    items: list[AuditEntry]
+    next_before_id: int | None = None

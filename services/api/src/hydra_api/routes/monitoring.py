@@ -13,9 +13,10 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, colors, count
-from hydra_api.deps import OptionalUser, Reader, SessionDep, StateDep
-from hydra_api.inputs import RunNumberQuery
+from hydra_api.deps import AdminUser, OptionalUser, Reader, SessionDep, StateDep
+from hydra_api.inputs import Id, RunNumberQuery
 from hydra_api.models import (
+    Detail,
     LogEntry,
     LogGroup,
     LogPage,
@@ -42,7 +43,7 @@ from hydra_common.db.schema import (
     ServiceStatus,
     utcnow,
 )
-from hydra_common.errors import PermissionDenied, Unauthenticated
+from hydra_common.errors import NotFound, PermissionDenied, Unauthenticated
 
 router = APIRouter(tags=["monitoring"])
 
@@ -318,3 +319,18 @@ async def record_run_conditions(
     audit(session, who, "record", "run_condition", rc.id, after=body.model_dump())
     await session.commit()
     return RunConditionOut.model_validate(rc)
+
+
+@router.delete("/api/run-conditions/{run_condition_id}", response_model=Detail)
+async def delete_run_condition(
+    run_condition_id: Id, session: SessionDep, admin: AdminUser
+) -> Detail:
+    """Remove a wrongly recorded run-conditions row (admins; audited with what it held)."""
+    rc = await session.get(RunCondition, run_condition_id)
+    if rc is None:
+        raise NotFound(f"no run conditions {run_condition_id}")
+    before = RunConditionOut.model_validate(rc).model_dump(mode="json")
+    audit(session, admin, "delete", "run_condition", rc.id, before=before)
+    await session.delete(rc)
+    await session.commit()
+    return Detail(detail="deleted")

@@ -10,12 +10,22 @@ from fastapi import APIRouter, Query
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hydra_api import accounts
 from hydra_api.common import PageDep, audit, count
 from hydra_api.deps import AdminUser, SessionDep
-from hydra_api.inputs import Id
-from hydra_api.models import AuditEntry, Page, PermissionsIn, UserCreate, UserOut, UserUpdate
+from hydra_api.inputs import INT32_MAX, Id, TextQuery, UtcDatetime
+from hydra_api.models import (
+    MAX_LIMIT,
+    AuditEntry,
+    AuditPage,
+    Page,
+    PermissionsIn,
+    UserCreate,
+    UserOut,
+    UserUpdate,
+)
 from hydra_api.security import hash_password
-from hydra_common.db.schema import AuditLog, PlotType, User, UserPermission, utcnow
+from hydra_common.db.schema import AuditLog, PlotType, User, UserPermission
 from hydra_common.errors import Conflict, InvalidInput, NotFound
 
 router = APIRouter(tags=["users"])
@@ -117,10 +127,7 @@ async def update_user(
     if body.role is not None:
         user.role = body.role
     if body.active is not None:
-        if user.active and not body.active:
-            # Every session so far ends for good: enabling the user again needs a new login.
-            user.sessions_valid_after = utcnow()
-        user.active = body.active
+        accounts.set_active(user, body.active)
     after = _snapshot(user)
     if body.password is not None:
         user.password_hash = await asyncio.to_thread(hash_password, body.password)
@@ -165,22 +172,85 @@ async def set_permissions(
     return to_user_out(user, wanted)
 
 
-@router.get("/api/audit", response_model=Page[AuditEntry])
+async def _grant_or_revoke(
+    session: AsyncSession, admin: User, user_id: int, plot_type_id: int, grant: bool
+) -> UserOut:
+    user = await _get_user(session, user_id)
+    pt = await session.get(PlotType, plot_type_id)
+    if pt is None:
+        raise NotFound(f"no plot type {plot_type_id}")
+    before = await accounts.permissions(session, user)
+    if grant:
+        changed = await accounts.grant(session, user, [pt.name])
+    else:
+        changed = await accounts.revoke(session, user, [pt.name])
+    if changed:
+        audit(
+            session,
+            admin,
+            "grant" if grant else "revoke",
+            "user",
+            user.id,
+            before={"plot_types": before},
+            after={"plot_types": await accounts.permissions(session, user), "changed": changed},
+        )
+    await session.commit()
+    return await user_out(session, user)
+
+
+@router.put("/api/users/{user_id}/permissions/{plot_type_id}", response_model=UserOut)
+async def grant_permission(
+    user_id: Id, plot_type_id: Id, session: SessionDep, admin: AdminUser
+) -> UserOut:
+    """Let the user label one more plot type (nothing changes when they already may)."""
+    return await _grant_or_revoke(session, admin, user_id, plot_type_id, grant=True)
+
+
+@router.delete("/api/users/{user_id}/permissions/{plot_type_id}", response_model=UserOut)
+async def revoke_permission(
+    user_id: Id, plot_type_id: Id, session: SessionDep, admin: AdminUser
+) -> UserOut:
+    """Stop the user labelling one plot type (nothing changes when they could not)."""
+    return await _grant_or_revoke(session, admin, user_id, plot_type_id, grant=False)
+
+
+@router.get("/api/audit", response_model=AuditPage)
 async def list_audit(
     session: SessionDep,
-    page: PageDep,
     _admin: AdminUser,
     entity: Annotated[
         str | None, Query(max_length=64, description="Only changes of this kind of thing.")
     ] = None,
-) -> Page[AuditEntry]:
-    """Recorded changes, newest first."""
+    entity_id: Annotated[
+        str | None, Query(max_length=64, description="Only changes of this one thing.")
+    ] = None,
+    username: Annotated[str | None, Query(max_length=64, description="Only this user's.")] = None,
+    action: TextQuery = None,
+    since: Annotated[UtcDatetime | None, Query(description="At or after (UTC).")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Before (UTC).")] = None,
+    before_id: Annotated[
+        int | None,
+        Query(ge=1, le=INT32_MAX, description="Keyset cursor: entries older than this id."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = 100,
+) -> AuditPage:
+    """Recorded changes, newest first, filtered; page on with ``before_id`` =
+    ``next_before_id`` (a keyset: no count, no offset, as fast on page 1000 as on page 1)."""
     stmt = sa.select(AuditLog)
-    if entity is not None:
-        stmt = stmt.where(AuditLog.entity == entity)
-    total = await count(session, stmt)
-    rows = await session.scalars(
-        stmt.order_by(AuditLog.id.desc()).limit(page.limit).offset(page.offset)
-    )
-    items = [AuditEntry.model_validate(r) for r in rows]
-    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+    for column, value in (
+        (AuditLog.entity, entity),
+        (AuditLog.entity_id, entity_id),
+        (AuditLog.username, username),
+        (AuditLog.action, action),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if since is not None:
+        stmt = stmt.where(AuditLog.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditLog.at < until)
+    if before_id is not None:
+        stmt = stmt.where(AuditLog.id < before_id)
+    rows = list(await session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
+    items = [AuditEntry.model_validate(r) for r in rows[:limit]]
+    return AuditPage(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
