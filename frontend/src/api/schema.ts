@@ -579,7 +579,13 @@ export interface paths {
         };
         /**
          * List Plots
-         * @description Kept images with their current label, newest first, filtered for labelling or editing.
+         * @description Kept images with their current label, filtered for labelling or editing.
+         *
+         *     ``order=newest``: newest first. ``order=uncertainty`` (the Labeler's *Suggested*): by the
+         *     margin (top weight minus the runner-up's) of the inference that kept the image, most
+         *     uncertain first, at most ``per_run`` images of one run per tier
+         *     (``hydra_common.uncertainty``); images without weights (imported) come last. It ranks the
+         *     newest 20,000 matching images.
          */
         get: operations["labels-list_plots"];
         put?: never;
@@ -4394,6 +4400,10 @@ export interface operations {
                 limit?: number;
                 /** @description Items to skip. */
                 offset?: number;
+                /** @description newest first, or most uncertain first (needs plot_type). */
+                order?: "newest" | "uncertainty";
+                /** @description Uncertainty order: images per run per tier. */
+                per_run?: number;
                 /** @description Plot type name. */
                 plot_type?: string | null;
                 /** @description Run number. */

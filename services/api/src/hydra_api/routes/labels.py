@@ -4,13 +4,13 @@ leaderboard."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Query
 from sqlalchemy.exc import IntegrityError
 
-from hydra_api.common import PageDep, audit, count, file_url, plot_type_by_name
+from hydra_api.common import PageDep, Pagination, audit, count, file_url, plot_type_by_name
 from hydra_api.deps import CurrentUser, Reader, SessionDep, check_labelling
 from hydra_api.inputs import RunNumberQuery, UtcDatetime
 from hydra_api.models import (
@@ -29,13 +29,18 @@ from hydra_common.db.schema import (
     Plot,
     PlotType,
     PlotTypeClassification,
+    RunHistory,
     User,
     utcnow,
 )
 from hydra_common.errors import Conflict, InvalidInput
+from hydra_common.uncertainty import DEFAULT_PER_RUN, Candidate, margin, suggested_order
 
 router = APIRouter(tags=["labels"])
 MAX_BATCH = 2000
+# The uncertainty order ranks at most this many of the newest matching images (bounded work
+# per request; a labeller never pages past it).
+MAX_RANKED = 20_000
 
 
 def _aware(t: datetime) -> datetime:
@@ -56,8 +61,22 @@ async def list_plots(
     run_max: RunNumberQuery = None,
     since: Annotated[UtcDatetime | None, Query()] = None,
     until: Annotated[UtcDatetime | None, Query()] = None,
+    order: Annotated[
+        Literal["newest", "uncertainty"],
+        Query(description="newest first, or most uncertain first (needs plot_type)."),
+    ] = "newest",
+    per_run: Annotated[
+        int, Query(ge=1, le=1000, description="Uncertainty order: images per run per tier.")
+    ] = DEFAULT_PER_RUN,
 ) -> Page[PlotOut]:
-    """Kept images with their current label, newest first, filtered for labelling or editing."""
+    """Kept images with their current label, filtered for labelling or editing.
+
+    ``order=newest``: newest first. ``order=uncertainty`` (the Labeler's *Suggested*): by the
+    margin (top weight minus the runner-up's) of the inference that kept the image, most
+    uncertain first, at most ``per_run`` images of one run per tier
+    (``hydra_common.uncertainty``); images without weights (imported) come last. It ranks the
+    newest 20,000 matching images.
+    """
     stmt = (
         sa.select(Plot, PlotType.name, Classification.name, User.username, Label.labelled_at)
         .join(PlotType, PlotType.id == Plot.plot_type_id)
@@ -81,9 +100,19 @@ async def list_plots(
     if until is not None:
         stmt = stmt.where(Plot.created_at < _aware(until))
     total = await count(session, stmt)
-    rows = (
-        await session.execute(stmt.order_by(Plot.id.desc()).limit(page.limit).offset(page.offset))
-    ).tuples()
+    margins: dict[int, float | None] = {}
+    if order == "uncertainty":
+        if plot_type is None:
+            raise InvalidInput("order=uncertainty needs plot_type (margins compare within one)")
+        ids, margins = await _uncertainty_page(session, stmt, page, per_run)
+        total = min(total, MAX_RANKED)
+        stmt = stmt.where(Plot.id.in_(ids))
+    if order == "newest":
+        stmt = stmt.order_by(Plot.id.desc()).limit(page.limit).offset(page.offset)
+    rows = list((await session.execute(stmt)).tuples())
+    if order == "uncertainty":
+        rank = {pid: i for i, pid in enumerate(ids)}
+        rows.sort(key=lambda r: rank[r[0].id])
     items = [
         PlotOut(
             id=p.id,
@@ -100,10 +129,34 @@ async def list_plots(
             label=label_name,
             labelled_by=username,
             labelled_at=labelled_at,
+            margin=None if margins.get(p.id) is None else round(margins[p.id] or 0.0, 6),
         )
         for p, pt_name, label_name, username, labelled_at in rows
     ]
     return Page(items=items, total=total, next=page.next_offset(len(items), total))
+
+
+async def _uncertainty_page(
+    session: SessionDep, stmt: sa.Select[Any], page: Pagination, per_run: int
+) -> tuple[list[int], dict[int, float | None]]:
+    """The plot ids of one page of the suggested order, and every ranked plot's margin."""
+    matching = stmt.with_only_columns(Plot.id, Plot.run_number, Plot.order_id).order_by(
+        Plot.id.desc()
+    )
+    found = matching.limit(MAX_RANKED).subquery()
+    rows = await session.execute(
+        sa.select(found.c.id, found.c.run_number, RunHistory.weights).outerjoin(
+            RunHistory, RunHistory.order_id == found.c.order_id
+        )
+    )
+    margins: dict[int, float | None] = {}
+    runs: dict[int, int] = {}
+    for pid, run_number, weights in rows.tuples():
+        margins[pid] = margin(weights if isinstance(weights, dict) else None)
+        runs[pid] = run_number
+    ranked = suggested_order((Candidate(p, runs[p], m) for p, m in margins.items()), per_run)
+    ids = [c.key for c in ranked[page.offset : page.offset + page.limit]]
+    return ids, margins
 
 
 @router.post("/api/labels", response_model=LabelResult)
