@@ -541,7 +541,7 @@ class FedFile(Base):
     order_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
     state: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)  # or done
     fed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    done_at: Mapped[datetime | None] = mapped_column(default=None)
+    done_at: Mapped[datetime | None] = mapped_column(default=None, index=True)  # retention
 
 
 # --- people -----------------------------------------------------------------------------
