@@ -15,10 +15,12 @@ help: ## List the targets
 $(UV):
 	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 
-setup: $(UV) ## Create .venv from the lock file and install the tools (idempotent)
+# npm ci installs exactly the committed lock files and never rewrites them (npm install may),
+# so a fresh clone's `make setup` leaves `git status` clean.
+setup: $(UV) ## Create .venv and node_modules from the lock files and install the tools (idempotent)
 	$(UV) sync --all-packages --frozen --quiet
 	@if [ ! -x $(NPM_BIN)/buf ] || [ package-lock.json -nt node_modules/.installed ]; then \
-		npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed; fi
+		npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; fi
 	@if [ -f frontend/package.json ]; then $(MAKE) --no-print-directory frontend; fi
 
 frontend: ## Install and build the React front end into the API's static files
