@@ -73,8 +73,14 @@ async def test_keeper_alarm_only_with_beam_on(
         "t = p.with_suffix('.tmp'); t.write_text(json.dumps(a)); os.replace(t, p)"
     )
     command = f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"
+    # One Bad of one image alarms, and every one beeps: the beam gating alone is under test.
     service, client = await keeper_factory(
-        own_db_url, alarm_command=command, beam_current_threshold=1.0
+        own_db_url,
+        alarm_command=command,
+        beam_current_threshold=1.0,
+        alarm_bad_count=1,
+        alarm_window=1,
+        alarm_repeat_seconds=0,
     )
 
     # No run conditions known: a confirmed Bad alarms anyway.

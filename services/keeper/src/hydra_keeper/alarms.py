@@ -1,7 +1,25 @@
-"""Raising alarms: a metric for Prometheus alert rules, a log event, and the hall's hook.
+"""Alarms that do not cry wolf: the decision (K of N, repeats, acknowledge, clear) and
+raising them (a metric for Prometheus alert rules, a log event, and the hall's hook).
 
-The hook (``HYDRA_ALARM_COMMAND``) runs in the background with the alarm as JSON on
-stdin; a slow or failing hook never holds up recording.
+The decision, per plot type, over its images in order (late arrivals do not count):
+
+- Each image's verdict enters a window of the plot type's last N: a confirmed alarm verdict
+  (Bad), an unconfirmed one, or anything else. NoModel and Error images do not enter it.
+- The alarm is *raised* when K of the window are confirmed alarm verdicts (default 2 of 3,
+  ``HYDRA_ALARM_BAD_COUNT`` / ``HYDRA_ALARM_WINDOW``, per plot type in
+  ``HYDRA_ALARM_WINDOW_OVERRIDES``): one beep, a ``raise`` in the monitoring log.
+- It *clears* only when none of the window is an alarm verdict, confirmed or not (the
+  plot type recovered): a ``clear`` in the log. A plot flickering between Good and Bad at a
+  threshold's edge therefore raises one alarm, not one per flip.
+- While raised it beeps again for an alarm verdict at most every
+  ``HYDRA_ALARM_REPEAT_SECONDS``; once a crew member *acknowledges* it (the API), it stays
+  silent until it clears.
+- A confirmed alarm verdict while the beam state forbids alarms (beam off, a special run,
+  unknown under the ``suppress`` policy; see ``hydra_common.beam``) is recorded and does
+  not enter the window.
+
+The hook (``HYDRA_ALARM_COMMAND``) runs in the background with each beep as JSON on stdin;
+a slow or failing hook never holds up recording.
 """
 
 from __future__ import annotations
@@ -10,16 +28,217 @@ import asyncio
 import json
 import shlex
 import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hydra_common.beam import BeamStatus
+from hydra_common.db.schema import AlarmState
 from hydra_common.logs import get_logger
+from hydra_keeper.dbutil import upsert
 from hydra_keeper.metrics import KeeperMetrics
-from hydra_keeper.writer import Alarm
 
 log = get_logger(__name__)
 
 MAX_RUNNING_COMMANDS = 8
 COMMAND_TIMEOUT_SECONDS = 30.0
 CLOSE_WAIT_SECONDS = 5.0
+
+alarm_states_t = AlarmState.__table__
+
+# Window values: what one image said.
+OTHER, UNCONFIRMED, CONFIRMED = 0, 1, 2
+CLEAR, RAISED, ACKNOWLEDGED = "clear", "raised", "acknowledged"
+Event = Literal["", "raise", "clear"]
+
+
+@dataclass
+class Alarm:
+    """A beep: a raised alarm (``event`` ``raise``) or a repeat while raised (``repeat``)."""
+
+    order_id: str
+    plot_type: str
+    run_period: str
+    run_number: int
+    chunk: int
+    verdict: str
+    confidence: float
+    threshold: float
+    beam_current: float | None
+    model_id: int | None
+    image_path: str
+    heatmap_path: str | None
+    event: str = "raise"
+    beam: str = "unknown"
+    run_type: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The alarm as a JSON-ready dict (what the alarm command reads on stdin)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class AlarmRules:
+    """K of N per plot type, and the least time between repeated beeps."""
+
+    bad_count: int = 2
+    window: int = 3
+    overrides: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    repeat_seconds: float = 300.0
+
+    def k_of_n(self, plot_type: str) -> tuple[int, int]:
+        """(K, N) for a plot type."""
+        k, n = self.overrides.get(plot_type, (self.bad_count, self.window))
+        return max(1, k), max(1, n, k)
+
+
+@dataclass(slots=True)
+class Sighting:
+    """One image of a plot type, in order, as the alarm decision sees it."""
+
+    order_id: str
+    plot_type_id: int
+    plot_type: str
+    run_number: int
+    counts: bool  # an OK inference (NoModel and Error say nothing about the plot)
+    value: int  # OTHER, UNCONFIRMED or CONFIRMED
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one image did to its plot type's alarm."""
+
+    event: Event = ""
+    beep: bool = False
+    suppressed: str = ""  # why a confirmed alarm verdict did not count (beam_off...)
+
+
+@dataclass(slots=True)
+class PlotAlarm:
+    """A plot type's alarm state (an ``alarm_states`` row)."""
+
+    plot_type_id: int
+    state: str = CLEAR
+    recent: list[int] = field(default_factory=list)
+    last_order_id: str = ""
+    run_number: int = 0
+    raised_at: datetime | None = None
+    raised_order_id: str = ""
+    last_beep_at: datetime | None = None
+    acknowledged_by: str = ""
+    acknowledged_at: datetime | None = None
+    cleared_at: datetime | None = None
+    updated_at: datetime | None = None
+    raised_now: bool = False  # raised in this batch: any earlier acknowledgement is void
+
+    def step(
+        self, s: Sighting, rules: AlarmRules, beam: BeamStatus | None, now: datetime
+    ) -> Outcome:
+        """Take one image into the window; raise, repeat or clear as the rules say."""
+        if not s.counts:
+            return Outcome()
+        if s.value == CONFIRMED and beam is not None and not beam.alarms:
+            return Outcome(suppressed=beam.reason)
+        k, n = rules.k_of_n(s.plot_type)
+        self.recent = [*self.recent, s.value][-n:]
+        self.last_order_id, self.run_number, self.updated_at = s.order_id, s.run_number, now
+        confirmed = sum(1 for v in self.recent if v == CONFIRMED)
+        if self.state == CLEAR:
+            if confirmed >= k:
+                self.state, self.raised_at, self.raised_order_id = RAISED, now, s.order_id
+                self.last_beep_at, self.acknowledged_by, self.acknowledged_at = now, "", None
+                self.raised_now = True
+                return Outcome("raise", True)
+            return Outcome()
+        if not any(self.recent):
+            self.state, self.cleared_at = CLEAR, now
+            return Outcome("clear")
+        due = self.last_beep_at is None or (
+            (now - self.last_beep_at).total_seconds() >= rules.repeat_seconds
+        )
+        if self.state == RAISED and s.value == CONFIRMED and due:
+            self.last_beep_at = now
+            return Outcome(beep=True)
+        return Outcome()
+
+    def row(self) -> dict[str, Any]:
+        """The ``alarm_states`` row as the keeper writes it.
+
+        The keeper stores ``clear`` or ``raised`` and leaves the acknowledgement columns to
+        the API (so an acknowledgement made during a batch is never overwritten), except
+        when it raises the alarm anew: then an old acknowledgement no longer holds.
+        """
+        row = {
+            "plot_type_id": self.plot_type_id,
+            "state": CLEAR if self.state == CLEAR else RAISED,
+            "recent": list(self.recent),
+            "last_order_id": self.last_order_id,
+            "run_number": self.run_number,
+            "raised_at": self.raised_at,
+            "raised_order_id": self.raised_order_id,
+            "last_beep_at": self.last_beep_at,
+            "cleared_at": self.cleared_at,
+            "updated_at": self.updated_at,
+        }
+        if self.raised_now:
+            row.update(acknowledged_by=self.acknowledged_by, acknowledged_at=self.acknowledged_at)
+        return row
+
+
+def acknowledged(state: str, acknowledged_at: datetime | None) -> bool:
+    """Whether a stored alarm is raised and acknowledged (the API sets ``acknowledged_at``
+    on a raised alarm; the keeper clears it when it raises the alarm anew)."""
+    return state == RAISED and acknowledged_at is not None
+
+
+async def load_alarms(conn: AsyncConnection, plot_type_ids: Iterable[int]) -> dict[int, PlotAlarm]:
+    """The plot types' alarm states (``acknowledged`` where a crew member acknowledged)."""
+    ids = sorted(set(plot_type_ids))
+    stmt = sa.select(alarm_states_t).where(alarm_states_t.c.plot_type_id.in_(ids))
+    out: dict[int, PlotAlarm] = {}
+    for row in (await conn.execute(stmt)).mappings():
+        values = dict(row)
+        values["recent"] = [int(v) for v in values.get("recent") or []]
+        if acknowledged(values["state"], values["acknowledged_at"]):
+            values["state"] = ACKNOWLEDGED
+        out[row["plot_type_id"]] = PlotAlarm(**values)
+    return out
+
+
+async def decide(
+    conn: AsyncConnection,
+    sightings: Sequence[Sighting],
+    rules: AlarmRules,
+    beam: BeamStatus | None,
+    now: datetime,
+) -> dict[str, Outcome]:
+    """Run the sightings (in order) through their plot types' alarms and store the changed
+    states in the caller's transaction; returns each sighting's outcome by order id.
+
+    ``beam`` is needed only when a sighting is a confirmed alarm verdict.
+    """
+    if not sightings:
+        return {}
+    alarms = await load_alarms(conn, (s.plot_type_id for s in sightings))
+    before = {pid: a.row() for pid, a in alarms.items()}
+    outcomes: dict[str, Outcome] = {}
+    for s in sightings:
+        alarm = alarms.setdefault(s.plot_type_id, PlotAlarm(s.plot_type_id))
+        outcomes[s.order_id] = alarm.step(s, rules, beam, now)
+    changed = [
+        a.row()
+        for pid, a in alarms.items()
+        if a.updated_at is not None and before.get(pid) != a.row()
+    ]
+    # One statement per column set (rows raised anew also reset the acknowledgement).
+    for raised in (False, True):
+        rows = [r for r in changed if ("acknowledged_at" in r) == raised]
+        await upsert(conn, alarm_states_t, rows, ["plot_type_id"])
+    return outcomes
 
 
 class AlarmDispatcher:
@@ -32,7 +251,7 @@ class AlarmDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def raise_alarms(self, alarms: list[Alarm]) -> None:
-        """Count, log and hand each alarm to the alarm command (if one is configured)."""
+        """Count, log and hand each beep to the alarm command (if one is configured)."""
         for alarm in alarms:
             payload = {"hall": self.hall, "raised_at": time.time(), **alarm.as_dict()}
             self.metrics.alarms.inc()
@@ -46,6 +265,7 @@ class AlarmDispatcher:
                     "verdict": alarm.verdict,
                     "confidence": alarm.confidence,
                     "beam_current": alarm.beam_current,
+                    "event": alarm.event,
                 },
             )
             if not self.argv:

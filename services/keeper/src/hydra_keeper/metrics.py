@@ -45,9 +45,27 @@ class KeeperMetrics:
         )
         self.alarms = Counter(
             "hydra_keeper_alarms_total",
-            "Alarms raised (confirmed alarm verdicts, beam on).",
+            "Alarm beeps: alarms raised (K of N confirmed alarm verdicts, beam on) and their "
+            "repeats while unacknowledged.",
             registry=registry,
         )
+        self.alarm_events = Counter(
+            "hydra_keeper_alarm_events_total",
+            "Alarms raised and cleared, by event.",
+            ["event"],
+            registry=registry,
+        )
+        self.alarms_suppressed = Counter(
+            "hydra_keeper_alarms_suppressed_total",
+            "Confirmed alarm verdicts that did not count towards an alarm, by reason "
+            "(beam_off, special_run, beam_unknown).",
+            ["reason"],
+            registry=registry,
+        )
+        for event in ("raise", "clear"):
+            self.alarm_events.labels(event=event)
+        for why in ("beam_off", "special_run", "beam_unknown"):
+            self.alarms_suppressed.labels(reason=why)
         self.commit_batch_size = Histogram(
             "hydra_keeper_commit_batch_size",
             "Reports per database transaction.",

@@ -23,11 +23,22 @@ from hydra.v1 import report_pb2
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hydra_common.beam import BeamSettings, BeamStatus
 from hydra_common.db.schema import MonitoringLog, Plot, RunHistory, RunTime, utcnow
 from hydra_common.logs import get_logger
 from hydra_keeper import storage
+from hydra_keeper.alarms import (
+    CONFIRMED,
+    OTHER,
+    UNCONFIRMED,
+    Alarm,
+    AlarmRules,
+    Sighting,
+    decide,
+)
+from hydra_keeper.beam import BeamGate, DatabaseBeam
 from hydra_keeper.dbutil import upsert
-from hydra_keeper.reference import PlotTypeInfo, ReferenceCache, latest_beam_current
+from hydra_keeper.reference import PlotTypeInfo, ReferenceCache
 from hydra_keeper.verdicts import Judgement, judge, stage_seconds
 
 log = get_logger(__name__)
@@ -67,8 +78,10 @@ class _Entry:
     model_id: int | None
     judgement: Judgement
     newest: bool = False
+    current: bool = False  # in order: not older than its plot type's latest
     transition_kind: str = ""
-    alarm: bool = False
+    alarm: bool = False  # beeps (raised, or repeated while raised)
+    alarm_event: str = ""  # "raise" or "clear": the monitoring log records it
     candidate: bool = False
     kept: str = ""
     ext: str = "png"
@@ -76,28 +89,6 @@ class _Entry:
     heatmap_path: str | None = None
     live_image: str = ""
     live_heatmap: str | None = None
-
-
-@dataclass
-class Alarm:
-    """A confirmed alarm verdict while the beam was on (or its state unknown)."""
-
-    order_id: str
-    plot_type: str
-    run_period: str
-    run_number: int
-    chunk: int
-    verdict: str
-    confidence: float
-    threshold: float
-    beam_current: float | None
-    model_id: int | None
-    image_path: str
-    heatmap_path: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The alarm as a JSON-ready dict (what the alarm command reads on stdin)."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 @dataclass
@@ -114,6 +105,8 @@ class BatchResult:
     beam_on: int | None = None  # 1/0/-1 when this batch looked at the beam
     beam_current: float | None = None
     files_skipped: Counter[str] = field(default_factory=Counter)  # by reason (disk_full...)
+    alarm_events: Counter[str] = field(default_factory=Counter)  # raise / clear
+    suppressed: Counter[str] = field(default_factory=Counter)  # by reason (beam_off...)
 
     def merge(self, other: BatchResult) -> None:
         """Add another result's figures to this one."""
@@ -123,6 +116,8 @@ class BatchResult:
         self.verdicts.update(other.verdicts)
         self.kept.update(other.kept)
         self.files_skipped.update(other.files_skipped)
+        self.alarm_events.update(other.alarm_events)
+        self.suppressed.update(other.suppressed)
         self.alarms.extend(other.alarms)
         self.stale_files.extend(other.stale_files)
         if other.beam_on is not None:
@@ -170,14 +165,21 @@ class BatchWriter:
         engine: AsyncEngine,
         storage_root: Path,
         reference: ReferenceCache,
-        beam_current_threshold: float,
+        beam_current_threshold: float = 1.0,
         default_threshold: float = 0.5,
+        *,
+        beam: BeamGate | None = None,
+        alarm_rules: AlarmRules | None = None,
     ) -> None:
         self.engine = engine
         self.storage_root = storage_root
         self._stale: deque[tuple[float, list[str]]] = deque()  # (due, replaced live files)
         self.reference = reference
-        self.beam_current_threshold = beam_current_threshold
+        # Without a gate: run conditions from the database, this threshold, the defaults.
+        self.beam = beam or DatabaseBeam(
+            BeamSettings(beam_current_threshold=beam_current_threshold)
+        )
+        self.alarm_rules = alarm_rules or AlarmRules()
         self.default_threshold = default_threshold
 
     async def write(self, reports: Sequence[report_pb2.Report]) -> BatchResult:
@@ -261,15 +263,14 @@ class BatchWriter:
                 return result
             states = await self._states(conn, {e.plot_type.id for e in entries})
             stale = self._mark_transitions(entries, states)
-            if any(e.judgement.alarm for e in entries):
-                beam = await self._mark_alarms(conn, entries)
-                result.beam_on, result.beam_current = beam.beam_on, beam.beam_current
+            beam = await self._mark_alarms(conn, entries, result, now)
             await self._choose_kept(conn, entries)
             result.files_skipped = await asyncio.to_thread(self._write_files, entries)
             plot_ids = await self._insert_plots(conn, entries)
             await self._insert_history(conn, entries, plot_ids, now, now_ns)
             history_ids = await self._history_ids(
-                conn, [e.order_id for e in entries if e.newest or e.judgement.logged]
+                conn,
+                [e.order_id for e in entries if e.newest or e.judgement.logged or e.alarm_event],
             )
             await self._insert_log(conn, entries, history_ids, now)
             await self._upsert_run_time(conn, entries, history_ids, now)
@@ -280,7 +281,7 @@ class BatchWriter:
             if e.kept:
                 result.kept[e.kept] += 1
         result.stale_files = stale
-        result.alarms = self._alarms(entries, result.beam_current)
+        result.alarms = self._alarms(entries, beam)
         return result
 
     async def _existing(self, conn: AsyncConnection, ids: list[str]) -> set[str]:
@@ -339,6 +340,7 @@ class BatchWriter:
             j = e.judgement
             if prev is not None and e.order_id <= prev.order_id:
                 continue
+            e.current = True
             kinds = []
             if prev is None:
                 kinds.append("first")
@@ -368,22 +370,47 @@ class BatchWriter:
             newest[pid] = e
         return stale
 
-    async def _mark_alarms(self, conn: AsyncConnection, entries: list[_Entry]) -> BatchResult:
-        """Mark confirmed alarm verdicts as alarms while the beam is on or its state unknown.
-
-        Returns a result holding only the beam state and current (for the alarms' payload).
+    async def _mark_alarms(
+        self, conn: AsyncConnection, entries: list[_Entry], result: BatchResult, now: datetime
+    ) -> BeamStatus | None:
+        """Run the batch's images through their plot types' alarms (``hydra_keeper.alarms``):
+        mark the beeps and the raise / clear events. Returns the beam status when the batch
+        needed it (a confirmed alarm verdict), which also goes into ``result``.
         """
-        known, current = await latest_beam_current(conn)
-        beam = BatchResult(
-            beam_on=-1 if not known else int((current or 0.0) > self.beam_current_threshold)
-        )
-        beam.beam_current = current
-        if beam.beam_on != 0:
-            for e in entries:
-                e.alarm = e.judgement.alarm
+        sightings = []
+        for e in entries:
+            if not e.current:
+                continue
+            j = e.judgement
+            value = CONFIRMED if j.alarm else UNCONFIRMED if j.alarm_label else OTHER
+            order = e.report.order
+            sightings.append(
+                Sighting(
+                    e.order_id,
+                    e.plot_type.id,
+                    e.plot_type.name,
+                    order.run_number,
+                    j.status.value == "ok",
+                    value,
+                )
+            )
+        beam = None
+        if any(s.value == CONFIRMED for s in sightings):
+            beam = await self.beam.status(conn)
+            result.beam_on, result.beam_current = beam.beam_on, beam.reading.beam_current
+        outcomes = await decide(conn, sightings, self.alarm_rules, beam, now)
+        for e in entries:
+            outcome = outcomes.get(e.order_id)
+            if outcome is None:
+                continue
+            e.alarm, e.alarm_event = outcome.beep, outcome.event
+            if outcome.event:
+                result.alarm_events[outcome.event] += 1
+            if outcome.suppressed:
+                result.suppressed[outcome.suppressed] += 1
         return beam
 
-    def _alarms(self, entries: list[_Entry], beam_current: float | None) -> list[Alarm]:
+    def _alarms(self, entries: list[_Entry], beam: BeamStatus | None) -> list[Alarm]:
         alarms = []
         for e in entries:
             if not e.alarm:
@@ -400,10 +427,13 @@ class BatchWriter:
                     verdict=j.verdict,
                     confidence=j.confidence,
                     threshold=j.thresholds[j.verdict],
-                    beam_current=beam_current,
+                    beam_current=beam.reading.beam_current if beam else None,
                     model_id=e.model_id,
                     image_path=e.image_path or e.live_image,
                     heatmap_path=e.heatmap_path or e.live_heatmap,
+                    event="raise" if e.alarm_event == "raise" else "repeat",
+                    beam=beam.state if beam else "unknown",
+                    run_type=beam.reading.run_type if beam else "",
                 )
             )
         return alarms
@@ -586,7 +616,7 @@ class BatchWriter:
         rows = []
         for e in entries:
             j = e.judgement
-            if not j.logged:
+            if not (j.logged or e.alarm_event):
                 continue
             order = e.report.order
             rows.append(
@@ -600,6 +630,7 @@ class BatchWriter:
                     "transition": bool(e.transition_kind),
                     "transition_kind": e.transition_kind,
                     "alarm": e.alarm,
+                    "event": e.alarm_event,
                     "created_at": now,
                 }
             )

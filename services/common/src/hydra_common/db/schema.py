@@ -479,7 +479,9 @@ class AlarmState(Base):
     acknowledges)."""
 
     __tablename__ = "alarm_states"
-    plot_type_id: Mapped[int] = mapped_column(sa.ForeignKey("plot_types.id"), primary_key=True)
+    plot_type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("plot_types.id", ondelete="CASCADE"), primary_key=True
+    )
     state: Mapped[str] = mapped_column(sa.String(16), default="clear")
     recent: Mapped[list[Any]] = mapped_column(default=list)
     last_order_id: Mapped[str] = mapped_column(sa.String(36), default="")

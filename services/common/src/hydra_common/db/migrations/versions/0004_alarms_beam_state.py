@@ -47,6 +47,7 @@ def upgrade() -> None:
             ["plot_type_id"],
             ["plot_types.id"],
             name=op.f("fk_alarm_states_plot_type_id_plot_types"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("plot_type_id", name=op.f("pk_alarm_states")),
     )
