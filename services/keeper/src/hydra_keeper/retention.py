@@ -1,0 +1,397 @@
+"""Retention: old run history, monitoring log, ledger rows and kept images are deleted.
+
+Each kind has its own age (``HYDRA_RETENTION_*_DAYS``; 0 keeps it forever). Rows go in
+small batches, one short transaction each, so the keeper's writer and the API never wait
+long behind a purge. What the hall cannot get back is never deleted:
+
+- a kept image that is labelled (or was ever labelled), in a model's training set, among a
+  model's evaluation images or in a training report, or that was imported;
+- the run history row a plot type's Run-page card shows (``run_time``), and any that a
+  monitoring-log row still refers to;
+- a ledger row still pending (its file has not been fed to the end).
+
+The feeder's ledger is the ``fed_files`` table of the shared database, so it is pruned
+here, where the keeper already holds the database. A ledger row is what stops the feeder
+feeding a file twice: keep the ledger longer than the monitoring leaves files in the input
+directory, or a file still there after its row is gone is fed again.
+
+An image's files are deleted after the transaction that deletes its row has committed: a
+crash leaves at worst an orphan file, never a row without its file (as when they are
+written, see ``storage``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hydra_common.db.schema import (
+    FedFile,
+    KeptReason,
+    Label,
+    LabelHistory,
+    ModelEvaluation,
+    MonitoringLog,
+    Plot,
+    RunHistory,
+    RunTime,
+    TrainingReport,
+    TrainingSetImage,
+    utcnow,
+)
+from hydra_common.logs import get_logger
+from hydra_common.settings import HydraSettings
+
+log = get_logger(__name__)
+
+# What retention removes, in the order one pass removes it (the log refers to run history).
+KINDS = ("monitoring_log", "run_history", "fed_files", "plots")
+FIRST_PASS_DELAY_SECONDS = 300.0
+
+
+class RetentionSettings(HydraSettings):
+    """How long the keeper keeps what grows with every image (0 days: forever)."""
+
+    retention_run_history_days: float = Field(
+        180.0, ge=0, description="Days of `run_history` kept (0: forever)."
+    )
+    retention_monitoring_log_days: float = Field(
+        180.0, ge=0, description="Days of the monitoring log kept (0: forever)."
+    )
+    retention_ledger_days: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "Days a done row of the feeder's ledger (`fed_files`) is kept (0: forever); keep "
+            "it longer than files stay in the input directory, or they are fed again."
+        ),
+    )
+    retention_images_days: float = Field(
+        180.0,
+        ge=0,
+        description=(
+            "Days a kept image nobody labelled is kept (0: forever); labelled images and "
+            "those in a training set are never deleted."
+        ),
+    )
+    retention_batch_size: int = Field(
+        1000, ge=1, le=50_000, description="Rows deleted per transaction."
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often the keeper's retention pass runs."
+    )
+    retention_pause_seconds: float = Field(
+        0.05, ge=0, description="Pause between two batches (leaves the database to the writer)."
+    )
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Ages (days; 0 = forever) and the batch size of one retention pass."""
+
+    run_history_days: float = 180.0
+    monitoring_log_days: float = 180.0
+    ledger_days: float = 30.0
+    images_days: float = 180.0
+    batch_size: int = 1000
+    pause_seconds: float = 0.0
+
+    @classmethod
+    def from_settings(cls, s: RetentionSettings) -> RetentionPolicy:
+        """The policy the settings describe."""
+        return cls(
+            run_history_days=s.retention_run_history_days,
+            monitoring_log_days=s.retention_monitoring_log_days,
+            ledger_days=s.retention_ledger_days,
+            images_days=s.retention_images_days,
+            batch_size=s.retention_batch_size,
+            pause_seconds=s.retention_pause_seconds,
+        )
+
+    def days(self, kind: str) -> float:
+        """The age (days) past which this kind is removed; 0: never."""
+        return {
+            "monitoring_log": self.monitoring_log_days,
+            "run_history": self.run_history_days,
+            "fed_files": self.ledger_days,
+            "plots": self.images_days,
+        }[kind]
+
+    @property
+    def enabled(self) -> bool:
+        """True when anything is ever removed."""
+        return any(self.days(k) > 0 for k in KINDS)
+
+
+@dataclass
+class PruneResult:
+    """What one pass removed (or, dry, would remove): rows per kind, image files, and the
+    old images kept because they are labelled or trained on."""
+
+    dry_run: bool
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    files: int = 0
+    protected_images: int = 0
+    cutoffs: dict[str, datetime | None] = field(default_factory=dict)
+
+
+class RetentionMetrics:
+    """The retention pass's Prometheus metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.removed = Counter(
+            "hydra_keeper_retention_removed_total",
+            "Rows deleted by retention, by table (plots: kept images).",
+            ["table"],
+            registry=registry,
+        )
+        self.files_removed = Counter(
+            "hydra_keeper_retention_files_removed_total",
+            "Image and heat-map files deleted by retention.",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "hydra_keeper_retention_errors_total",
+            "Retention passes that failed (retried at the next interval).",
+            registry=registry,
+        )
+        self.last_run = Gauge(
+            "hydra_keeper_retention_last_run_timestamp_seconds",
+            "Unix time the last retention pass finished.",
+            registry=registry,
+        )
+        for kind in KINDS:
+            self.removed.labels(table=kind)
+
+
+# --- which rows --------------------------------------------------------------------------
+
+
+def _protected_plot() -> sa.ColumnElement[bool]:
+    """True for a kept image that must stay: labelled (ever), trained or evaluated on, in a
+    training report, or imported by the hall."""
+    pid = Plot.id
+    return sa.or_(
+        Plot.kept_reason == KeptReason.IMPORTED,
+        sa.exists().where(Label.plot_id == pid),
+        sa.exists().where(LabelHistory.plot_id == pid),
+        sa.exists().where(TrainingSetImage.plot_id == pid),
+        sa.exists().where(ModelEvaluation.plot_id == pid),
+        sa.exists().where(TrainingReport.plot_id == pid),
+    )
+
+
+def _old_plots(cutoff: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(Plot.created_at < cutoff, ~_protected_plot())
+
+
+def _candidates(
+    kind: str, cutoff: datetime, log_kept_after: datetime | None = None
+) -> tuple[sa.Table, sa.ColumnElement[int], sa.Select[Any]]:
+    """(table, id column, select of the ids of this kind that may go, oldest first).
+
+    ``log_kept_after`` (dry runs): a run-history row whose log rows are all older than this
+    counts as free, since the pass deletes those log rows before it (a real pass has).
+    """
+    if kind == "monitoring_log":
+        ml = MonitoringLog.__table__
+        return (
+            ml,
+            ml.c.id,
+            sa.select(ml.c.id).where(ml.c.created_at < cutoff).order_by(ml.c.created_at, ml.c.id),
+        )
+    if kind == "run_history":
+        rh = RunHistory.__table__
+        referenced = MonitoringLog.run_history_id == rh.c.id
+        if log_kept_after is not None:
+            referenced = sa.and_(referenced, MonitoringLog.created_at >= log_kept_after)
+        return (
+            rh,
+            rh.c.id,
+            (
+                sa.select(rh.c.id)
+                .where(
+                    rh.c.created_at < cutoff,
+                    ~sa.exists().where(RunTime.run_history_id == rh.c.id),
+                    ~sa.exists().where(referenced),
+                )
+                .order_by(rh.c.created_at, rh.c.id)
+            ),
+        )
+    if kind == "fed_files":
+        ff = FedFile.__table__
+        return (
+            ff,
+            ff.c.id,
+            (
+                sa.select(ff.c.id)
+                .where(ff.c.state == "done", ff.c.done_at < cutoff)
+                .order_by(ff.c.done_at, ff.c.id)
+            ),
+        )
+    if kind == "plots":
+        pl = Plot.__table__
+        return (
+            pl,
+            pl.c.id,
+            (sa.select(pl.c.id).where(_old_plots(cutoff)).order_by(pl.c.created_at, pl.c.id)),
+        )
+    raise ValueError(f"unknown retention kind {kind!r}")
+
+
+def _inside(root: Path, rel: str | None) -> Path | None:
+    """root/rel when it stays under root (a stored path never leaves it; be sure)."""
+    if not rel:
+        return None
+    path = (root / rel).resolve()
+    return path if path.is_relative_to(root.resolve()) else None
+
+
+class Pruner:
+    """Removes what is older than the policy allows, in batches (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        storage_root: Path,
+        policy: RetentionPolicy,
+        metrics: RetentionMetrics | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.storage_root = storage_root
+        self.policy = policy
+        self.metrics = metrics
+        self.clock = clock
+
+    def cutoffs(self) -> dict[str, datetime | None]:
+        """Per kind, the time before which it goes (None: kept forever)."""
+        now = self.clock()
+        return {
+            k: (now - timedelta(days=d)) if (d := self.policy.days(k)) > 0 else None for k in KINDS
+        }
+
+    async def dry_run(self) -> PruneResult:
+        """What a pass would remove now, counted, with nothing deleted."""
+        result = PruneResult(dry_run=True, cutoffs=self.cutoffs())
+        async with self.engine.connect() as conn:
+            for kind, cutoff in result.cutoffs.items():
+                if cutoff is None:
+                    continue
+                _, _, ids = _candidates(kind, cutoff, result.cutoffs["monitoring_log"])
+                result.rows[kind] = await _count(conn, ids)
+            images = result.cutoffs["plots"]
+            if images is not None:
+                old = sa.select(Plot.id).where(Plot.created_at < images, _protected_plot())
+                result.protected_images = await _count(conn, old)
+                files = sa.select(
+                    sa.func.count(Plot.image_path) + sa.func.count(Plot.heatmap_path)
+                ).where(_old_plots(images))
+                result.files = int(await conn.scalar(files) or 0)
+        return result
+
+    async def prune(self) -> PruneResult:
+        """Delete everything the policy lets go, batch by batch; returns what went."""
+        result = PruneResult(dry_run=False, cutoffs=self.cutoffs())
+        for kind, cutoff in result.cutoffs.items():
+            if cutoff is None:
+                continue
+            while True:
+                removed, files = await self._batch(kind, cutoff)
+                result.rows[kind] += removed
+                result.files += files
+                if self.metrics is not None:
+                    self.metrics.removed.labels(table=kind).inc(removed)
+                    self.metrics.files_removed.inc(files)
+                if removed < self.policy.batch_size:
+                    break
+                if self.policy.pause_seconds:
+                    await asyncio.sleep(self.policy.pause_seconds)
+        if self.metrics is not None:
+            self.metrics.last_run.set(time.time())
+        if any(result.rows.values()):
+            log.info(
+                "retention pass", extra={**{f"removed_{k}": n for k, n in result.rows.items()}}
+            )
+        return result
+
+    async def _batch(self, kind: str, cutoff: datetime) -> tuple[int, int]:
+        """Delete one batch of this kind; (rows deleted, files deleted)."""
+        table, id_column, select = _candidates(kind, cutoff)
+        paths: list[str | None] = []
+        async with self.engine.begin() as conn:
+            # Ids first, then DELETE ... IN: MySQL refuses a DELETE whose subquery reads
+            # the same table, and the ids name exactly what this batch removes.
+            ids = list((await conn.execute(select.limit(self.policy.batch_size))).scalars())
+            if not ids:
+                return 0, 0
+            if kind == "plots":
+                rows = await conn.execute(
+                    sa.select(Plot.image_path, Plot.heatmap_path).where(Plot.id.in_(ids))
+                )
+                for image, heatmap in rows.tuples():
+                    paths += [image, heatmap]
+                # The inferences that kept these images stay; they just lose the picture.
+                await conn.execute(
+                    sa.update(RunHistory).where(RunHistory.plot_id.in_(ids)).values(plot_id=None)
+                )
+            await conn.execute(sa.delete(table).where(id_column.in_(ids)))
+        return len(ids), self._remove_files(paths)
+
+    def _remove_files(self, rels: list[str | None]) -> int:
+        removed = 0
+        for rel in rels:
+            path = _inside(self.storage_root, rel)
+            if path is None:
+                continue
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # the row is gone; an orphan file is only disk space
+                log.warning("cannot delete a pruned image", extra={"path": rel, "error": repr(exc)})
+        return removed
+
+    async def run_forever(self, interval_seconds: float) -> None:
+        """A pass every interval until cancelled, the first a few minutes after start (a
+        keeper started for a moment, a test or a drill, deletes nothing); a failed pass is
+        logged, counted and tried again at the next interval."""
+        await asyncio.sleep(min(interval_seconds, FIRST_PASS_DELAY_SECONDS))
+        while True:
+            try:
+                await self.prune()
+            except Exception as exc:
+                if self.metrics is not None:
+                    self.metrics.errors.inc()
+                log.warning("retention pass failed", extra={"error": repr(exc)[:500]})
+            await asyncio.sleep(interval_seconds)
+
+
+async def _count(conn: AsyncConnection, select: sa.Select[Any]) -> int:
+    total = await conn.scalar(sa.select(sa.func.count()).select_from(select.subquery()))
+    return int(total or 0)
+
+
+def describe(result: PruneResult) -> str:
+    """``hydra prune``'s report: one line per kind, then the image files."""
+    verb = "would remove" if result.dry_run else "removed"
+    lines = []
+    for kind in KINDS:
+        cutoff = result.cutoffs.get(kind)
+        when = f"older than {cutoff:%Y-%m-%d %H:%M} UTC" if cutoff else "kept forever"
+        lines.append(f"{kind}: {verb} {result.rows[kind]} ({when})")
+    lines.append(f"image files: {verb} {result.files}")
+    if result.dry_run:
+        lines.append(f"old images kept (labelled or trained on): {result.protected_images}")
+    return "\n".join(lines)
