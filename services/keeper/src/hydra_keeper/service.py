@@ -25,10 +25,12 @@ from hydra_common.db.schema import ServiceStatus, utcnow
 from hydra_common.grpcserver import Backoff, RunningServer, install_stop_signals, start_server
 from hydra_common.logs import get_logger, setup_logging
 from hydra_common.metrics import serve_metrics
-from hydra_keeper.alarms import AlarmDispatcher
+from hydra_keeper.alarms import AlarmDispatcher, AlarmRules
+from hydra_keeper.beam import BeamGate, DatabaseBeam, EpicsBeamWatcher
 from hydra_keeper.dbutil import upsert
+from hydra_keeper.epics_status import StatusPublisher
 from hydra_keeper.metrics import KeeperMetrics
-from hydra_keeper.reference import ReferenceCache, latest_beam_current
+from hydra_keeper.reference import ReferenceCache
 from hydra_keeper.retention import Pruner, RetentionMetrics, RetentionPolicy
 from hydra_keeper.settings import KeeperSettings
 from hydra_keeper.writer import BatchResult, BatchWriter
@@ -112,12 +114,24 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
         self.alarms = AlarmDispatcher(self.metrics, settings.alarm_command, settings.hall)
         self.engine = make_engine(settings.db_url)
         self.reference = ReferenceCache(settings.keeper_refresh_seconds)
+        self.beam_watcher = (
+            EpicsBeamWatcher(settings, self.engine) if settings.epics_beam else None
+        )
+        self.beam: BeamGate = self.beam_watcher or DatabaseBeam(settings)
+        self.publisher = StatusPublisher(settings, self.engine) if settings.epics_publish else None
         self.writer = BatchWriter(
             self.engine,
             settings.storage_root,
             self.reference,
             settings.beam_current_threshold,
             settings.default_threshold,
+            beam=self.beam,
+            alarm_rules=AlarmRules(
+                settings.alarm_bad_count,
+                settings.alarm_window,
+                settings.alarm_window_overrides,
+                settings.alarm_repeat_seconds,
+            ),
         )
         self.pruner = Pruner(
             self.engine,
@@ -134,6 +148,10 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
     async def start(self) -> None:
         """Start the writer, the heartbeat and the gRPC server; sets ``port``."""
         self.settings.storage_root.mkdir(parents=True, exist_ok=True)
+        if self.beam_watcher is not None:
+            await self.beam_watcher.start()
+        if self.publisher is not None:
+            await self.publisher.start()
         self._tasks = [
             asyncio.create_task(self._run_writer(), name="keeper-writer"),
             asyncio.create_task(self._run_heartbeat(), name="keeper-heartbeat"),
@@ -174,6 +192,10 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
         except Exception as exc:
             log.warning("final heartbeat failed", extra={"error": repr(exc)})
         await self.alarms.close()
+        if self.beam_watcher is not None:
+            await self.beam_watcher.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
         await self.writer.remove_all_stale()
         await self.engine.dispose()
         log.info("keeper stopped", extra=dict(self.counts))
@@ -285,6 +307,10 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
             m.files_skipped.labels(reason=reason).inc(n)
         if result.beam_on is not None:
             m.beam_on.set(result.beam_on)
+        for event, n in result.alarm_events.items():
+            m.alarm_events.labels(event=event).inc(n)
+        for why, n in result.suppressed.items():
+            m.alarms_suppressed.labels(reason=why).inc(n)
         c = self.counts
         c["reports"] += result.recorded
         c["duplicates"] += result.duplicates
@@ -303,9 +329,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
     async def _heartbeat(self, state: str) -> None:
         """Upsert this instance's service_status row, and refresh the beam gauge."""
         async with self.engine.begin() as conn:
-            known, current = await latest_beam_current(conn)
-            threshold = self.settings.beam_current_threshold
-            beam_on = -1 if not known else int((current or 0.0) > threshold)
+            beam_on = (await self.beam.status(conn)).beam_on
             self.metrics.beam_on.set(beam_on)
             details = {**self.counts, "queued": len(self.queue), "beam_on": beam_on}
             row = {

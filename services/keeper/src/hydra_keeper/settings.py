@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from hydra_common.beam import BeamSettings
 from hydra_keeper.retention import RetentionSettings
 
 
-class KeeperSettings(RetentionSettings):
-    """Settings of the keeper: where it listens, how it groups commits, when it alarms."""
+class KeeperSettings(BeamSettings, RetentionSettings):
+    """Settings of the keeper: where it listens, how it groups commits, when it alarms.
+
+    The beam and run-state settings (threshold, special run types, EPICS PVs) are
+    ``BeamSettings``, shared with the API.
+    """
 
     metrics_port: int = Field(
         9104, description="Port of the Prometheus `/metrics` endpoint (0: off)."
@@ -26,11 +31,30 @@ class KeeperSettings(RetentionSettings):
         ge=1,
         description="Reports held for the writer; streams stop reading when it is full.",
     )
-    beam_current_threshold: float = Field(
-        1.0,
+    alarm_bad_count: int = Field(
+        2,
+        ge=1,
         description=(
-            "Beam current (nA) above which the beam counts as on; confirmed alarm verdicts "
-            "raise alarms only while it is on, when run conditions are known."
+            "K: a plot type alarms when K of its last N images are confirmed alarm verdicts "
+            "(Bad); it clears when none of its last N is."
+        ),
+    )
+    alarm_window: int = Field(
+        3, ge=1, le=50, description="N: how many of a plot type's latest images K counts in."
+    )
+    alarm_window_overrides: dict[str, tuple[int, int]] = Field(
+        default_factory=dict,
+        description=(
+            'K and N for some plot types, as JSON: `{"FCAL_occupancy": [3, 5]}` (the others '
+            "use the two above)."
+        ),
+    )
+    alarm_repeat_seconds: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "Least time between two beeps of one raised, unacknowledged alarm "
+            "(0: beep for every alarm verdict while raised)."
         ),
     )
     alarm_command: str = Field(
@@ -48,4 +72,19 @@ class KeeperSettings(RetentionSettings):
         ge=0,
         le=1,
         description="Threshold of a label that has none in the `thresholds` table.",
+    )
+    epics_publish: bool = Field(
+        False,
+        description=(
+            "Serve each plot type's verdict, confidence and alarm, and the hall's count of "
+            "alarming plot types, as EPICS PVs (a Channel Access server in the keeper)."
+        ),
+    )
+    epics_prefix: str = Field(
+        "HYDRA:",
+        max_length=40,
+        description="Prefix of the published PV names (`<prefix><plot type>:VERDICT`...).",
+    )
+    epics_publish_seconds: float = Field(
+        2.0, gt=0, description="How often the published PVs are refreshed from the database."
     )
