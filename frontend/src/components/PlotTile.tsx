@@ -26,10 +26,12 @@ export function PlotTile({
       data-plot-id={plot.id}
       data-label={plot.label ?? ""}
       data-painted={painted ?? ""}
+      data-margin={plot.margin ?? ""}
     >
       <img src={plot.image_url} alt={`${plot.plot_type} ${runChunk(plot.run_number, plot.chunk)}`} loading="lazy" draggable={false} />
       <span className="plot-meta">
         {runChunk(plot.run_number, plot.chunk)}
+        {plot.margin != null && <span className="muted" title="top weight minus the runner-up's: smaller is less sure"> margin {plot.margin.toFixed(2)}</span>}
         {plot.label && <Badge label={plot.label} colors={colors} />}
         {painted && painted !== plot.label && (
           <>

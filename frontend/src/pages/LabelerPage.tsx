@@ -39,6 +39,9 @@ export function LabelerPage() {
   const [params, setParams] = useSearchParams();
   const plotTypeName = params.get("plot_type") ?? "";
   const editor = params.get("mode") === "editor";
+  // Unlabelled images newest first, or Suggested: most uncertain first (the API's margin
+  // order, a few per run so one run's near-duplicates do not fill the page).
+  const suggested = !editor && params.get("order") === "suggested";
   const { me } = useAuth();
   const { plotTypes, error: typesError } = usePlotTypes();
   const { colors } = useClassifications();
@@ -57,7 +60,7 @@ export function LabelerPage() {
   const [applyError, setApplyError] = useState("");
   const [busy, setBusy] = useState(false);
 
-  const queryKey = plotTypeName ? JSON.stringify([plotTypeName, editor, filter, offset, pageSize, version]) : null;
+  const queryKey = plotTypeName ? JSON.stringify([plotTypeName, editor, suggested, filter, offset, pageSize, version]) : null;
   const plots = useQuery(queryKey, (signal) =>
     ok(
       api.GET("/api/plots", {
@@ -65,6 +68,7 @@ export function LabelerPage() {
           query: {
             plot_type: plotTypeName,
             labelled: editor,
+            order: suggested ? "uncertainty" : undefined,
             label: editor && filter.label ? filter.label : undefined,
             run_min: editor ? intOrUndefined(filter.runMin) : undefined,
             run_max: editor ? intOrUndefined(filter.runMax) : undefined,
@@ -136,6 +140,16 @@ export function LabelerPage() {
     });
   };
 
+  const chooseOrder = (toSuggested: boolean) => {
+    setOffset(0);
+    setMessage("");
+    setParams((p) => {
+      if (toSuggested) p.set("order", "suggested");
+      else p.delete("order");
+      return p;
+    });
+  };
+
   const mayLabel = !!plotType && canLabel(me, plotType.name);
   return (
     <section className="page labeler">
@@ -149,6 +163,15 @@ export function LabelerPage() {
             Editor
           </button>
         </div>
+        {!editor && (
+          <label className="field">
+            order
+            <select value={suggested ? "suggested" : "newest"} onChange={(e) => chooseOrder(e.target.value === "suggested")} data-testid="labeler-order">
+              <option value="newest">Newest</option>
+              <option value="suggested">Suggested</option>
+            </select>
+          </label>
+        )}
         <Palette labels={labels} colors={colors} current={current} onPick={setChosen} />
         <button type="button" className="primary" disabled={!mayLabel || busy || painted.size === 0} onClick={() => void apply()} data-testid="apply-labels">
           Apply ({painted.size})
@@ -186,6 +209,11 @@ export function LabelerPage() {
       {plotType && (
         <div className="labeler-body">
           <div>
+            {suggested && (
+              <p className="muted hint" data-testid="suggested-hint">
+                Suggested: the images the model is least sure of first (smallest margin between its top two weights), at most 3 of one run before the next runs' — the labels that teach the next model most.
+              </p>
+            )}
             <p className="muted hint">Click paints an image with the current label, shift+click paints the range from the last click; keys 1–9 pick a label.</p>
             <div className="plot-grid" data-testid="plot-grid">
               {items.map((p, i) => (
