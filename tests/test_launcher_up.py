@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from hydra_common.launcher import (
-    DEFAULT_METRICS_PORTS,
     HYDRA_CLI,
     CrashPolicy,
     LocalStack,
@@ -64,8 +63,8 @@ def test_a_second_stack_on_the_same_ports_exits_non_zero_naming_the_port(
         HYDRA_MODEL_SERVER_PORT=str(ports.modelserver),
         HYDRA_API_PORT=str(ports.api),
         **{
-            f"HYDRA_{service.upper()}_METRICS_PORT": str(ports.metrics[service])
-            for service in DEFAULT_METRICS_PORTS
+            f"HYDRA_{service.upper()}_METRICS_PORT": str(port)
+            for service, port in ports.metrics.items()
         },
     )
     second = subprocess.run(

@@ -1,51 +1,46 @@
 """Write the README's configuration table from the settings classes (``--check`` to verify).
 
 Every service's settings subclass ``HydraSettings``; the table lists each ``HYDRA_*``
-variable once, with its default, the services that read it and its description.
+variable once, with its default, the services that read it and its description. The
+services and their settings classes come from the service registry (``hydra.services``
+entry points, ``hydra_common.plugins``).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from hydra_common.plugins import services
 from hydra_common.settings import HydraSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
-MODULES = {
-    "feeder": "hydra_feeder.settings",
-    "balancer": "hydra_balancer.settings",
-    "predictor": "hydra_predictor.settings",
-    "keeper": "hydra_keeper.settings",
-    "model server": "hydra_modelserver.settings",
-    "api": "hydra_api.settings",
-    "trainer": "hydra_trainer.settings",
-}
+
+
+@dataclass
+class _Row:
+    default: object
+    services: list[str]
+    doc: str
 
 
 def _classes() -> dict[str, list[type[BaseSettings]]]:
     found: dict[str, list[type[BaseSettings]]] = {"all": [HydraSettings]}
-    for service, name in MODULES.items():
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        found[service] = [
-            obj
-            for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, HydraSettings) and obj is not HydraSettings
-        ]
+    # "read by" lists the services alphabetically; a shared setting takes the first one's text.
+    for descriptor in sorted(services().values(), key=lambda d: d.title):
+        if descriptor.settings is not None:
+            found.setdefault(descriptor.title, []).append(descriptor.settings)
     return found
 
 
 def table() -> str:
     """The markdown table of every setting."""
-    rows: dict[str, dict[str, object]] = {}
+    rows: dict[str, _Row] = {}
     base_fields = set(HydraSettings.model_fields)
     for service, classes in _classes().items():
         for cls in classes:
@@ -55,17 +50,14 @@ def table() -> str:
                 env = f"HYDRA_{name.upper()}"
                 # A computed default (host name, empty mapping) has no fixed value to show.
                 default = "" if field.default_factory is not None else field.default
-                row = rows.setdefault(
-                    env, {"default": default, "services": [], "doc": field.description or ""}
-                )
-                if service not in row["services"]:  # type: ignore[operator]
-                    row["services"].append(service)  # type: ignore[union-attr]
+                row = rows.setdefault(env, _Row(default, [], field.description or ""))
+                if service not in row.services:
+                    row.services.append(service)
     lines = ["| variable | default | read by | meaning |", "|---|---|---|---|"]
     for env in sorted(rows):
         r = rows[env]
-        default = "" if r["default"] in (None, "") else f"`{r['default']}`"
-        services = ", ".join(r["services"])  # type: ignore[arg-type]
-        lines.append(f"| `{env}` | {default} | {services} | {r['doc']} |")
+        default = "" if r.default in (None, "") else f"`{r.default}`"
+        lines.append(f"| `{env}` | {default} | {', '.join(r.services)} | {r.doc} |")
     return "\n".join(lines)
 
 

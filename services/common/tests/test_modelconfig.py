@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from hydra_common import lifecycle
-from hydra_common.cli import app
+from hydra_common.modelconfig_cli import model_config_app
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Model, ModelStatus, PlotType
 from hydra_common.modelconfig import (
@@ -188,11 +188,11 @@ def test_hydra_model_config_write(
     target = tmp_path / "cfg" / "tfs.config"
     monkeypatch.setenv("HYDRA_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("HYDRA_MODEL_CONFIG_FILE", str(target))
-    result = CliRunner().invoke(app, ["model-config", "write"])
+    result = CliRunner().invoke(model_config_app, ["write"])
     assert result.exit_code == 0, result.output
     assert "written" in result.output
     assert target.read_text() == "model_config_list {\n}\n"
-    again = CliRunner().invoke(app, ["model-config", "write"])
+    again = CliRunner().invoke(model_config_app, ["write"])
     assert "unchanged" in again.output
 
 

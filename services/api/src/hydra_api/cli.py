@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from hydra_api.settings import ApiSettings
 from hydra_common.db.schema import Role
+from hydra_common.plugins import Listener, ServiceDescriptor
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -248,3 +250,19 @@ def register(app: typer.Typer) -> None:
         names = None if all_ else plot_types
         removed = _run(change_permissions(ApiSettings().db_url, username, names, False))
         typer.echo(f"revoked {username}: {', '.join(removed) or 'nothing'}")
+
+
+SERVICE = ServiceDescriptor(
+    name="api",
+    title="api",
+    settings=ApiSettings,
+    register_cli=register,
+    module="hydra_api",
+    # Its /metrics is on its own port, beside the REST API.
+    listener=Listener(
+        "api_port", "api_host", "API HTTP", protocol="http", health_path="/api/health"
+    ),
+    order=60,
+    stop_order=50,
+    image_command=("api",),
+)

@@ -1,7 +1,7 @@
 """What a training run may ask for: the one list the CLI, the API and the trainer check.
 
 The API validates web requests against these names without importing TensorFlow; the
-trainer's registry of builders (``hydra_trainer.architectures``) must offer exactly these
+trainer's registry of builders (its ``architectures`` module) must offer exactly these
 (a test checks). A ``module:function`` plug-in is accepted only from the command line of
 someone who can run code anyway, never from a request.
 """

@@ -6,6 +6,9 @@ import asyncio
 
 import typer
 
+from hydra_common.plugins import ServiceDescriptor
+from hydra_feeder.settings import FeederSettings
+
 
 def register(app: typer.Typer) -> None:
     """Add ``hydra feeder`` to the command line."""
@@ -17,3 +20,17 @@ def register(app: typer.Typer) -> None:
         from hydra_feeder.settings import FeederSettings
 
         asyncio.run(main(FeederSettings()))
+
+
+SERVICE = ServiceDescriptor(
+    name="feeder",
+    title="feeder",
+    settings=FeederSettings,
+    register_cli=register,
+    module="hydra_feeder",
+    metrics_port=9101,
+    status_probe=True,
+    order=50,
+    stop_order=0,  # first: nothing new enters while the rest drains
+    image_command=("feeder",),
+)

@@ -6,6 +6,9 @@ import asyncio
 
 import typer
 
+from hydra_common.plugins import Listener, ServiceDescriptor
+from hydra_modelserver.settings import ModelServerSettings
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``model-server`` command to the ``hydra`` CLI."""
@@ -17,3 +20,23 @@ def register(app: typer.Typer) -> None:
         from hydra_modelserver.service import main
 
         asyncio.run(main())
+
+
+SERVICE = ServiceDescriptor(
+    name="modelserver",
+    title="model server",
+    settings=ModelServerSettings,
+    register_cli=register,
+    module="hydra_modelserver",
+    listener=Listener(
+        "model_server_port",
+        "model_server_host",
+        "model server gRPC",
+        address_setting="model_server_address",
+    ),
+    metrics_port=9105,
+    status_probe=True,
+    order=10,
+    stop_order=40,
+    image_command=("model-server",),
+)

@@ -6,6 +6,9 @@ import asyncio
 
 import typer
 
+from hydra_common.plugins import ServiceDescriptor
+from hydra_predictor.settings import PredictorSettings
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``predictor`` command to the ``hydra`` CLI."""
@@ -16,3 +19,17 @@ def register(app: typer.Typer) -> None:
         from hydra_predictor.service import main
 
         asyncio.run(main())
+
+
+SERVICE = ServiceDescriptor(
+    name="predictor",
+    title="predictor",
+    settings=PredictorSettings,
+    register_cli=register,
+    module="hydra_predictor",
+    metrics_port=9103,
+    status_probe=True,
+    order=40,
+    stop_order=10,
+    image_command=("predictor",),
+)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_common.errors import HydraError
 from hydra_common.logs import setup_logging
+from hydra_common.plugins import ServiceDescriptor
 from hydra_trainer.settings import TrainerSettings
 
 T = TypeVar("T")
@@ -467,3 +468,17 @@ def register(app: typer.Typer) -> None:
     app.command("models")(models_command)
     app.command("simulate")(simulate_command)
     app.command("bootstrap-demo")(bootstrap_demo_command)
+    from hydra_trainer import demo  # here: demo imports the launcher, which reads the registry
+
+    demo.register(app)
+
+
+SERVICE = ServiceDescriptor(
+    name="trainer",
+    title="trainer",
+    settings=TrainerSettings,
+    register_cli=register,  # not a process under ``hydra up``: a command and a Job
+    order=70,
+    stop_order=70,
+    image_command=("train",),
+)

@@ -1,0 +1,79 @@
+"""The service registry: every package declares itself, and the shared library names none."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import typer
+
+from hydra_common import plugins
+from hydra_common.launcher import SERVICES, Ports, stack_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_PACKAGES = re.compile(r"hydra_(feeder|balancer|predictor|keeper|api|trainer|modelserver)\b")
+
+
+def test_every_service_package_declares_one_entry_point_that_loads() -> None:
+    declared: dict[str, str] = {}
+    for pyproject in sorted(ROOT.glob("services/*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        entries = project.get("entry-points", {}).get(plugins.GROUP, {})
+        assert len(entries) == 1, f"{pyproject}: one {plugins.GROUP} entry point expected"
+        declared.update(entries)
+    registry = plugins.services()
+    assert set(registry) == set(declared)
+    for name, descriptor in registry.items():
+        assert descriptor.name == name
+        assert descriptor.settings is None or descriptor.settings.__module__.startswith("hydra_")
+
+
+def test_the_shared_library_names_no_service() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "services/common/src").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if SERVICE_PACKAGES.search(line)
+    ]
+    assert offenders == []
+
+
+def test_each_listener_and_command_is_real() -> None:
+    app = typer.Typer()
+    for descriptor in plugins.services().values():
+        if descriptor.register_cli is not None:
+            descriptor.register_cli(app)
+    commands = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    for descriptor in plugins.services().values():
+        if descriptor.image_command:
+            assert descriptor.image_command[0] in commands, descriptor.name
+        if descriptor.command:
+            assert descriptor.command[0] in commands, descriptor.name
+        listener = descriptor.listener
+        if listener is not None:
+            assert descriptor.settings is not None
+            fields = descriptor.settings.model_fields
+            assert {listener.port_setting, listener.host_setting} <= set(fields), descriptor.name
+            assert descriptor.default_port() > 0
+
+
+def test_hydra_up_runs_the_registry_in_order_and_wires_each_server() -> None:
+    registry = plugins.services()
+    assert SERVICES == plugins.stack_services()
+    assert "trainer" not in SERVICES and {"feeder", "api", "modelconfig"} <= set(SERVICES)
+    # Writers first, then servers, then clients; the feeder stops first.
+    assert SERVICES[0] == "modelconfig"
+    assert min(SERVICES, key=lambda s: registry[s].stop_order) == "feeder"
+    ports = Ports.free()
+    env = stack_environment(ports, base={})
+    for name, port in ports.servers.items():
+        listener = registry[name].listener
+        assert listener is not None
+        assert env[plugins.env_name(listener.port_setting)] == str(port)
+        if listener.address_setting:
+            assert env[plugins.env_name(listener.address_setting)] == f"127.0.0.1:{port}"
+    assert ports.balancer == ports.servers["balancer"]
+    targets = env["HYDRA_STATUS_TARGETS"]
+    assert f"balancer=http://127.0.0.1:{ports.metrics['balancer']}/metrics" in targets
+    assert "keeper=" not in targets
