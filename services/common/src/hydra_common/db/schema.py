@@ -82,6 +82,7 @@ class KeptReason(enum.StrEnum):
     UNCONFIRMED = "unconfirmed"
     UNBIASED = "unbiased"
     IMPORTED = "imported"
+    UNCERTAIN = "uncertain"  # a margin below HYDRA_KEEP_MARGIN_BELOW (hydra_common.uncertainty)
 
 
 class ModelStatus(enum.StrEnum):
@@ -507,6 +508,31 @@ class BeamState(Base):
     run_type: Mapped[str] = mapped_column(sa.String(64), default="")
     updated_at: Mapped[datetime | None] = mapped_column(default=None)
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelDrift(Base):
+    """A plot type's drift, as the keeper's drift loop last measured it: the active model's
+    top weights and verdict mix over a trailing window against its test split (PSI), and
+    its agreement with the labels experts gave the window's images."""
+
+    __tablename__ = "model_drift"
+    plot_type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("plot_types.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("models.id", ondelete="SET NULL"), default=None
+    )
+    window_hours: Mapped[float] = mapped_column(default=24.0)
+    inferences: Mapped[int] = mapped_column(default=0)
+    test_images: Mapped[int] = mapped_column(default=0)
+    psi_top_weight: Mapped[float | None] = mapped_column(default=None)
+    psi_verdicts: Mapped[float | None] = mapped_column(default=None)
+    drift_score: Mapped[float | None] = mapped_column(default=None)
+    labelled: Mapped[int] = mapped_column(default=0)
+    label_agreement: Mapped[float | None] = mapped_column(default=None)
+    retrain_suggested: Mapped[bool] = mapped_column(default=False)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class RunCondition(Base):
