@@ -52,13 +52,9 @@ from hydra_balancer.wire import (
     stamp_ns,
 )
 from hydra_common.errors import InvalidInput
-from hydra_common.grpcserver import (
-    RunningServer,
-    install_stop_signals,
-    start_server,
-)
-from hydra_common.logs import get_logger, setup_logging
-from hydra_common.metrics import serve_metrics
+from hydra_common.grpcserver import RunningServer, start_server
+from hydra_common.logs import get_logger
+from hydra_common.runner import run_service
 
 log = get_logger(__name__)
 
@@ -467,21 +463,15 @@ class BalancerService:
 
 async def main(settings: BalancerSettings) -> None:
     """Run the balancer until SIGTERM or SIGINT, then stop gracefully."""
-    setup_logging("balancer", settings.log_level, settings.log_format)
     keep_big_buffers()
-    service = BalancerService(settings)
-    metrics_port = serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
-    await service.start()
-    # Everything made so far lives as long as the process: keep the collector off it. Each
-    # order makes a few short-lived tracked objects: collect the young less often, so that
-    # most are gone before a collection sees them (a gen-0 pass is per object, not per order).
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
-    log.info(
-        "balancer ready",
-        extra={"port": service.port, "metrics_port": metrics_port, "queue_size": service.capacity},
-    )
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await stop.wait()
-    await service.stop()
+
+    def started(service: BalancerService) -> dict[str, object]:
+        # Everything made so far lives as long as the process: keep the collector off it. Each
+        # order makes a few short-lived tracked objects: collect the young less often, so that
+        # most are gone before a collection sees them (a gen-0 pass is per object, not per
+        # order).
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
+        return {"port": service.port, "queue_size": service.capacity}
+
+    await run_service("balancer", settings, lambda: BalancerService(settings), started=started)

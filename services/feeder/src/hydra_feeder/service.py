@@ -33,10 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from watchfiles import Change, awatch
 
 from hydra_common.db.engine import make_engine
-from hydra_common.grpcserver import Backoff, channel, describe_rpc_error, install_stop_signals
+from hydra_common.grpcserver import Backoff, channel, describe_rpc_error
 from hydra_common.ids import uuid7
-from hydra_common.logs import get_logger, setup_logging
-from hydra_common.metrics import serve_metrics
+from hydra_common.logs import get_logger
+from hydra_common.runner import run_service
 from hydra_feeder.ledger import Ledger, LedgerEntry, PlotTypeInfo
 from hydra_feeder.metrics import FeederMetrics
 from hydra_feeder.naming import ParsedName, make_parser, same_file_type
@@ -671,13 +671,9 @@ async def main(settings: FeederSettings) -> None:
     """Run the feeder until SIGTERM or SIGINT, then stop."""
     from hydra_common.db.migrate import wait_for_database
 
-    setup_logging("feeder", settings.log_level, settings.log_format)
-    await wait_for_database(settings.db_url)
-    metrics_port = serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
-    service = FeederService(settings)
-    await service.start()
-    log.info("feeder ready", extra={"metrics_port": metrics_port})
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await stop.wait()
-    await service.stop()
+    await run_service(
+        "feeder",
+        settings,
+        lambda: FeederService(settings),
+        prepare=lambda: wait_for_database(settings.db_url),
+    )

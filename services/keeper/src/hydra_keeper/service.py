@@ -22,9 +22,9 @@ from prometheus_client import CollectorRegistry
 
 from hydra_common.db.engine import make_engine
 from hydra_common.db.schema import ServiceStatus, utcnow
-from hydra_common.grpcserver import Backoff, RunningServer, install_stop_signals, start_server
-from hydra_common.logs import get_logger, setup_logging
-from hydra_common.metrics import serve_metrics
+from hydra_common.grpcserver import Backoff, RunningServer, start_server
+from hydra_common.logs import get_logger
+from hydra_common.runner import run_service
 from hydra_keeper.alarms import AlarmDispatcher, AlarmRules
 from hydra_keeper.beam import BeamGate, DatabaseBeam, EpicsBeamWatcher
 from hydra_keeper.dbutil import upsert
@@ -114,9 +114,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
         self.alarms = AlarmDispatcher(self.metrics, settings.alarm_command, settings.hall)
         self.engine = make_engine(settings.db_url)
         self.reference = ReferenceCache(settings.keeper_refresh_seconds)
-        self.beam_watcher = (
-            EpicsBeamWatcher(settings, self.engine) if settings.epics_beam else None
-        )
+        self.beam_watcher = EpicsBeamWatcher(settings, self.engine) if settings.epics_beam else None
         self.beam: BeamGate = self.beam_watcher or DatabaseBeam(settings)
         self.publisher = StatusPublisher(settings, self.engine) if settings.epics_publish else None
         self.writer = BatchWriter(
@@ -344,12 +342,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
 
 async def main(settings: KeeperSettings) -> None:
     """Run the keeper until SIGTERM or SIGINT, then stop gracefully."""
-    setup_logging("keeper", settings.log_level, settings.log_format)
     registry = CollectorRegistry()
-    serve_metrics(registry, settings.metrics_port, settings.metrics_host)
-    service = KeeperService(settings, registry)
-    await service.start()
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await stop.wait()
-    await service.stop()
+    await run_service(
+        "keeper", settings, lambda: KeeperService(settings, registry), registry=registry
+    )

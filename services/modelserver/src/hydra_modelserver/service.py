@@ -18,9 +18,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from hydra_common.grpcserver import RunningServer, install_stop_signals, start_server
-from hydra_common.logs import get_logger, setup_logging
-from hydra_common.metrics import serve_metrics
+from hydra_common.grpcserver import RunningServer, start_server
+from hydra_common.logs import get_logger
+from hydra_common.runner import run_service
 from hydra_modelserver.metrics import ModelServerMetrics
 from hydra_modelserver.repository import ModelRepository
 from hydra_modelserver.servicer import ModelServicer, PredictionServicer
@@ -105,12 +105,5 @@ class ModelServerService:
 
 async def main(settings: ModelServerSettings | None = None) -> None:
     """Run the model server until SIGTERM or SIGINT."""
-    settings = settings or ModelServerSettings()
-    setup_logging("modelserver", settings.log_level, settings.log_format)
-    service = ModelServerService(settings)
-    serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await service.start()
-    await stop.wait()
-    await service.stop()
+    resolved = settings or ModelServerSettings()
+    await run_service("modelserver", resolved, lambda: ModelServerService(resolved))

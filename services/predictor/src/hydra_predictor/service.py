@@ -22,9 +22,9 @@ from hydra.v1.order_pb2 import InferenceOrder
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from hydra_common.db.engine import make_engine
-from hydra_common.grpcserver import Backoff, channel, describe_rpc_error, install_stop_signals
-from hydra_common.logs import get_logger, setup_logging
-from hydra_common.metrics import serve_metrics
+from hydra_common.grpcserver import Backoff, channel, describe_rpc_error
+from hydra_common.logs import get_logger
+from hydra_common.runner import run_service
 from hydra_predictor.catalog import ActiveModel, ModelCatalog
 from hydra_predictor.inference import Batcher, BatchRunner, ModelClient
 from hydra_predictor.keeper_link import KeeperLink
@@ -269,12 +269,5 @@ class PredictorService:
 
 async def main(settings: PredictorSettings | None = None) -> None:
     """Run a predictor replica until SIGTERM or SIGINT."""
-    settings = settings or PredictorSettings()
-    setup_logging("predictor", settings.log_level, settings.log_format)
-    service = PredictorService(settings)
-    serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    await service.start()
-    await stop.wait()
-    await service.stop()
+    resolved = settings or PredictorSettings()
+    await run_service("predictor", resolved, lambda: PredictorService(resolved))
