@@ -96,7 +96,7 @@ class EpicsBeamWatcher:
         self.poll_seconds = min(MAX_POLL_SECONDS, settings.epics_silence_seconds / 3)
         self._context: Context | None = None
         self._pvs: dict[str, PV] = {}
-        self._subs: list[Subscription] = []
+        self._subs: list[tuple[Subscription, int]] = []
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -127,8 +127,7 @@ class EpicsBeamWatcher:
         self._pvs = {by_name[pv.name]: pv for pv in pvs}
         for pv in pvs:
             sub = pv.subscribe(data_type="native")
-            sub.add_callback(self._on_update)
-            self._subs.append(sub)
+            self._subs.append((sub, sub.add_callback(self._on_update)))
         self._task = asyncio.create_task(self._poll(), name="keeper-beam-watcher")
         log.info("beam watcher started", extra={"pvs": ",".join(self.names.values())})
 
@@ -138,6 +137,11 @@ class EpicsBeamWatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        for sub, token in self._subs:
+            try:
+                await asyncio.wait_for(sub.remove_callback(token), 5)
+            except Exception as exc:  # the IOC may be gone: nothing to unsubscribe from
+                log.debug("unsubscribe failed", extra={"error": repr(exc)})
         if self._context is not None:
             try:
                 await asyncio.wait_for(self._context.disconnect(), 5)

@@ -67,6 +67,22 @@ async def read_status(engine: AsyncEngine) -> dict[str, PlotStatus]:
     return {name: PlotStatus(v, float(c or 0.0), s or "clear") for name, v, c, s in rows}
 
 
+async def stop_server(context: Context, task: asyncio.Task[None]) -> None:
+    """Stop a caproto server task without corrupting the event loop.
+
+    caproto's server closes its listening sockets when cancelled but never closes the
+    asyncio server that watches them, so the loop keeps a reader on a closed descriptor,
+    and the next socket to get that number (a database connection...) breaks. Removing
+    the readers first avoids it.
+    """
+    loop = asyncio.get_running_loop()
+    for sock in context.tcp_sockets.values():
+        if sock.fileno() >= 0:
+            loop.remove_reader(sock.fileno())
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 class StatusPublisher:
     """Serves the status PVs and refreshes them from the database (see module doc)."""
 
@@ -101,11 +117,12 @@ class StatusPublisher:
 
     async def stop(self) -> None:
         """Stop refreshing and serving."""
-        for task in (self._refresher, self._server):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._refresher = self._server = None
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        if self._context is not None and self._server is not None:
+            await stop_server(self._context, self._server)
+        self._refresher = self._server = self._context = None
 
     async def _run(self) -> None:
         while True:
