@@ -1,0 +1,371 @@
+"""Drift: is a plot type's active model still seeing what it was tested on?
+
+Every ``HYDRA_DRIFT_INTERVAL_SECONDS`` the keeper compares, per plot type with an active
+model, the model's inferences over the trailing ``HYDRA_DRIFT_WINDOW_HOURS`` (its newest
+``MAX_WINDOW`` at most) with the model's test split (``model_evaluations``, recorded by the
+trainer when it evaluated the model):
+
+- the distribution of the top weight (the verdict's confidence), in ten bins over 0..1;
+- the verdict mix (the share of each label).
+
+The statistic is the *population stability index*, PSI = sum over bins of
+(live - test) * ln(live / test), shares smoothed by half an image per bin so an empty bin
+is finite. Usual reading: below 0.1 stable, 0.1-0.25 a moderate shift, above 0.25 a real
+one. The plot type's ``drift_score`` is the larger of the two PSIs (None until the window
+holds ``HYDRA_DRIFT_MIN_INFERENCES``).
+
+``label_agreement`` is the share of the window's images that experts labelled since whose
+label is the model's verdict (over kept images only, so it leans to the hard ones: every
+Bad and unconfirmed image is kept). Retraining is suggested when the drift score reaches
+``HYDRA_DRIFT_PSI_THRESHOLD``, or when at least ``HYDRA_DRIFT_MIN_LABELS`` labels agree
+less than ``HYDRA_DRIFT_AGREEMENT_THRESHOLD``; the evidence (histograms, mixes, reasons)
+is stored with the figures in ``model_drift`` (read by ``GET /api/drift``) and exported as
+``hydra_keeper_drift_score`` and ``hydra_keeper_label_agreement`` per plot type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Gauge
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hydra_common.db.schema import (
+    Classification,
+    InferenceStatus,
+    Label,
+    ModelDrift,
+    ModelEvaluation,
+    Plot,
+    PlotType,
+    RunHistory,
+    Split,
+    utcnow,
+)
+from hydra_common.logs import get_logger
+from hydra_common.settings import HydraSettings
+from hydra_keeper.dbutil import upsert
+
+log = get_logger(__name__)
+
+BINS = 10
+MAX_WINDOW = 5000  # newest inferences of a window read per plot type (bounded work)
+MIN_TEST_IMAGES = 10  # fewer test images give no reference to compare with
+STATISTIC = "PSI (population stability index), shares smoothed by 0.5 per bin"
+model_drift_t = ModelDrift.__table__
+
+
+class DriftSettings(HydraSettings):
+    """When the keeper measures drift, over what, and when it suggests retraining."""
+
+    drift_interval_seconds: float = Field(
+        300.0, ge=0, description="How often drift is measured per plot type (0: never)."
+    )
+    drift_window_hours: float = Field(
+        24.0, gt=0, le=24 * 365, description="Trailing window of inferences compared."
+    )
+    drift_min_inferences: int = Field(
+        50, ge=1, description="Inferences a window needs before its drift score counts."
+    )
+    drift_psi_threshold: float = Field(
+        0.25,
+        gt=0,
+        description="Drift score (PSI) from which retraining is suggested (and alerted).",
+    )
+    drift_agreement_threshold: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Label agreement below which retraining is suggested.",
+    )
+    drift_min_labels: int = Field(
+        20, ge=1, description="Labelled window images the agreement needs to count."
+    )
+
+
+def psi(live: Mapping[str, float], reference: Mapping[str, float]) -> float:
+    """PSI of two histograms given as counts per bin (see the module docstring)."""
+    keys = set(live) | set(reference)
+    n_live = sum(live.values()) + 0.5 * len(keys)
+    n_ref = sum(reference.values()) + 0.5 * len(keys)
+    total = 0.0
+    for k in keys:
+        a = (live.get(k, 0.0) + 0.5) / n_live
+        e = (reference.get(k, 0.0) + 0.5) / n_ref
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def weight_histogram(top_weights: Iterable[float]) -> list[int]:
+    """Counts of top weights in ``BINS`` equal bins over 0..1 (1.0 in the last)."""
+    counts = [0] * BINS
+    for w in top_weights:
+        counts[min(BINS - 1, max(0, int(w * BINS)))] += 1
+    return counts
+
+
+def _as_bins(counts: Sequence[int]) -> dict[str, float]:
+    return {str(i): float(c) for i, c in enumerate(counts)}
+
+
+@dataclass
+class DriftFigures:
+    """One plot type's drift, as stored in ``model_drift``."""
+
+    plot_type_id: int
+    plot_type: str
+    model_id: int
+    window_hours: float
+    inferences: int
+    test_images: int
+    psi_top_weight: float | None = None
+    psi_verdicts: float | None = None
+    drift_score: float | None = None
+    labelled: int = 0
+    label_agreement: float | None = None
+    retrain_suggested: bool = False
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """The ``model_drift`` row."""
+        return {
+            "plot_type_id": self.plot_type_id,
+            "model_id": self.model_id,
+            "window_hours": self.window_hours,
+            "inferences": self.inferences,
+            "test_images": self.test_images,
+            "psi_top_weight": self.psi_top_weight,
+            "psi_verdicts": self.psi_verdicts,
+            "drift_score": self.drift_score,
+            "labelled": self.labelled,
+            "label_agreement": self.label_agreement,
+            "retrain_suggested": self.retrain_suggested,
+            "evidence": self.evidence,
+            "computed_at": now,
+        }
+
+
+def compare(
+    settings: DriftSettings,
+    live: Sequence[tuple[float, str]],
+    test: Sequence[tuple[float, str]],
+    agreements: Sequence[bool],
+) -> dict[str, Any]:
+    """The figures of one plot type from (top weight, verdict) of the window and of the
+    test split, and whether each labelled window image's label was the verdict."""
+    live_hist, test_hist = (weight_histogram(w for w, _ in rows) for rows in (live, test))
+    live_mix, test_mix = (Counter(v for _, v in rows) for rows in (live, test))
+    out: dict[str, Any] = {"psi_top_weight": None, "psi_verdicts": None, "drift_score": None}
+    reasons: list[str] = []
+    enough = len(live) >= settings.drift_min_inferences and len(test) >= MIN_TEST_IMAGES
+    if enough:
+        p_top = round(psi(_as_bins(live_hist), _as_bins(test_hist)), 4)
+        p_mix = round(psi({k: float(v) for k, v in live_mix.items()}, dict(test_mix)), 4)
+        out |= {"psi_top_weight": p_top, "psi_verdicts": p_mix, "drift_score": max(p_top, p_mix)}
+        if out["drift_score"] >= settings.drift_psi_threshold:
+            which = "top weight" if p_top >= p_mix else "verdict mix"
+            reasons.append(
+                f"drift score {out['drift_score']:.2f} (PSI of the {which}) >= "
+                f"{settings.drift_psi_threshold:.2f}"
+            )
+    labelled = len(agreements)
+    agreement = round(sum(agreements) / labelled, 4) if labelled else None
+    if agreement is not None and labelled >= settings.drift_min_labels:
+        if agreement < settings.drift_agreement_threshold:
+            reasons.append(
+                f"experts agreed with {agreement:.0%} of {labelled} verdicts "
+                f"(< {settings.drift_agreement_threshold:.0%})"
+            )
+    out |= {
+        "labelled": labelled,
+        "label_agreement": agreement,
+        "retrain_suggested": bool(reasons),
+        "evidence": {
+            "statistic": STATISTIC,
+            "reasons": reasons,
+            "bin_edges": [i / BINS for i in range(BINS + 1)],
+            "top_weight_live": live_hist,
+            "top_weight_test": test_hist,
+            "verdicts_live": dict(live_mix),
+            "verdicts_test": dict(test_mix),
+            "psi_threshold": settings.drift_psi_threshold,
+            "agreement_threshold": settings.drift_agreement_threshold,
+            "min_inferences": settings.drift_min_inferences,
+            "min_labels": settings.drift_min_labels,
+            "enough_inferences": enough,
+        },
+    }
+    return out
+
+
+async def _test_split(conn: AsyncConnection, model_id: int) -> list[tuple[float, str]]:
+    classes = await conn.execute(sa.select(Classification.id, Classification.name))
+    names: dict[int, str] = dict(classes.tuples().all())
+    rows = await conn.execute(
+        sa.select(ModelEvaluation.predicted_classification_id, ModelEvaluation.weights).where(
+            ModelEvaluation.model_id == model_id, ModelEvaluation.split == Split.TEST
+        )
+    )
+    out = []
+    for pred_id, weights in rows.tuples():
+        values = [float(v) for v in (weights or {}).values() if isinstance(v, int | float)]
+        if values:
+            out.append((max(values), names.get(pred_id, "?")))
+    return out
+
+
+async def _window(
+    conn: AsyncConnection, plot_type_id: int, model_id: int, since: datetime
+) -> list[tuple[float, str, str]]:
+    rh = RunHistory
+    rows = await conn.execute(
+        sa.select(rh.confidence, rh.verdict, rh.order_id)
+        .where(
+            rh.plot_type_id == plot_type_id,
+            rh.created_at >= since,
+            rh.model_id == model_id,
+            rh.status == InferenceStatus.OK,
+        )
+        .order_by(rh.created_at.desc())
+        .limit(MAX_WINDOW)
+    )
+    return [(float(c), str(v), str(o)) for c, v, o in rows.tuples()]
+
+
+async def _agreements(
+    conn: AsyncConnection, verdicts: Mapping[str, str], plot_type_id: int
+) -> list[bool]:
+    """For each window image an expert has labelled: whether the label is the verdict."""
+    if not verdicts:
+        return []
+    out: list[bool] = []
+    ids = list(verdicts)
+    for start in range(0, len(ids), 500):
+        rows = await conn.execute(
+            sa.select(Plot.order_id, Classification.name)
+            .join(Label, Label.plot_id == Plot.id)
+            .join(Classification, Classification.id == Label.classification_id)
+            .where(Plot.plot_type_id == plot_type_id, Plot.order_id.in_(ids[start : start + 500]))
+        )
+        out.extend(verdicts[str(oid)] == name for oid, name in rows.tuples())
+    return out
+
+
+class DriftMetrics:
+    """``hydra_keeper_drift_score`` and ``hydra_keeper_label_agreement`` per plot type."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.score = Gauge(
+            "hydra_keeper_drift_score",
+            "Drift of the active model: the larger PSI of its top weights and verdict mix "
+            "over the trailing window against its test split.",
+            ["plot_type"],
+            registry=registry,
+        )
+        self.agreement = Gauge(
+            "hydra_keeper_label_agreement",
+            "Share of the window's labelled images whose expert label is the model's verdict.",
+            ["plot_type"],
+            registry=registry,
+        )
+        self.retrain = Gauge(
+            "hydra_keeper_retrain_suggested",
+            "1 when drift or disagreement suggests retraining the plot type's model.",
+            ["plot_type"],
+            registry=registry,
+        )
+        self._shown: set[str] = set()
+
+    def show(self, figures: Sequence[DriftFigures]) -> None:
+        """Set the series of these plot types; drop those of plot types no longer measured."""
+        now = set()
+        for f in figures:
+            now.add(f.plot_type)
+            for gauge, value in (
+                (self.score, f.drift_score),
+                (self.agreement, f.label_agreement),
+                (self.retrain, float(f.retrain_suggested)),
+            ):
+                if value is None:
+                    _remove(gauge, f.plot_type)
+                else:
+                    gauge.labels(plot_type=f.plot_type).set(value)
+        for gone in self._shown - now:
+            for gauge in (self.score, self.agreement, self.retrain):
+                _remove(gauge, gone)
+        self._shown = now
+
+
+def _remove(gauge: Gauge, plot_type: str) -> None:
+    try:
+        gauge.remove(plot_type)
+    except KeyError:
+        pass
+
+
+class DriftMonitor:
+    """Measures every plot type's drift, stores it, exports it (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: DriftSettings,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = DriftMetrics(registry if registry is not None else CollectorRegistry())
+
+    async def measure(self, now: datetime | None = None) -> list[DriftFigures]:
+        """One pass over every plot type with an active model; returns what it stored."""
+        now = now or utcnow()
+        hours = self.settings.drift_window_hours
+        since = now - timedelta(hours=hours)
+        figures: list[DriftFigures] = []
+        async with self.engine.begin() as conn:
+            active = (
+                await conn.execute(
+                    sa.select(PlotType.id, PlotType.name, PlotType.active_model_id).where(
+                        PlotType.active_model_id.is_not(None)
+                    )
+                )
+            ).tuples()
+            for pt_id, name, model_id in list(active):
+                assert model_id is not None
+                window = await _window(conn, pt_id, model_id, since)
+                test = await _test_split(conn, model_id)
+                agreements = await _agreements(conn, {o: v for _, v, o in window}, pt_id)
+                found = compare(self.settings, [(w, v) for w, v, _ in window], test, agreements)
+                figures.append(
+                    DriftFigures(pt_id, name, model_id, hours, len(window), len(test), **found)
+                )
+            measured = [f.plot_type_id for f in figures]
+            await conn.execute(
+                sa.delete(model_drift_t).where(model_drift_t.c.plot_type_id.not_in(measured))
+            )
+            await upsert(conn, model_drift_t, [f.row(now) for f in figures], ["plot_type_id"])
+        self.metrics.show(figures)
+        return figures
+
+    async def run_forever(self) -> None:
+        """A pass every interval until cancelled; a failed pass is logged and tried again."""
+        interval = self.settings.drift_interval_seconds
+        while True:
+            try:
+                figures = await self.measure()
+                suggested = [f.plot_type for f in figures if f.retrain_suggested]
+                log.info(
+                    "drift measured",
+                    extra={"plot_types": len(figures), "retrain_suggested": suggested[:20]},
+                )
+            except Exception as exc:
+                log.warning("drift pass failed", extra={"error": repr(exc)[:500]})
+            await asyncio.sleep(interval)
