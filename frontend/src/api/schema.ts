@@ -2,6 +2,47 @@
 // Do not edit by hand: change the API, export openapi.json, and regenerate.
 /* eslint-disable */
 export interface paths {
+    "/api/alarms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Alarms
+         * @description Plot types whose alarm is raised or acknowledged, by name.
+         */
+        get: operations["alarms-get_alarms"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alarms/{plot_type}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge Alarm
+         * @description Acknowledge a plot type's raised alarm (any logged-in role but viewer): it stays
+         *     silent until the plot type recovers. Audited, and written to the monitoring log.
+         */
+        post: operations["alarms-acknowledge_alarm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/audit": {
         parameters: {
             query?: never;
@@ -76,6 +117,27 @@ export interface paths {
          * @description The logged-in user and their CSRF token (the CSRF cookie is refreshed too).
          */
         get: operations["auth-me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/beam": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Beam
+         * @description The beam and run state: from EPICS when a beam current PV is configured (what the
+         *     keeper's watcher last heard), else from the latest run conditions.
+         */
+        get: operations["alarms-get_beam"];
         put?: never;
         post?: never;
         delete?: never;
@@ -905,6 +967,29 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * AlarmOut
+         * @description A plot type's alarm.
+         */
+        AlarmOut: {
+            /** Acknowledged At */
+            acknowledged_at: string | null;
+            /** Acknowledged By */
+            acknowledged_by: string;
+            /** Cleared At */
+            cleared_at: string | null;
+            /** Plot Type */
+            plot_type: string;
+            /** Raised At */
+            raised_at: string | null;
+            /** Run Number */
+            run_number: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "raised" | "acknowledged" | "clear";
+        };
+        /**
          * AuditEntry
          * @description One recorded change.
          */
@@ -943,6 +1028,62 @@ export interface components {
             items: components["schemas"]["AuditEntry"][];
             /** Next Before Id */
             next_before_id?: number | null;
+        };
+        /**
+         * BeamOut
+         * @description The beam and run state, read the way the keeper gates alarms with it.
+         */
+        BeamOut: {
+            /**
+             * Alarms
+             * @description Whether alarms go through now.
+             */
+            alarms: boolean;
+            /**
+             * Beam Current
+             * @description nA, as last read.
+             */
+            beam_current: number | null;
+            /**
+             * Heard At
+             * @description When the source last answered.
+             */
+            heard_at: string | null;
+            /**
+             * Reason
+             * @description Why not: `beam_off`, `special_run`, `beam_unknown` (empty when they do).
+             */
+            reason: string;
+            /** Run Number */
+            run_number: number | null;
+            /** Run Type */
+            run_type: string;
+            /**
+             * Source
+             * @description `epics` (PVs), `rest` (the latest run conditions) or `none` (no data).
+             * @enum {string}
+             */
+            source: "epics" | "rest" | "none";
+            /**
+             * Special
+             * @description A special run (alarms suppressed).
+             */
+            special: boolean;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "on" | "off" | "unknown";
+            /**
+             * Threshold
+             * @description The beam is on strictly above this current (nA).
+             */
+            threshold: number;
+            /**
+             * Unknown Policy
+             * @enum {string}
+             */
+            unknown_policy: "alarm" | "suppress";
         };
         /**
          * ClassificationIn
@@ -2193,6 +2334,138 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    "alarms-get_alarms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlarmOut"][];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "alarms-acknowledge_alarm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                plot_type: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlarmOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "users-list_audit": {
         parameters: {
             query?: {
@@ -2436,6 +2709,71 @@ export interface operations {
                 };
             };
             /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "alarms-get_beam": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BeamOut"];
+                };
+            };
+            /** @description Not logged in. */
             401: {
                 headers: {
                     [name: string]: unknown;

@@ -28,6 +28,7 @@ from hydra_api.metrics import ApiMetrics, MetricsMiddleware
 from hydra_api.models import ERROR_RESPONSES
 from hydra_api.probes import StatusProbe, parse_targets
 from hydra_api.routes import (
+    alarms,
     auth,
     classifications,
     files,
@@ -261,6 +262,7 @@ def create_app(
         monitoring,
         news,
         users,
+        alarms,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(models.reports_router, responses=ERROR_RESPONSES)

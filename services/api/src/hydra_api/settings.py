@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from hydra_api.probes import parse_targets
-from hydra_common.settings import HydraSettings
+from hydra_common.beam import BeamSettings
 
 # Values people paste from examples; a production deployment must not run with them.
 PLACEHOLDER_SECRETS = frozenset(
@@ -17,8 +17,9 @@ PLACEHOLDER_SECRETS = frozenset(
 MIN_SECRET_LENGTH = 32
 
 
-class ApiSettings(HydraSettings):
-    """Settings of the REST API, its sessions, and how it starts training runs."""
+class ApiSettings(BeamSettings):
+    """Settings of the REST API, its sessions, and how it starts training runs (and the
+    beam settings it shares with the keeper, for the Run page)."""
 
     api_host: str = Field("0.0.0.0", description="Address the API's HTTP server binds.")
     api_port: int = Field(8080, description="Port of the API (REST, SSE, `/metrics`, front end).")
