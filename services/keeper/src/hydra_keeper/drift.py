@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Gauge
@@ -59,8 +59,9 @@ log = get_logger(__name__)
 BINS = 10
 MAX_WINDOW = 5000  # newest inferences of a window read per plot type (bounded work)
 MIN_TEST_IMAGES = 10  # fewer test images give no reference to compare with
+FIRST_PASS_DELAY_SECONDS = 60.0
 STATISTIC = "PSI (population stability index), shares smoothed by 0.5 per bin"
-model_drift_t = ModelDrift.__table__
+model_drift_t = cast(sa.Table, ModelDrift.__table__)
 
 
 class DriftSettings(HydraSettings):
@@ -356,8 +357,11 @@ class DriftMonitor:
         return figures
 
     async def run_forever(self) -> None:
-        """A pass every interval until cancelled; a failed pass is logged and tried again."""
+        """A pass every interval until cancelled, the first a minute after start (a keeper
+        started for a moment, a test, measures nothing); a failed pass is logged and tried
+        again at the next interval."""
         interval = self.settings.drift_interval_seconds
+        await asyncio.sleep(min(interval, FIRST_PASS_DELAY_SECONDS))
         while True:
             try:
                 figures = await self.measure()

@@ -20,7 +20,7 @@ KNOWN_VERDICTS = (
     "NoModel",
     "Error",
 )
-KEPT_REASONS = ("bad", "unconfirmed", "unbiased")
+KEPT_REASONS = ("bad", "unconfirmed", "unbiased", "uncertain")
 
 
 class KeeperMetrics:

@@ -28,6 +28,7 @@ from hydra_common.runner import run_service
 from hydra_keeper.alarms import AlarmDispatcher, AlarmRules
 from hydra_keeper.beam import BeamGate, DatabaseBeam, EpicsBeamWatcher
 from hydra_keeper.dbutil import upsert
+from hydra_keeper.drift import DriftMonitor
 from hydra_keeper.epics_status import StatusPublisher
 from hydra_keeper.metrics import KeeperMetrics
 from hydra_keeper.reference import ReferenceCache
@@ -130,7 +131,9 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
                 settings.alarm_window_overrides,
                 settings.alarm_repeat_seconds,
             ),
+            keep_margin_below=settings.keep_margin_below,
         )
+        self.drift = DriftMonitor(self.engine, settings, self.registry)
         self.pruner = Pruner(
             self.engine,
             settings.storage_root,
@@ -154,6 +157,8 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
             asyncio.create_task(self._run_writer(), name="keeper-writer"),
             asyncio.create_task(self._run_heartbeat(), name="keeper-heartbeat"),
         ]
+        if self.settings.drift_interval_seconds > 0:
+            self._tasks.append(asyncio.create_task(self.drift.run_forever(), name="keeper-drift"))
         if self.pruner.policy.enabled:
             interval = self.settings.retention_interval_seconds
             self._tasks.append(

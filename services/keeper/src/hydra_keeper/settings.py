@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 
 from hydra_common.beam import BeamSettings
+from hydra_keeper.drift import DriftSettings
 from hydra_keeper.retention import RetentionSettings
 
 
-class KeeperSettings(BeamSettings, RetentionSettings):
+class KeeperSettings(BeamSettings, RetentionSettings, DriftSettings):
     """Settings of the keeper: where it listens, how it groups commits, when it alarms.
 
     The beam and run-state settings (threshold, special run types, EPICS PVs) are
@@ -72,6 +73,15 @@ class KeeperSettings(BeamSettings, RetentionSettings):
         ge=0,
         le=1,
         description="Threshold of a label that has none in the `thresholds` table.",
+    )
+    keep_margin_below: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Also keep for labelling every image whose margin (top weight minus the "
+            "runner-up's) is below this, as `uncertain` (0: off)."
+        ),
     )
     epics_publish: bool = Field(
         False,

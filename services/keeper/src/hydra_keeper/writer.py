@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hydra_common.beam import BeamSettings, BeamStatus
 from hydra_common.db.schema import MonitoringLog, Plot, RunHistory, RunTime, utcnow
 from hydra_common.logs import get_logger
+from hydra_common.uncertainty import margin
 from hydra_keeper import storage
 from hydra_keeper.alarms import (
     CONFIRMED,
@@ -170,6 +171,7 @@ class BatchWriter:
         *,
         beam: BeamGate | None = None,
         alarm_rules: AlarmRules | None = None,
+        keep_margin_below: float = 0.0,
     ) -> None:
         self.engine = engine
         self.storage_root = storage_root
@@ -181,6 +183,7 @@ class BatchWriter:
         )
         self.alarm_rules = alarm_rules or AlarmRules()
         self.default_threshold = default_threshold
+        self.keep_margin_below = keep_margin_below  # 0: the uncertainty rule is off
 
     async def write(self, reports: Sequence[report_pb2.Report]) -> BatchResult:
         """Record reports durably; returns once committed. Raises on a database error.
@@ -439,7 +442,8 @@ class BatchWriter:
         return alarms
 
     async def _choose_kept(self, conn: AsyncConnection, entries: list[_Entry]) -> None:
-        """Keep every confirmed alarm verdict and every unconfirmed one, and a sample.
+        """Keep every confirmed alarm verdict and every unconfirmed one, every uncertain one
+        (a margin below ``keep_margin_below``, when set), and a sample.
 
         The unbiased sample (at the plot type's collect percent, over OK and NoModel
         reports) never takes a second image of the same plot type, run and chunk.
@@ -452,6 +456,8 @@ class BatchWriter:
             j = e.judgement
             if j.logged:
                 e.kept = "bad" if j.confirmed else "unconfirmed"
+            elif j.status.value == "ok" and self._uncertain(j.weights):
+                e.kept = "uncertain"
             elif j.status.value != "error" and sampled(e.order_id, e.plot_type.collect_percent):
                 e.candidate = True
                 candidates.append(e)
@@ -469,6 +475,11 @@ class BatchWriter:
             elif e.candidate and key not in taken:
                 e.kept = "unbiased"
                 taken.add(key)
+
+    def _uncertain(self, weights: dict[str, float]) -> bool:
+        """Whether the keeping rule for uncertain images takes these weights."""
+        m = margin(weights) if self.keep_margin_below > 0 else None
+        return m is not None and m < self.keep_margin_below
 
     async def _kept_keys(
         self, conn: AsyncConnection, keys: list[tuple[int, int, int]]
