@@ -63,7 +63,7 @@ async def plot_type_by_name(session: AsyncSession, name: str) -> PlotType:
     return pt
 
 
-async def count(session: AsyncSession, stmt: sa.Select[Any]) -> int:
+async def count(session: AsyncSession, stmt: sa.Select[*tuple[Any, ...]]) -> int:
     """Rows a select would return."""
     total = await session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
     return int(total or 0)

@@ -142,14 +142,14 @@ async def get_optional_user(request: Request, state: StateDep, session: SessionD
     claims = state.signer.verify(token)
     if claims is None:
         return None
-    user = await session.get(User, claims.user_id)
+    known = await session.get(User, claims.user_id)
     if (
-        user is None
-        or not user.active
-        or password_fingerprint(user.password_hash) != claims.password_fingerprint
+        known is None
+        or not known.active
+        or password_fingerprint(known.password_hash) != claims.password_fingerprint
         or (
-            user.sessions_valid_after is not None
-            and claims.issued < user.sessions_valid_after.timestamp()
+            known.sessions_valid_after is not None
+            and claims.issued < known.sessions_valid_after.timestamp()
         )
         or await session.get(RevokedSession, claims.nonce) is not None
     ):
@@ -157,7 +157,7 @@ async def get_optional_user(request: Request, state: StateDep, session: SessionD
     request.state.csrf_subject = claims.nonce
     request.state.session_claims = claims
     _check_csrf(request, state, claims.nonce)
-    return user
+    return known
 
 
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]

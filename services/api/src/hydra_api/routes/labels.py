@@ -137,7 +137,10 @@ async def list_plots(
 
 
 async def _uncertainty_page(
-    session: SessionDep, stmt: sa.Select[Any], page: Pagination, per_run: int
+    session: SessionDep,
+    stmt: sa.Select[*tuple[Any, ...]],
+    page: Pagination,
+    per_run: int,
 ) -> tuple[list[int], dict[int, float | None]]:
     """The plot ids of one page of the suggested order, and every ranked plot's margin."""
     matching = stmt.with_only_columns(Plot.id, Plot.run_number, Plot.order_id).order_by(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -60,6 +60,9 @@ class Base(DeclarativeBase):
     """Declarative base with stable constraint names (needed for migrations on MySQL)."""
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    # Every mapped class here is a plain table (SQLAlchemy's typing advice), so
+    # ``Model.__table__`` can go to insert()/update() and the helpers that take a Table.
+    __table__: ClassVar[sa.Table]
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: Json, list[Any]: Json}
 
 
