@@ -538,6 +538,19 @@ class ModelDrift(Base):
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class StageHourly(Base):
+    """Stage-time histograms per hour and run, kept by the keeper at every commit: what the
+    Status page draws from (``hydra_common.stagestats``)."""
+
+    __tablename__ = "stage_hourly"
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    run_number: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    stage: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    bin: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    seconds_sum: Mapped[float] = mapped_column(default=0.0)
+
+
 class RunCondition(Base):
     """Run conditions (beam current, run type) as reported by the hall."""
 
