@@ -190,6 +190,27 @@ export interface paths {
         patch: operations["classifications-update_classification"];
         trace?: never;
     };
+    "/api/drift": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Drift
+         * @description Drift of every plot type with an active model: retraining suggested first, then the
+         *     largest drift score.
+         */
+        get: operations["drift-list_drift"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/events": {
         parameters: {
             query?: never;
@@ -1191,6 +1212,75 @@ export interface components {
             detail: string;
         };
         /**
+         * DriftOut
+         * @description A plot type's drift: figures, whether retraining is suggested, and the evidence.
+         */
+        DriftOut: {
+            /**
+             * Computed At
+             * Format: date-time
+             */
+            computed_at: string;
+            /** Detector */
+            detector: string;
+            /**
+             * Drift Score
+             * @description The larger PSI (None until the window holds enough inferences).
+             */
+            drift_score: number | null;
+            /**
+             * Evidence
+             * @description statistic, reasons, bin_edges, top_weight_live / _test (counts per bin), verdicts_live / _test (counts per label), the thresholds used.
+             */
+            evidence: {
+                [key: string]: unknown;
+            };
+            /**
+             * Inferences
+             * @description The active model's inferences in the window.
+             */
+            inferences: number;
+            /**
+             * Label Agreement
+             * @description Share of those whose label is the model's verdict.
+             */
+            label_agreement: number | null;
+            /**
+             * Labelled
+             * @description Window images experts have labelled since.
+             */
+            labelled: number;
+            /** Model Id */
+            model_id: number | null;
+            /** Model Name */
+            model_name: string | null;
+            /** Model Version */
+            model_version: number | null;
+            /** Plot Type */
+            plot_type: string;
+            /** Plot Type Id */
+            plot_type_id: number;
+            /**
+             * Psi Top Weight
+             * @description PSI of the top weight's distribution.
+             */
+            psi_top_weight: number | null;
+            /**
+             * Psi Verdicts
+             * @description PSI of the verdict mix.
+             */
+            psi_verdicts: number | null;
+            /** Retrain Suggested */
+            retrain_suggested: boolean;
+            /**
+             * Test Images
+             * @description Images of the model's test split compared with.
+             */
+            test_images: number;
+            /** Window Hours */
+            window_hours: number;
+        };
+        /**
          * Health
          * @description The API is up and reaches its database.
          */
@@ -1598,6 +1688,15 @@ export interface components {
         Page_ClassificationOut_: {
             /** Items */
             items: components["schemas"]["ClassificationOut"][];
+            /** Next */
+            next?: number | null;
+            /** Total */
+            total?: number | null;
+        };
+        /** Page[DriftOut] */
+        Page_DriftOut_: {
+            /** Items */
+            items: components["schemas"]["DriftOut"][];
             /** Next */
             next?: number | null;
             /** Total */
@@ -2977,6 +3076,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ClassificationOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "drift-list_drift": {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: number;
+                /** @description Items to skip. */
+                offset?: number;
+                /** @description One plot type. */
+                plot_type?: string | null;
+                /** @description Only plot types where retraining is (not) suggested. */
+                retrain_suggested?: boolean | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DriftOut_"];
                 };
             };
             /** @description Not logged in. */

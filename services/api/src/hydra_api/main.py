@@ -31,6 +31,7 @@ from hydra_api.routes import (
     alarms,
     auth,
     classifications,
+    drift,
     files,
     health,
     labels,
@@ -263,6 +264,7 @@ def create_app(
         news,
         users,
         alarms,
+        drift,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(models.reports_router, responses=ERROR_RESPONSES)
