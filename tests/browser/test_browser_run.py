@@ -86,6 +86,11 @@ def test_new_bad_verdict_appears_without_reload(hall: Hall, open_page: Callable[
 
     report = _bad_report(hall)
     assert run_async(_record(hall.keeper_address, report)) == [report.order.order_id]
+    # One Bad is a verdict, not an alarm (2 of 3 raise it): no flash yet.
+    expect(page.get_by_test_id("bad-strip").locator(f"[data-plot-type={LIVE}]")).to_have_count(1)
+    expect(page.get_by_test_id("new-bad")).to_have_count(0)
+    second = _bad_report(hall)
+    assert run_async(_record(hall.keeper_address, second)) == [second.order.order_id]
 
     in_strip = page.get_by_test_id("bad-strip").locator(f"[data-plot-type={LIVE}]")
     expect(in_strip).to_have_attribute("data-verdict", "Bad")

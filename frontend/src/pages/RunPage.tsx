@@ -1,12 +1,13 @@
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { CardDetails } from "../components/CardDetails";
 import { Notice } from "../components/Notice";
 import { RunCard } from "../components/RunCard";
-import { beep } from "../lib/alarm";
-import { api, ok } from "../lib/client";
+import { beamText, beep, canAcknowledge, newlyRaised, type AlarmInfo, type AlarmState } from "../lib/alarm";
+import { useAuth } from "../lib/auth";
+import { api, errorText, ok } from "../lib/client";
 import { formatTime } from "../lib/format";
 import { needsAttention, orderCards } from "../lib/ordering";
-import type { RunCondition, RuntimeItem } from "../lib/types";
+import type { RuntimeItem } from "../lib/types";
 import { useClassifications } from "../lib/useClassColors";
 import { useQuery } from "../lib/useQuery";
 import { useRuntime, type Connection } from "../lib/useRuntime";
@@ -19,15 +20,13 @@ const CONNECTION_TEXT: Record<Connection, string> = {
   offline: "offline (retrying)",
 };
 
-function beamText(condition: RunCondition | undefined): string {
-  if (!condition) return "unknown";
-  const current = condition.beam_current == null ? "beam unknown" : condition.beam_current > 0 ? `beam on, ${condition.beam_current} nA` : "beam off";
-  return `${current}${condition.run_type ? ` · ${condition.run_type}` : ""}${condition.special ? " · special run" : ""}`;
-}
-
-/** The shift crew's wall: the latest image of every plot type, live. */
+/**
+ * The shift crew's wall: the latest image of every plot type, live. The beep and the flash
+ * follow the keeper's alarms (K of N Bad, not every flip); the crew acknowledges them here.
+ */
 export function RunPage() {
   const { colors, alarmLabels } = useClassifications();
+  const { me } = useAuth();
   const [alarmOn, setAlarmOn] = useStoredState("run.alarm", false);
   const [hidden, setHidden] = useStoredState<string[]>("run.hidden", []);
   const [offDetectors, setOffDetectors] = useStoredState<string[]>("run.offDetectors", []);
@@ -36,12 +35,34 @@ export function RunPage() {
   const [showHidden, setShowHidden] = useState(false);
   const [details, setDetails] = useState<string | null>(null);
   const [flash, setFlash] = useState<string[]>([]);
+  const [ackError, setAckError] = useState("");
 
-  const { cards, connection, lastUpdate, error } = useRuntime(alarmLabels, (plotTypes) => {
-    setFlash(plotTypes);
-    if (alarmOn) beep();
-  });
-  const conditions = useQuery("run-conditions", (signal) => ok(api.GET("/api/run-conditions", { signal })), 60_000);
+  // A verdict flip alone neither beeps nor flashes: the keeper's alarms below do.
+  const { cards, connection, lastUpdate, error } = useRuntime(alarmLabels, () => {});
+  const beam = useQuery("beam", (signal) => ok(api.GET("/api/beam", { signal })), 5_000);
+  const alarms = useQuery("alarms", (signal) => ok(api.GET("/api/alarms", { signal })), 2_000);
+  const alarmMap = useMemo(() => new Map<string, AlarmInfo>((alarms.data ?? []).map((a) => [a.plot_type, a])), [alarms.data]);
+  const seen = useRef<Map<string, AlarmState> | null>(null);
+  useEffect(() => {
+    if (!alarms.data) return;
+    const fresh = seen.current === null ? [] : newlyRaised(seen.current, alarms.data);
+    seen.current = new Map(alarms.data.map((a) => [a.plot_type, a.state]));
+    if (fresh.length > 0) {
+      setFlash(fresh);
+      if (alarmOn) beep();
+    }
+  }, [alarms.data, alarmOn]);
+  const acknowledge = async (plotType: string) => {
+    try {
+      await ok(api.POST("/api/alarms/{plot_type}/acknowledge", { params: { path: { plot_type: plotType } } }));
+      setAckError("");
+      setFlash((old) => old.filter((p) => p !== plotType));
+    } catch (err) {
+      setAckError(`acknowledge ${plotType}: ${errorText(err)}`);
+    }
+    alarms.reload();
+  };
+  const crew = canAcknowledge(me?.role);
 
   const all = useMemo(() => [...cards.values()], [cards]);
   const detectors = useMemo(() => [...new Set(all.map((c) => c.detector || "other"))].sort(), [all]);
@@ -56,8 +77,9 @@ export function RunPage() {
   const bad = visible.filter((c) => needsAttention(c, alarmLabels));
   const rest = visible.filter((c) => !needsAttention(c, alarmLabels));
 
-  const runNumber = all.reduce((m, c) => Math.max(m, c.run_number), 0);
-  const condition = (conditions.data?.items ?? []).filter((c) => c.run_number === runNumber).at(-1) ?? conditions.data?.items.at(-1);
+  const runNumber = beam.data?.run_number ?? all.reduce((m, c) => Math.max(m, c.run_number), 0);
+  const raised = (alarms.data ?? []).filter((a) => a.state === "raised").length;
+  const acknowledged = (alarms.data ?? []).length - raised;
   const newest = all.reduce<string | null>((m, c) => (m === null || c.time > m ? c.time : m), null);
   const detailCard = details === null ? undefined : cards.get(details);
 
@@ -70,6 +92,8 @@ export function RunPage() {
       heatmapOpacity={opacity}
       onHide={() => setHidden((old) => (old.includes(c.plot_type) ? old.filter((x) => x !== c.plot_type) : [...old, c.plot_type]))}
       onDetails={() => setDetails(c.plot_type)}
+      alarm={alarmMap.get(c.plot_type)}
+      onAcknowledge={crew ? () => void acknowledge(c.plot_type) : undefined}
     />
   );
 
@@ -79,7 +103,13 @@ export function RunPage() {
         <span>
           Run <strong data-testid="run-number">{runNumber || "—"}</strong>
         </span>
-        <span data-testid="beam">{beamText(condition)}</span>
+        <span data-testid="beam" data-state={beam.data?.state ?? "unknown"} className={beam.data?.state === "unknown" ? "stale-text" : undefined}>
+          {beamText(beam.data)}
+        </span>
+        <span data-testid="alarm-count" data-raised={raised} data-acknowledged={acknowledged}>
+          alarms <strong>{raised}</strong>
+          {acknowledged > 0 && ` (+${acknowledged} acknowledged)`}
+        </span>
         <span>
           last image <strong data-testid="last-update">{formatTime(newest)}</strong>
         </span>
@@ -89,7 +119,7 @@ export function RunPage() {
         </span>
         {flash.length > 0 && (
           <button type="button" className="alarm-flash" onClick={() => setFlash([])} data-testid="new-bad">
-            NEW BAD: {flash.join(", ")} ✕
+            ALARM: {flash.join(", ")} ✕
           </button>
         )}
       </div>
@@ -141,6 +171,7 @@ export function RunPage() {
       </div>
 
       <Notice text={error && (all.length > 0 ? `${error} — showing the last known state` : error)} />
+      <Notice text={ackError} />
       {all.length === 0 && !error && <Notice kind="info" text={connection === "connecting" ? "Loading…" : "No plots analysed yet."} />}
 
       {bad.length > 0 && (
