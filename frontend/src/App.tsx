@@ -1,6 +1,7 @@
 import { BrowserRouter, Route, Routes } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { AuthProvider } from "./lib/auth";
+import { AdminPage } from "./pages/admin/AdminPage";
 import { LabelerPage } from "./pages/LabelerPage";
 import { LabelsPage } from "./pages/LabelsPage";
 import { LibraryPage } from "./pages/LibraryPage";
@@ -25,6 +26,7 @@ export function App() {
             <Route path="report/:modelId" element={<ReportPage />} />
             <Route path="log" element={<LogPage />} />
             <Route path="status" element={<StatusPage />} />
+            <Route path="admin/*" element={<AdminPage />} />
             <Route path="login" element={<LoginPage />} />
             <Route path="*" element={<NotFoundPage />} />
           </Route>

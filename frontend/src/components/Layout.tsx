@@ -29,6 +29,11 @@ export function Layout() {
               Labels
             </NavLink>
           )}
+          {(me?.role === "admin" || me?.role === "developer") && (
+            <NavLink to="/admin" data-testid="nav-admin">
+              Admin
+            </NavLink>
+          )}
         </nav>
         <SummaryBar />
         <div className="user">

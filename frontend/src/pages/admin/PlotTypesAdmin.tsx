@@ -1,0 +1,182 @@
+import { useState } from "react";
+import { Link } from "react-router-dom";
+import type { components } from "../../api/schema";
+import { Notice } from "../../components/Notice";
+import { api, errorText, ok } from "../../lib/client";
+import { textOn } from "../../lib/colors";
+import type { Classification, PlotType } from "../../lib/types";
+import { useQuery } from "../../lib/useQuery";
+
+type Update = components["schemas"]["PlotTypeUpdate"];
+type Options = components["schemas"]["TrainingOptions"];
+
+/** One plot type: its labels (colour, alarm), collection percentage, ignored flag and
+ * training defaults; editable by admins. */
+function PlotTypeRow({
+  plotType,
+  labels,
+  options,
+  canEdit,
+  onDone,
+}: {
+  plotType: PlotType;
+  labels: Map<string, Classification>;
+  options: Options | undefined;
+  canEdit: boolean;
+  onDone: (error: string) => void;
+}) {
+  const [collect, setCollect] = useState(String(plotType.collect_percent));
+  const [ignored, setIgnored] = useState(plotType.ignored);
+  const [arch, setArch] = useState(plotType.default_architecture ?? "");
+  const [sampling, setSampling] = useState(plotType.default_sampling ?? "");
+  const collectValue = Number(collect);
+  const validCollect = collect.trim() !== "" && Number.isFinite(collectValue) && collectValue >= 0 && collectValue <= 100;
+  const dirty =
+    collectValue !== plotType.collect_percent || ignored !== plotType.ignored || arch !== (plotType.default_architecture ?? "") || sampling !== (plotType.default_sampling ?? "");
+  const save = async () => {
+    const body: Update = {
+      collect_percent: collectValue,
+      ignored,
+      default_architecture: (arch || null) as Update["default_architecture"],
+      default_sampling: (sampling || null) as Update["default_sampling"],
+    };
+    try {
+      await ok(api.PATCH("/api/plot-types/{plot_type_id}", { params: { path: { plot_type_id: plotType.id } }, body }));
+      onDone("");
+    } catch (err) {
+      onDone(errorText(err));
+    }
+  };
+  return (
+    <tr className={plotType.ignored ? "disabled" : ""} data-testid="pt-row" data-plot-type={plotType.name} data-ignored={String(plotType.ignored)} data-collect={String(plotType.collect_percent)}>
+      <td>
+        {plotType.name}
+        <div className="muted">{plotType.detector}</div>
+      </td>
+      <td>
+        <span className="chips">
+          {plotType.labels.map((name) => {
+            const label = labels.get(name);
+            const color = label?.color ?? "#888888";
+            return (
+              <span key={name} className={`badge${label?.alarm ? " alarm-label" : ""}`} style={{ background: color, color: textOn(color) }} title={label?.alarm ? `${name} raises alarms` : name}>
+                {name}
+                {label?.alarm ? " ⚠" : ""}
+              </span>
+            );
+          })}
+        </span>
+      </td>
+      <td className="num">
+        <input type="number" min={0} max={100} step="0.1" value={collect} disabled={!canEdit} onChange={(e) => setCollect(e.target.value)} data-testid="pt-collect" aria-label={`collect percentage of ${plotType.name}`} />
+      </td>
+      <td>
+        <label className="field">
+          <input type="checkbox" checked={ignored} disabled={!canEdit} onChange={(e) => setIgnored(e.target.checked)} data-testid="pt-ignored" />
+          {ignored ? "ignored" : "active"}
+        </label>
+      </td>
+      <td>
+        <select value={arch} disabled={!canEdit} onChange={(e) => setArch(e.target.value)} data-testid="pt-arch" aria-label={`default architecture of ${plotType.name}`}>
+          <option value="">Hydra's ({options?.default_architecture ?? "…"})</option>
+          {(options?.architectures ?? []).map((a) => (
+            <option key={a} value={a}>
+              {a}
+            </option>
+          ))}
+        </select>
+      </td>
+      <td>
+        <select value={sampling} disabled={!canEdit} onChange={(e) => setSampling(e.target.value)} data-testid="pt-sampling" aria-label={`default sampling of ${plotType.name}`}>
+          <option value="">Hydra's ({options?.default_sampling ?? "…"})</option>
+          {(options?.sampling_methods ?? []).map((m) => (
+            <option key={m} value={m}>
+              {m}
+            </option>
+          ))}
+        </select>
+      </td>
+      <td className="num">
+        {plotType.plots_labelled} / {plotType.plots_kept}
+      </td>
+      <td>
+        {canEdit && (
+          <button type="button" className="primary" disabled={!dirty || !validCollect} onClick={() => void save()} data-testid="pt-save">
+            Save
+          </button>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+/** Plot types: labels, collection percentage, ignored or active, training defaults. */
+export function PlotTypesAdmin({ canEdit }: { canEdit: boolean }) {
+  const [version, setVersion] = useState(0);
+  const [error, setError] = useState("");
+  const [filter, setFilter] = useState("");
+  const list = useQuery(`admin-plot-types-${filter}-${version}`, (signal) =>
+    ok(api.GET("/api/plot-types", { params: { query: { limit: 500, ...(filter ? { name: filter } : {}) } }, signal })),
+  );
+  const classes = useQuery("admin-classifications", (signal) => ok(api.GET("/api/classifications", { signal })));
+  const options = useQuery("admin-training-options", (signal) => ok(api.GET("/api/training-options", { signal })));
+  const labels = new Map((classes.data?.items ?? []).map((c) => [c.name, c]));
+  const done = (message: string) => {
+    setError(message);
+    if (!message) setVersion((v) => v + 1);
+  };
+  const items = list.data?.items ?? [];
+  return (
+    <div data-testid="plot-types-admin">
+      <h2>Plot types</h2>
+      <p className="muted">
+        An ignored plot type is not fed to the models. The collect percentage is the unbiased sample kept for labelling (every Bad and unconfirmed image is kept anyway).
+        {canEdit ? (
+          <>
+            {" "}
+            Labels, their colours and alarm flags, and each plot type's valid labels are edited on the <Link to="/labels">Labels</Link> page (⚠: raises alarms).
+          </>
+        ) : (
+          " Read-only for developers."
+        )}
+      </p>
+      <Notice text={list.error || classes.error || options.error || error} />
+      <div className="toolbar">
+        <label className="field">
+          name contains
+          <input type="text" value={filter} maxLength={128} onChange={(e) => setFilter(e.target.value)} data-testid="pt-filter" />
+        </label>
+        <span className="muted">
+          {items.length}
+          {list.data?.total && list.data.total > items.length ? ` of ${list.data.total}` : ""} plot types
+        </span>
+      </div>
+      <table data-testid="plot-types">
+        <thead>
+          <tr>
+            <th>Plot type</th>
+            <th>Labels</th>
+            <th className="num">Collect %</th>
+            <th>State</th>
+            <th>Default architecture</th>
+            <th>Default sampling</th>
+            <th className="num">Labelled / kept</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((pt) => (
+            <PlotTypeRow
+              key={`${pt.id}-${version}-${pt.collect_percent}-${pt.ignored}-${pt.default_architecture}-${pt.default_sampling}`}
+              plotType={pt}
+              labels={labels}
+              options={options.data}
+              canEdit={canEdit}
+              onDone={done}
+            />
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

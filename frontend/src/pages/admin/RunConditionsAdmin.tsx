@@ -1,0 +1,131 @@
+import { useState } from "react";
+import { Notice } from "../../components/Notice";
+import { api, errorText, ok } from "../../lib/client";
+import { useQuery } from "../../lib/useQuery";
+
+function beam(current: number | null | undefined): string {
+  return current === null || current === undefined ? "unknown" : `${current} nA`;
+}
+
+/** Run conditions: the current ones (live), the recorded rows, adding one by hand and
+ * deleting a wrong one (admins). */
+export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
+  const [version, setVersion] = useState(0);
+  const [error, setError] = useState("");
+  const [run, setRun] = useState("");
+  const [current, setCurrent] = useState("");
+  const [runType, setRunType] = useState("");
+  const [special, setSpecial] = useState(false);
+  const latest = useQuery(`rc-latest-${version}`, (signal) => ok(api.GET("/api/run-conditions", { params: { query: { limit: 1 } }, signal })), 5000);
+  const list = useQuery(`rc-list-${version}`, (signal) => ok(api.GET("/api/run-conditions", { params: { query: { limit: 100 } }, signal })));
+  const act = async (call: () => Promise<unknown>) => {
+    try {
+      await call();
+      setError("");
+      setVersion((v) => v + 1);
+      return true;
+    } catch (err) {
+      setError(errorText(err));
+      return false;
+    }
+  };
+  const runNumber = Number(run);
+  const valid = run.trim() !== "" && Number.isInteger(runNumber) && runNumber >= 0 && (current.trim() === "" || Number.isFinite(Number(current)));
+  const add = async () => {
+    const body = { run_number: runNumber, beam_current: current.trim() === "" ? null : Number(current), run_type: runType, special };
+    if (await act(() => ok(api.POST("/api/run-conditions", { body })))) {
+      setRun("");
+      setCurrent("");
+      setRunType("");
+      setSpecial(false);
+    }
+  };
+  const now = latest.data?.items[0];
+  return (
+    <div data-testid="run-conditions-admin">
+      <h2>Run conditions</h2>
+      <section className="live-box" data-testid="rc-live">
+        <h3>Live values</h3>
+        <p className="muted">
+          What <code>GET /api/run-conditions</code> returns as the current run conditions (its latest row, refreshed every 5 s): written by the hall's scripts or by hand
+          below. Beam state read from EPICS will show here as well once the keeper's beam watcher publishes it through the API.
+        </p>
+        {now ? (
+          <dl className="details" data-testid="rc-current" data-run={String(now.run_number)}>
+            <dt>Run</dt>
+            <dd>{now.run_number}</dd>
+            <dt>Beam current</dt>
+            <dd>{beam(now.beam_current)}</dd>
+            <dt>Run type</dt>
+            <dd>
+              {now.run_type || "—"}
+              {now.special ? " (special: alarms suppressed)" : ""}
+            </dd>
+            <dt>Recorded</dt>
+            <dd>{new Date(now.recorded_at).toLocaleString()}</dd>
+          </dl>
+        ) : (
+          <p className="muted">No run conditions recorded: the beam counts as unknown.</p>
+        )}
+      </section>
+      <form
+        className="toolbar"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void add();
+        }}
+      >
+        <label className="field">
+          run
+          <input type="number" min={0} step={1} value={run} onChange={(e) => setRun(e.target.value)} data-testid="rc-run" />
+        </label>
+        <label className="field">
+          beam current (nA)
+          <input type="number" step="any" value={current} placeholder="unknown" onChange={(e) => setCurrent(e.target.value)} data-testid="rc-beam" />
+        </label>
+        <label className="field">
+          run type
+          <input type="text" value={runType} maxLength={64} onChange={(e) => setRunType(e.target.value)} placeholder="production, cosmics…" data-testid="rc-type" />
+        </label>
+        <label className="field">
+          <input type="checkbox" checked={special} onChange={(e) => setSpecial(e.target.checked)} data-testid="rc-special" />
+          special run
+        </label>
+        <button type="submit" className="primary" disabled={!valid} data-testid="rc-add">
+          Record
+        </button>
+      </form>
+      <Notice text={latest.error || list.error || error} />
+      <table data-testid="rc-list">
+        <thead>
+          <tr>
+            <th className="num">Run</th>
+            <th>Beam</th>
+            <th>Run type</th>
+            <th>Special</th>
+            <th>Recorded</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {(list.data?.items ?? []).map((rc) => (
+            <tr key={rc.id} data-testid="rc-row" data-run={String(rc.run_number)} data-id={String(rc.id)}>
+              <td className="num">{rc.run_number}</td>
+              <td>{beam(rc.beam_current)}</td>
+              <td>{rc.run_type}</td>
+              <td>{rc.special ? "yes" : ""}</td>
+              <td>{new Date(rc.recorded_at).toLocaleString()}</td>
+              <td>
+                {canDelete && (
+                  <button type="button" onClick={() => void act(() => ok(api.DELETE("/api/run-conditions/{run_condition_id}", { params: { path: { run_condition_id: rc.id } } })))} data-testid="rc-delete">
+                    Delete
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
