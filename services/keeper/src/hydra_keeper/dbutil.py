@@ -46,3 +46,34 @@ def _upsert_statement(
     return lite.on_conflict_do_update(
         index_elements=list(keys), set_={c: lite.excluded[c] for c in columns}
     )
+
+
+async def add_counts(
+    conn: AsyncConnection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+) -> None:
+    """Insert rows, or add their non-key columns to those of the row with the same key.
+
+    For counters kept per key (``stage_hourly``): ``ON DUPLICATE KEY UPDATE c = c + new``
+    on MySQL, ``ON CONFLICT DO UPDATE`` on SQLite; one executemany, as ``upsert``.
+    """
+    if not rows:
+        return
+    columns = tuple(c for c in rows[0] if c not in keys)
+    stmt = _add_statement(conn.dialect.name, table, columns, tuple(keys))
+    await conn.execute(stmt, list(rows))
+
+
+@functools.cache
+def _add_statement(
+    dialect: str, table: sa.Table, columns: tuple[str, ...], keys: tuple[str, ...]
+) -> sa.Executable:
+    if dialect == "mysql":
+        my = mysql.insert(table)
+        return my.on_duplicate_key_update({c: table.c[c] + my.inserted[c] for c in columns})
+    lite = sqlite.insert(table)
+    return lite.on_conflict_do_update(
+        index_elements=list(keys), set_={c: table.c[c] + lite.excluded[c] for c in columns}
+    )

@@ -3,7 +3,8 @@
 Per batch, a fixed number of statements whatever its size: look up the order ids already
 recorded (a replay changes nothing), read the plot types' current state (run_time) to mark
 transitions, pick the images to keep, write their files, then bulk-insert plots,
-run_history and monitoring_log rows and upsert run_time, and commit.
+run_history and monitoring_log rows, upsert run_time, add the stage times to
+the Status page's hourly figures (``stage_hourly``), and commit.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hydra_common.beam import BeamSettings, BeamStatus
-from hydra_common.db.schema import MonitoringLog, Plot, RunHistory, RunTime, utcnow
+from hydra_common.db.schema import MonitoringLog, Plot, RunHistory, RunTime, StageHourly, utcnow
 from hydra_common.logs import get_logger
+from hydra_common.stagestats import hourly_rows
 from hydra_common.uncertainty import margin
 from hydra_keeper import storage
 from hydra_keeper.alarms import (
@@ -38,7 +40,7 @@ from hydra_keeper.alarms import (
     decide,
 )
 from hydra_keeper.beam import BeamGate, DatabaseBeam
-from hydra_keeper.dbutil import upsert
+from hydra_keeper.dbutil import add_counts, upsert
 from hydra_keeper.reference import PlotTypeInfo, ReferenceCache
 from hydra_keeper.verdicts import Judgement, judge, stage_seconds
 
@@ -51,6 +53,7 @@ run_history_t = RunHistory.__table__
 run_time_t = RunTime.__table__
 monitoring_log_t = MonitoringLog.__table__
 plots_t = Plot.__table__
+stage_hourly_t = StageHourly.__table__
 
 # SQL engines cap bound parameters per statement; lookups by id go in chunks this size.
 _IN_CHUNK = 500
@@ -270,7 +273,8 @@ class BatchWriter:
             await self._choose_kept(conn, entries)
             result.files_skipped = await asyncio.to_thread(self._write_files, entries)
             plot_ids = await self._insert_plots(conn, entries)
-            await self._insert_history(conn, entries, plot_ids, now, now_ns)
+            history = await self._insert_history(conn, entries, plot_ids, now, now_ns)
+            await self._add_stage_hours(conn, history)
             history_ids = await self._history_ids(
                 conn,
                 [e.order_id for e in entries if e.newest or e.judgement.logged or e.alarm_event],
@@ -579,7 +583,7 @@ class BatchWriter:
         plot_ids: dict[str, int],
         now: datetime,
         now_ns: int,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
         rows = []
         for e in entries:
             order = e.report.order
@@ -608,6 +612,12 @@ class BatchWriter:
                 }
             )
         await conn.execute(sa.insert(run_history_t), rows)
+        return rows
+
+    async def _add_stage_hours(self, conn: AsyncConnection, history: list[dict[str, Any]]) -> None:
+        """Add the batch's stage times to the Status page's hourly figures (same commit)."""
+        rows = hourly_rows((r["created_at"], r["run_number"], r["stage_seconds"]) for r in history)
+        await add_counts(conn, stage_hourly_t, rows, ["hour", "run_number", "stage", "bin"])
 
     async def _history_ids(self, conn: AsyncConnection, order_ids: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}
