@@ -84,17 +84,23 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = handler_call_details.method
 
+        # The status is set and the handler returns, rather than ``context.abort()``: the
+        # AbortError it raises, and an abort inside the except block, leave the request (40 MB
+        # for a big image) in reference cycles that only the garbage collector frees, much
+        # later; refused big requests grew the model server by 0.8 GB.
         def wrap_unary(fn: Any) -> Any:
             async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 try:
                     return await fn(request, context)
                 except HydraError as exc:
-                    await context.abort(exc.grpc_code, str(exc))
+                    status = exc.grpc_code, str(exc)
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
                     raise
                 except Exception:
                     log.exception("unhandled error", extra={"method": method})
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                    status = grpc.StatusCode.INTERNAL, "internal error"
+                _fail(context, *status)
+                return None
 
             return wrapped
 
@@ -103,13 +109,15 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     async for item in fn(request, context):
                         yield item
+                    return
                 except HydraError as exc:
-                    await context.abort(exc.grpc_code, str(exc))
+                    status = exc.grpc_code, str(exc)
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
                     raise
                 except Exception:
                     log.exception("unhandled error", extra={"method": method})
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                    status = grpc.StatusCode.INTERNAL, "internal error"
+                _fail(context, *status)
 
             return wrapped
 
@@ -138,3 +146,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 handler.response_serializer,
             )
         return handler
+
+
+def _fail(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str) -> None:
+    """End the call with ``code`` (gRPC sends no response message with a non-OK status)."""
+    context.set_code(code)
+    context.set_details(details)

@@ -52,7 +52,9 @@ class ModelServerService:
     async def start(self) -> None:
         """Load what is on disk, bind the port and start polling for new versions."""
         await self.repository.scan()
-        predictions = PredictionServicer(self.repository, self.metrics)
+        predictions = PredictionServicer(
+            self.repository, self.metrics, self.settings.max_image_pixels
+        )
         models = ModelServicer(self.repository)
         self._server = await start_server(
             [

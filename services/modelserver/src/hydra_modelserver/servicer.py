@@ -22,12 +22,17 @@ from tensorflow_serving.apis import (
 
 from hydra_common.errors import HydraError, InvalidInput, ModelNotFound
 from hydra_common.logs import get_logger
+from hydra_modelserver.imagesize import check_image_sizes
+from hydra_modelserver.memory import Trimmer
 from hydra_modelserver.metrics import ModelServerMetrics, signature_label
 from hydra_modelserver.repository import DEFAULT_SIGNATURE, LoadedVersion, ModelRepository
 
 log = get_logger(__name__)
 
 SIGNATURE_DEF_FIELD = "signature_def"
+DEFAULT_MAX_IMAGE_PIXELS = 16_000_000  # ModelServerSettings.max_image_pixels
+# A request this big leaves its pieces in malloc's arenas: trim the heap after it.
+TRIM_REQUEST_BYTES = 16 * 1024 * 1024
 _OUTCOMES = {
     grpc.StatusCode.NOT_FOUND: "not_found",
     grpc.StatusCode.INVALID_ARGUMENT: "invalid_argument",
@@ -44,14 +49,28 @@ def _model_spec(target: Any, version: LoadedVersion, signature_name: str | None)
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``tensorflow.serving.PredictionService``: Predict and GetModelMetadata."""
 
-    def __init__(self, repository: ModelRepository, metrics: ModelServerMetrics) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        metrics: ModelServerMetrics,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        trimmer: Trimmer | None = None,
+    ) -> None:
         self.repository = repository
         self.metrics = metrics
+        self.max_image_pixels = max_image_pixels
+        self.trimmer = trimmer or Trimmer(TRIM_REQUEST_BYTES)
 
     async def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
         """Run a signature of a model version on the request's input tensors."""
+        try:
+            return await self._predict(request)
+        finally:
+            self.trimmer.note(request.ByteSize())  # its memory goes back once it is released
+
+    async def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         label = signature_label(signature_name)
         started = time.perf_counter()
@@ -60,11 +79,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise InvalidInput("Missing ModelSpec")
             version = self.repository.resolve(request.model_spec)
             signature = version.signature(signature_name)
+            check_image_sizes(request.inputs, self.max_image_pixels)
             outputs = await asyncio.to_thread(
                 signature.run, request.inputs, list(request.output_filter)
             )
         except HydraError as exc:
-            outcome = _OUTCOMES.get(getattr(exc, "grpc_code", None), "error")  # type: ignore[arg-type]
+            outcome = _OUTCOMES.get(getattr(exc, "grpc_code", None), "error")
             self.metrics.requests.labels(label, outcome).inc()
             log.info(
                 "predict refused",
@@ -157,7 +177,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         for version in sorted(states, reverse=True):
             state, code, message = states[version]
             item = response.model_version_status.add(version=version, state=state)
-            item.status.error_code = code  # type: ignore[assignment]
+            item.status.error_code = code
             item.status.error_message = message
         return response
 

@@ -27,3 +27,13 @@ class ModelServerSettings(HydraSettings):
             "for versions to load or unload."
         ),
     )
+    max_image_pixels: int = Field(
+        16_000_000,
+        ge=1,
+        description=(
+            "Largest image (pixels, read from its header) a Predict request may carry; a "
+            "larger one is refused with INVALID_ARGUMENT before it is decoded (a 7,000 x "
+            "7,000 PNG takes 1.4 GB to decode). The feeder's limit of the same name "
+            "quarantines such files first."
+        ),
+    )
