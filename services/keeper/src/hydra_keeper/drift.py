@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Gauge
@@ -61,7 +61,7 @@ MAX_WINDOW = 5000  # newest inferences of a window read per plot type (bounded w
 MIN_TEST_IMAGES = 10  # fewer test images give no reference to compare with
 FIRST_PASS_DELAY_SECONDS = 60.0
 STATISTIC = "PSI (population stability index), shares smoothed by 0.5 per bin"
-model_drift_t = cast(sa.Table, ModelDrift.__table__)
+model_drift_t = ModelDrift.__table__
 
 
 class DriftSettings(HydraSettings):
