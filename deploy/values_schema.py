@@ -26,7 +26,7 @@ SCHEMA = CHART / "values.schema.json"
 FREE = {
     "commonLabels", "extraEnv", "annotations", "env", "labels", "nodeSelector", "affinity",
     "resources", "selector", "behavior", "namespaceSelector", "podSelector", "matchLabels",
-    "requests", "limits", "scaleDown", "scaleUp",
+    "requests", "limits", "scaleDown", "scaleUp", "windowOverrides",
 }  # fmt: skip
 # Values that may be null to remove a default (Helm's way to delete a map key).
 NULLABLE = {"nodeSelector", "tolerations", "affinity"}
