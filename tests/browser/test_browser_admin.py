@@ -147,6 +147,8 @@ def test_a_grant_on_the_permissions_grid_lets_a_labeller_label(
         p=made.plot_type,
     )
     assert len(granted) == 1
+    page.get_by_test_id("perm-filter").fill("")  # the whole grid, for the picture
+    expect(page.get_by_test_id("perm-cell").nth(40)).to_be_visible()
     screenshot(page, "admin")
     tab.assert_no_console_errors()
 

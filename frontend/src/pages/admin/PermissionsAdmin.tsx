@@ -64,8 +64,8 @@ export function PermissionsAdmin() {
               <tr>
                 <th>Plot type</th>
                 {people.map((u) => (
-                  <th key={u.id} className="user" title={`${u.username} (${u.role})`}>
-                    {u.username}
+                  <th key={u.id} className="perm-user" title={`${u.username} (${u.role})`} data-testid="perm-user">
+                    <span>{u.username}</span>
                   </th>
                 ))}
               </tr>
