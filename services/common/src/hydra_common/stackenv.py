@@ -84,6 +84,15 @@ def bind_settings() -> tuple[str, ...]:
     return (*sorted(hosts), METRICS_HOST)
 
 
+EPICS_LOOPBACK = {
+    "EPICS_CA_AUTO_ADDR_LIST": "NO",
+    "EPICS_CA_ADDR_LIST": "127.0.0.1",
+    "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
+    "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+}
+
+
 def stack_environment(ports: Ports, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every child of a local stack shares."""
     env = dict(os.environ if base is None else base)
@@ -101,6 +110,10 @@ def stack_environment(ports: Ports, base: Mapping[str, str] | None = None) -> di
     bind = env.get("HYDRA_BIND") or "127.0.0.1"
     for host in bind_settings():
         env.setdefault(host, bind)
+    # Channel Access (the keeper's beam and status PVs) searches and beacons by UDP broadcast
+    # unless told otherwise: a local stack keeps it on loopback, unless the hall set its own.
+    for name, value in EPICS_LOOPBACK.items():
+        env.setdefault(name, value)
     # The Status page reads the live figures of the services without a database heartbeat
     # (the balancer's queue depth above all) from their /metrics.
     probed = [name for name, d in services().items() if d.status_probe and name in ports.metrics]
