@@ -69,6 +69,7 @@ def hall() -> Iterator[Hall]:
             HYDRA_ADMIN_PASSWORD=ADMIN_PASSWORD,
             HYDRA_STATUS_PROBE_TIMEOUT="10",  # a loaded CI machine may answer slowly
             HYDRA_SSE_POLL_SECONDS="0.25",
+            HYDRA_DRIFT_INTERVAL_SECONDS="2",  # the drift test waits for the keeper's pass
             HYDRA_LOG_LEVEL="INFO",
             # The Status page's live figures come from the real balancer's /metrics (the
             # keeper leaves its own heartbeat in the database).

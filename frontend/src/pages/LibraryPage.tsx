@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { ConfusionMatrix } from "../components/ConfusionMatrix";
+import { DriftDetail } from "../components/DriftPanel";
 import { Notice } from "../components/Notice";
 import { PlotTypeSelect } from "../components/PlotTypeSelect";
 import { ThresholdEditor } from "../components/ThresholdEditor";
@@ -86,6 +87,12 @@ function ModelPanel({ modelId, canEdit, colors, onChanged }: { modelId: number; 
         </Link>
       </div>
       <Notice text={error} />
+      {model.active && (
+        <>
+          <h3>Drift</h3>
+          <DriftDetail plotType={model.plot_type} />
+        </>
+      )}
       <h3>Enhanced confusion matrix</h3>
       <ConfusionMatrix modelId={model.id} />
       <h3>Thresholds</h3>

@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { DriftTable } from "../components/DriftPanel";
 import { Histogram } from "../components/Histogram";
 import { Notice } from "../components/Notice";
 import { api, ok } from "../lib/client";
@@ -104,6 +105,8 @@ export function StatusPage() {
             </tbody>
           </table>
           {data.services.length === 0 && <p className="muted">No service has reported yet.</p>}
+          <h2>Model drift</h2>
+          <DriftTable />
           <h2>Processing time per stage</h2>
           <div className="timings">
             {ordered.map((t) => (
