@@ -17,10 +17,12 @@ from hydra_common.db.schema import (
     Role,
     RunHistory,
     ServiceStatus,
+    StageHourly,
     User,
     utcnow,
 )
 from hydra_common.ids import uuid7
+from hydra_common.stagestats import hourly_rows
 
 
 async def test_user_management_is_admin_only_and_audited(api: Any) -> None:
@@ -163,6 +165,7 @@ async def test_status_and_summary(api: Any) -> None:
     instance = api.unique("keeper")
     async with api.session() as s:
         s.add(ServiceStatus(service="keeper", instance=instance, details={"queue": 3}))
+        stage_times = [{"predict": 0.02 * (i + 1), "keep": 0.001} for i in range(4)]
         s.add_all(
             RunHistory(
                 order_id=uuid7(),
@@ -170,9 +173,14 @@ async def test_status_and_summary(api: Any) -> None:
                 status=InferenceStatus.OK,
                 verdict="Bad",
                 run_number=424242,
-                stage_seconds={"predict": 0.02 * (i + 1), "keep": 0.001},
+                stage_seconds=stages,
             )
-            for i in range(4)
+            for stages in stage_times
+        )
+        # The Status page reads the hourly figures the keeper adds at every commit.
+        s.add_all(
+            StageHourly(**row)
+            for row in hourly_rows((utcnow(), 424242, stages) for stages in stage_times)
         )
         await s.commit()
     st = (await api.client.get("/api/status")).json()

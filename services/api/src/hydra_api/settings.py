@@ -106,11 +106,6 @@ class ApiSettings(BeamSettings):
     sse_heartbeat_seconds: float = Field(
         15.0, gt=0, description="Interval of keep-alive comments on event streams."
     )
-    status_sample_rows: int = Field(
-        20_000,
-        ge=100,
-        description="Most recent inferences the Status page's time distributions are drawn from.",
-    )
     status_targets: str = Field(
         "",
         description=(

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.common import PageDep, audit, colors, count
 from hydra_api.deps import AdminUser, OptionalUser, Reader, SessionDep, StateDep
@@ -41,14 +40,14 @@ from hydra_common.db.schema import (
     RunCondition,
     RunHistory,
     ServiceStatus,
+    StageHourly,
     utcnow,
 )
 from hydra_common.errors import NotFound, PermissionDenied, Unauthenticated
+from hydra_common.stagestats import INFERENCES, STAGE_EDGES, hour_of
 
 router = APIRouter(tags=["monitoring"])
 
-# Stage times span 100 µs to minutes: log-spaced bin edges (seconds).
-STAGE_EDGES = [0.0] + [round(10 ** (e / 4), 6) for e in range(-16, 9)]
 ALIVE_SECONDS = 120
 SUMMARY_CACHE_SECONDS = 30.0
 
@@ -113,26 +112,19 @@ async def get_log(
     )
 
 
-def _quantile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
+def _quantile(counts: list[int], q: float) -> float:
+    """The q-quantile of a histogram over ``STAGE_EDGES``, linear within its bin."""
+    total = sum(counts)
+    if not total:
         return 0.0
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-def _histogram(values: list[float]) -> list[int]:
-    counts = [0] * (len(STAGE_EDGES) - 1)
-    for v in values:
-        i = 0
-        while i < len(counts) - 1 and v >= STAGE_EDGES[i + 1]:
-            i += 1
-        counts[i] += 1
-    return counts
-
-
-def _hour_key(session: AsyncSession) -> sa.ColumnElement[str]:
-    if session.get_bind().dialect.name == "mysql":
-        return sa.func.date_format(RunHistory.created_at, "%Y-%m-%d %H:00:00")
-    return sa.func.strftime("%Y-%m-%d %H:00:00", RunHistory.created_at)
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(counts):
+        if n and seen + n >= rank:
+            lo, hi = STAGE_EDGES[i], STAGE_EDGES[i + 1]
+            return lo + (hi - lo) * max(0.0, rank - seen) / n
+        seen += n
+    return STAGE_EDGES[-1]
 
 
 @router.get("/api/status", response_model=StatusOut)
@@ -142,10 +134,11 @@ async def get_status(
     _reader: Reader,
     hours: Annotated[float, Query(gt=0, le=24 * 7)] = 24,
 ) -> StatusOut:
-    """Services' heartbeats, per-stage processing-time distributions and per-run averages
-    (from the latest inferences of the window), and inferences per hour."""
-    since = utcnow() - timedelta(hours=hours)
+    """Services' heartbeats, per-stage processing-time distributions and per-run averages,
+    and inferences per hour: every inference of the window (from its first whole hour),
+    from the hourly figures the keeper keeps (``stage_hourly``)."""
     now = utcnow()
+    since = hour_of(now - timedelta(hours=hours))
     services = [
         ServiceStatusOut(
             service=s.service,
@@ -171,61 +164,60 @@ async def get_status(
         )
         for r in await state.probe.read()
     ]
+    sh = StageHourly
     rows = (
-        (
-            await session.execute(
-                sa.select(RunHistory.run_number, RunHistory.stage_seconds)
-                .where(RunHistory.created_at >= since)
-                .order_by(RunHistory.created_at.desc())
-                .limit(state.settings.status_sample_rows)
+        await session.execute(
+            sa.select(
+                sh.stage, sh.bin, sh.run_number, sa.func.sum(sh.count), sa.func.sum(sh.seconds_sum)
             )
+            .where(sh.hour >= since)
+            .group_by(sh.stage, sh.bin, sh.run_number)
         )
-        .tuples()
-        .all()
-    )
-    per_stage: dict[str, list[float]] = defaultdict(list)
-    per_run: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    ).tuples()
+    bins = len(STAGE_EDGES) - 1
+    per_stage: dict[str, list[int]] = defaultdict(lambda: [0] * bins)
+    stage_sum: dict[str, float] = defaultdict(float)
+    per_run: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
     per_run_n: dict[int, int] = defaultdict(int)
-    for run_number, stages in rows:
-        per_run_n[run_number] += 1
-        for stage, seconds in (stages or {}).items():
-            try:
-                value = float(seconds)
-            except (TypeError, ValueError):
-                continue
-            per_stage[stage].append(value)
-            per_run[run_number][stage].append(value)
-    stages = []
-    for stage in sorted(per_stage):
-        values = sorted(per_stage[stage])
-        stages.append(
-            StageDistribution(
-                stage=stage,
-                bin_edges=STAGE_EDGES,
-                counts=_histogram(values),
-                count=len(values),
-                mean=sum(values) / len(values),
-                p50=_quantile(values, 0.5),
-                p95=_quantile(values, 0.95),
-            )
+    for stage, b, run_number, n, total in rows:
+        n, total = int(n or 0), float(total or 0.0)
+        if stage == INFERENCES:
+            per_run_n[run_number] += n
+            continue
+        per_stage[stage][min(int(b), bins - 1)] += n
+        stage_sum[stage] += total
+        cell = per_run[run_number][stage]
+        cell[0] += n
+        cell[1] += total
+    stages = [
+        StageDistribution(
+            stage=stage,
+            bin_edges=STAGE_EDGES,
+            counts=counts,
+            count=sum(counts),
+            mean=stage_sum[stage] / sum(counts),
+            p50=_quantile(counts, 0.5),
+            p95=_quantile(counts, 0.95),
         )
+        for stage, counts in sorted(per_stage.items())
+        if sum(counts)
+    ]
     runs = [
         RunAverage(
             run_number=run,
             inferences=per_run_n[run],
-            mean_seconds={s: sum(v) / len(v) for s, v in per_run[run].items()},
+            mean_seconds={s: c[1] / c[0] for s, c in per_run[run].items() if c[0]},
         )
         for run in sorted(per_run_n, reverse=True)[:200]
     ]
-    hour = _hour_key(session).label("hour_key")
     throughput = [
-        ThroughputPoint(hour=datetime.strptime(h, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC), count=n)
-        for h, n in (
+        ThroughputPoint(hour=_aware(hour), count=int(n or 0))
+        for hour, n in (
             await session.execute(
-                sa.select(hour, sa.func.count())
-                .where(RunHistory.created_at >= since)
-                .group_by(sa.text("hour_key"))  # the alias: MySQL's ONLY_FULL_GROUP_BY
-                .order_by(sa.text("hour_key"))
+                sa.select(sh.hour, sa.func.sum(sh.count))
+                .where(sh.hour >= since, sh.stage == INFERENCES)
+                .group_by(sh.hour)
+                .order_by(sh.hour)
             )
         ).tuples()
     ]
@@ -235,8 +227,12 @@ async def get_status(
         stages=stages,
         runs=runs,
         throughput=throughput,
-        sampled=len(rows),
+        sampled=sum(per_run_n.values()),
     )
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @router.get("/api/summary", response_model=SummaryOut)
