@@ -39,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from hydra_common.plugins import services
+
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "deploy" / "helm" / "hydra"
 SCHEMAS = ROOT / "deploy" / "schemas"
@@ -71,14 +73,9 @@ TARGET_LABELS = frozenset(
 )
 # Prometheus's own series that alerts and dashboards may use besides Hydra's.
 PROMETHEUS_SERIES = frozenset({"up"})
-METRIC_PACKAGES = {
-    "feeder": "hydra_feeder",
-    "balancer": "hydra_balancer",
-    "predictor": "hydra_predictor",
-    "keeper": "hydra_keeper",
-    "modelserver": "hydra_modelserver",
-    "api": "hydra_api",
-}
+# Each service run as `python -m <package>` declares its metrics in <package>.metrics (the
+# service registry, hydra_common.plugins, says which packages those are).
+METRIC_PACKAGES = {name: d.module for name, d in services().items() if d.module}
 
 
 class CheckError(Exception):

@@ -20,6 +20,8 @@ from types import ModuleType
 
 import pytest
 
+from hydra_common import plugins
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SERVICES = ("feeder", "balancer", "predictor", "keeper", "api", "trainer", "modelserver")
@@ -89,8 +91,11 @@ def test_dockerfile_shape() -> None:
         "COPY --from=static /static /opt/hydra-static",
     ]
     builder = "\n".join(stage(text, "builder"))
-    for service, command in [("trainer", "train"), ("modelserver", "model-server")]:
-        assert f"{service}) command={command}" in builder
+    # The command each image runs comes from the service registry (test_service_registry
+    # checks that every image_command is a real `hydra` command).
+    assert 'python -m hydra_common.plugins image-command "$SERVICE"' in builder
+    assert plugins.service("trainer").image_command == ("train",)
+    assert plugins.service("modelserver").image_command == ("model-server",)
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
