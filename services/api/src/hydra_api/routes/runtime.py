@@ -90,29 +90,35 @@ async def list_inferences(
     ] = None,
     run_number: RunNumberQuery = None,
 ) -> Page[InferenceItem]:
-    """Recent inferences (newest first) with every weight and the thresholds used."""
-    stmt = (
-        sa.select(RunHistory, PlotType.name, PlotType.detector, Plot.image_path, Plot.heatmap_path)
-        .join(PlotType, PlotType.id == RunHistory.plot_type_id)
-        .outerjoin(Plot, Plot.id == RunHistory.plot_id)
-    )
+    """Recent inferences (newest first) with every weight and the thresholds used.
+
+    ``total`` is given when a plot type or a run narrows the list (an index range); over a
+    whole hall's history (millions of rows) counting would cost more than the page, so it
+    is left out and ``next`` says whether more follow.
+    """
+    # The page's ids first, from an index alone (newest first: (plot type,) created_at, id),
+    # then only those rows: a deep page skips index entries, not whole rows.
+    ids = sa.select(RunHistory.id)
     if plot_type is not None:
         pt = await plot_type_by_name(session, plot_type)
-        stmt = stmt.where(RunHistory.plot_type_id == pt.id)
+        ids = ids.where(RunHistory.plot_type_id == pt.id)
     if since is not None:
-        stmt = stmt.where(RunHistory.created_at > _aware(since))
+        ids = ids.where(RunHistory.created_at > _aware(since))
     if run_number is not None:
-        stmt = stmt.where(RunHistory.run_number == run_number)
-    total = await count(session, stmt)
-    rows = (
-        (
-            await session.execute(
-                stmt.order_by(RunHistory.id.desc()).limit(page.limit).offset(page.offset)
-            )
-        )
-        .tuples()
-        .all()
+        ids = ids.where(RunHistory.run_number == run_number)
+    total = None
+    if plot_type is not None or run_number is not None:
+        total = await count(session, ids)
+    newest = (RunHistory.created_at.desc(), RunHistory.id.desc())
+    page_ids = ids.order_by(*newest).limit(page.limit).offset(page.offset).subquery()
+    stmt = (
+        sa.select(RunHistory, PlotType.name, PlotType.detector, Plot.image_path, Plot.heatmap_path)
+        .join(page_ids, page_ids.c.id == RunHistory.id)
+        .join(PlotType, PlotType.id == RunHistory.plot_type_id)
+        .outerjoin(Plot, Plot.id == RunHistory.plot_id)
+        .order_by(*newest)
     )
+    rows = (await session.execute(stmt)).tuples().all()
     palette = await colors(session)
     items = [
         InferenceItem(
