@@ -285,6 +285,10 @@ export interface paths {
         /**
          * List Inferences
          * @description Recent inferences (newest first) with every weight and the thresholds used.
+         *
+         *     ``total`` is given when a plot type or a run narrows the list (an index range); over a
+         *     whole hall's history (millions of rows) counting would cost more than the page, so it
+         *     is left out and ``next`` says whether more follow.
          */
         get: operations["runtime-list_inferences"];
         put?: never;
@@ -753,8 +757,9 @@ export interface paths {
         };
         /**
          * Get Status
-         * @description Services' heartbeats, per-stage processing-time distributions and per-run averages
-         *     (from the latest inferences of the window), and inferences per hour.
+         * @description Services' heartbeats, per-stage processing-time distributions and per-run averages,
+         *     and inferences per hour: every inference of the window (from its first whole hour),
+         *     from the hourly figures the keeper keeps (``stage_hourly``).
          */
         get: operations["monitoring-get_status"];
         put?: never;
@@ -1421,6 +1426,12 @@ export interface components {
          * @description An unconfirmed or confirmed-alarm verdict from the monitoring log.
          */
         LogEntry: {
+            /**
+             * Actor
+             * @description Who acknowledged (an `acknowledge` event).
+             * @default
+             */
+            actor?: string;
             /** Alarm */
             alarm: boolean;
             /** Chunk */
@@ -1431,6 +1442,12 @@ export interface components {
             confirmed: boolean;
             /** Detector */
             detector: string;
+            /**
+             * Event
+             * @description An alarm's `raise`, `acknowledge` or `clear`; empty.
+             * @default
+             */
+            event?: string;
             /** Id */
             id: number;
             /** Plot Type */

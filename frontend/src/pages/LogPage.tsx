@@ -69,6 +69,7 @@ export function LogPage() {
                   </td>
                   <td>{e.transition ? <strong>▲ {e.transition_kind || "transition"}</strong> : ""}</td>
                   <td>{e.alarm ? <span className="alarm-tag">ALARM</span> : ""}</td>
+                  <td data-testid="log-event">{e.event ? `alarm ${e.event}${e.actor ? ` by ${e.actor}` : ""}` : ""}</td>
                 </tr>
               ))}
             </tbody>

@@ -115,6 +115,8 @@ class LogEntry(BaseModel):
     transition: bool
     transition_kind: str
     alarm: bool
+    event: str = Field("", description="An alarm's `raise`, `acknowledge` or `clear`; empty.")
+    actor: str = Field("", description="Who acknowledged (an `acknowledge` event).")
     time: datetime
     color: str
 

@@ -101,6 +101,8 @@ async def get_log(
                 transition=entry.transition,
                 transition_kind=entry.transition_kind,
                 alarm=entry.alarm,
+                event=entry.event,
+                actor=entry.actor,
                 time=entry.created_at,
                 color=palette.get(entry.verdict, palette["NoModel"]),
             )
