@@ -73,8 +73,8 @@ chart-check: setup ## helm lint, template, schema validation, promtool and image
 
 IMAGE_TAG ?= dev
 
-images: ## Build one container image per service, and the GPU trainer (needs a Docker engine)
-	@for s in feeder balancer predictor keeper api trainer modelserver; do \
+images: setup ## Build one container image per service, and the GPU trainer (needs a Docker engine)
+	@for s in $$($(PY) -m hydra_common.plugins images); do \
 		docker build -f deploy/Dockerfile --build-arg SERVICE=$$s -t hydra-$$s:$(IMAGE_TAG) . || exit 1; done
 	docker build -f deploy/Dockerfile --build-arg SERVICE=trainer --build-arg VARIANT=gpu \
 		-t hydra-trainer:$(IMAGE_TAG)-gpu .

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import typer
 
 from hydra_common import plugins
@@ -77,3 +80,22 @@ def test_hydra_up_runs_the_registry_in_order_and_wires_each_server() -> None:
     targets = env["HYDRA_STATUS_TARGETS"]
     assert f"balancer=http://127.0.0.1:{ports.metrics['balancer']}/metrics" in targets
     assert "keeper=" not in targets
+
+
+def test_the_images_are_the_services_with_an_image_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "image_contents", ROOT / "deploy/image_contents.py"
+    )
+    assert spec is not None and spec.loader is not None
+    image_contents = importlib.util.module_from_spec(spec)
+    sys.modules["image_contents"] = image_contents  # its dataclasses look themselves up
+    spec.loader.exec_module(image_contents)
+    assert plugins.main(["images"]) == 0  # what `make images` builds
+    listed = capsys.readouterr().out.split()
+    assert sorted(listed) == sorted(image_contents.SERVICES)
+    assert "modelconfig" not in listed  # it runs in the API's image
+    assert plugins.main(["image-command", "modelserver"]) == 0
+    assert capsys.readouterr().out.strip() == "model-server"
+    assert plugins.main(["nonsense"]) == 2

@@ -1,6 +1,6 @@
 """Reading and acknowledging alarms (``alarm_states``), for the API and the tests.
 
-The keeper decides when a plot type's alarm is raised and cleared (``hydra_keeper.alarms``)
+The keeper decides when a plot type's alarm is raised and cleared (its ``alarms`` module)
 and stores ``raised`` or ``clear``. A crew member acknowledges a raised alarm here: that
 sets ``acknowledged_by`` / ``acknowledged_at``, which silences the alarm until it clears
 (the keeper resets them when it raises the alarm anew), and writes an ``acknowledge``

@@ -114,7 +114,7 @@ class BeamStatus:
 
     @property
     def beam_on(self) -> int:
-        """1 on, 0 off, -1 unknown (the ``hydra_keeper_beam_on`` gauge)."""
+        """1 on, 0 off, -1 unknown (the keeper's ``beam_on`` gauge)."""
         return {"on": 1, "off": 0, "unknown": -1}[self.state]
 
 

@@ -81,5 +81,5 @@ SERVICE = ServiceDescriptor(
     metrics_port=9106,
     order=0,
     stop_order=60,
-    image_command=("model-config", "watch"),
+    # No image of its own: the chart runs `hydra model-config watch` in the API's image.
 )

@@ -124,15 +124,21 @@ def stack_services() -> tuple[str, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hydra_common.plugins image-command SERVICE``: what the image runs (the
-    Dockerfile asks); ``list``: the installed services."""
+    Dockerfile asks); ``list``: the installed services; ``images``: those with an image."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["list"]:
         print("\n".join(services()))
         return 0
+    if args[:1] == ["images"]:
+        print("\n".join(name for name, d in services().items() if d.image_command))
+        return 0
     if args[:1] == ["image-command"] and len(args) == 2:
         print(" ".join(service(args[1]).image_command))
         return 0
-    print("usage: python -m hydra_common.plugins list | image-command SERVICE", file=sys.stderr)
+    print(
+        "usage: python -m hydra_common.plugins list | images | image-command SERVICE",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -1,7 +1,7 @@
 """Per-hour processing-time figures: what the Status page draws from, kept by the keeper.
 
 Every inference's stage times (feed, queue, dispatch, predict, report, keep, total; see
-``hydra_keeper.verdicts.stage_seconds``) fall into log-spaced bins. The keeper adds each
+the keeper's ``verdicts.stage_seconds``) fall into log-spaced bins. The keeper adds each
 committed batch to ``stage_hourly`` (hour, run, stage, bin → count and seconds summed), so
 the Status page reads a few thousand rows for any window instead of millions of inferences,
 and its figures cover the whole window. ``INFERENCES`` counts every inference once (bin 0),
