@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PROTO_OUT := services/common/src
 NPM_BIN := node_modules/.bin
 
-.PHONY: help setup proto proto-check lint test demo bench drill chart-check images clean frontend
+.PHONY: help setup proto proto-check lint test demo bench bench-scale drill chart-check images clean frontend
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,8 +61,11 @@ test: setup proto-check ## Run every service's unit tests and the cross-service 
 demo: setup ## Run the whole system locally on simulated hall data and print the URL
 	$(VENV)/bin/hydra demo
 
-bench: setup ## Run the benchmarks; figures go to bench/results/
+bench: setup ## Run the benchmarks in production shape (10 min); figures go to bench/results/
 	$(PY) -m bench.run
+
+bench-scale: setup ## The API on 30 days of ePIC history in MariaDB; bench/results/scale.json
+	$(PY) -m bench.scale_bench
 
 drill: setup ## Long fault-injection drill; figures go to bench/results/drill.json
 	$(PY) -m bench.drill
