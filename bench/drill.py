@@ -1,35 +1,45 @@
 """Fault drill: kill every part of a running Hydra at random moments; prove nothing is lost.
 
     make drill                                   # long form: >= 2,000 images, every service
-                                                 # SIGKILLed several times, MariaDB restarted
-    python -m bench.drill --images 300 --cycles 1 --no-restart-db    # a short one
+                                                 # and MariaDB SIGKILLed several times
+    python -m bench.drill --images 300 --cycles 1 --no-record      # a short one
 
 A ``LocalStack`` (every service a supervised local process, as ``hydra up`` runs them) works
-on a fresh MariaDB database with two plot types served by a small untrained model (verdict
-quality is not the point here) and one plot type without a model. A simulator thread writes
-plots into the input directory all along, and now and then a bad file (empty, truncated, not
-an image, unknown plot type, wrong extension). Meanwhile the drill SIGKILLs, one at a time and
-at random moments, the feeder, balancer, predictor, keeper, model server and API, and
-restarts MariaDB once; the launcher's supervisor restarts whatever died, as Kubernetes would.
-Every other fault comes right after a burst (90 images at once), so that it finds orders in
-every stage: files being read, queued, predicted, waiting for their commit.
+on a MariaDB server of the drill's own (``bench/private_mariadb.py``: its own data directory,
+loopback port and socket; the machine's shared server is never touched) with two plot types
+served by a small untrained model (verdict quality is not the point here), one plot type
+without a model, and the plot types of the bad-input corpus (``tests/badinput``). A
+simulator thread writes plots into the input directory all along. Meanwhile the drill
+SIGKILLs, one at a time and at random moments, the feeder, balancer, predictor, keeper, model
+server, model config writer, API and MariaDB (InnoDB recovers from the crash); the launcher's
+supervisor restarts the services, as Kubernetes would. Every other fault comes right after a
+burst (90 images at once), so that it finds orders in every stage. Between faults it drops
+the corpus's kinds, a few at a time, and a few bad files of its own.
+
+Once, the image storage and quarantine volume (a small tmpfs, ``bench/small_volume.py``,
+where the machine lets the drill mount one) fills up: verdicts must go on being recorded,
+``hydra_keeper_files_skipped_total{reason="disk_full"}`` must rise, the feeder must report the
+bad file it could not quarantine; once space returns, images are stored and bad files
+quarantined again (``disk_full_episodes``).
 
 *Recovery time* of a kill is the time from the kill until an image written after the kill has
 its verdict committed (so the pipeline moves again, through the restarted part); for the
-model server that verdict must come from the model, and for the API it is the time until
+model server that verdict must come from the model, for the model config writer it must also
+have matched the file to the database again, and for the API it is the time until
 ``/api/health`` answers again. After a burst it includes working off the backlog ahead.
 
 At the end the simulator stops, the pipeline drains, and every image written must have
-exactly one ``run_history`` row: ``lost`` counts images without one, ``duplicates`` the
-extra rows (by order id and by source path). Figures go to ``bench/results/drill.json``.
-The CI form of this drill is ``tests/test_faults_drill.py``.
+exactly one ``run_history`` row: ``lost`` counts images without one, ``duplicates`` the extra
+rows (by order id, by source path and by plot type, run period, run and chunk). Error
+verdicts are allowed only for the corpus's two broken models; every corpus kind must show its
+documented outcome (``bad_input_kinds`` counts those seen). Figures go to
+``bench/results/drill.json``. The CI form of this drill is ``tests/test_faults_drill.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import itertools
 import json
 import logging
@@ -37,27 +47,37 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from bench.drill_corpus import (
+    CorpusDrops,
+    CorpusResult,
+    corpus_paths,
+    corpus_settings,
+    error_paths,
+    setup_hall,
+)
+from bench.private_mariadb import PrivateMariaDB, available
+from bench.small_volume import SmallVolume
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.launcher import LocalStack, Ports, hall_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
 
 log = logging.getLogger("bench.drill")
 
-KILLABLE = ("feeder", "balancer", "predictor", "keeper", "modelserver", "api")
+KILLABLE = ("feeder", "balancer", "predictor", "keeper", "modelserver", "api", "modelconfig")
+DISK_FULL = "disk_full"  # the episode's place among the faults
+SETTLE_S = 5.0  # time the feeder gets to quarantine what was dropped before the disk fills
 MODEL_TYPES = ("FTOF_adcTime_s1", "ECAL_adcOccupancy")  # served by a small untrained model
 NO_MODEL_TYPE = "RF_time"  # no model: NoModel verdicts
 MODEL_INPUT = 64
@@ -386,60 +406,12 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def corpus_kinds() -> tuple[int, str]:
-    """How many kinds the shared bad-input corpus (``tests/badinput``) has, and a note."""
+def read_lines(path: Path) -> list[str]:
+    """A log file's lines (empty when it does not exist)."""
     try:
-        corpus = importlib.import_module("tests.badinput.corpus")
-    except Exception as exc:  # absent, or not importable as it stands
-        return 0, f"tests.badinput.corpus not usable ({exc!r}); the drill drops its own 5 bad files"
-    return len(corpus.KINDS), (
-        "kinds in tests.badinput.corpus.KINDS (exercised by its own test, which needs its"
-        " plot types); the drill drops its own 5 bad files among the plots"
-    )
-
-
-# --- MariaDB ------------------------------------------------------------------------------
-
-
-def mariadb_answers() -> bool:
-    """True when the local MariaDB server answers a ping."""
-    done = subprocess.run(
-        ["mariadb-admin", "-uroot", "--connect-timeout=2", "ping"],
-        capture_output=True,
-        check=False,
-    )
-    return done.returncode == 0
-
-
-def restart_mariadb(timeout: float = 120.0) -> float:
-    """Shut the local MariaDB down and start it again; returns the outage in seconds.
-
-    The server is shared with every other test on the machine, so the outage is kept short:
-    start again as soon as it has stopped, and wait until it answers.
-    """
-    started = time.monotonic()
-    subprocess.run(["mariadb-admin", "-uroot", "shutdown"], check=True, timeout=timeout)
-    deadline = started + timeout
-    while subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True).returncode == 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError("mariadbd did not stop")
-        time.sleep(0.1)
-    subprocess.run(
-        [
-            "start-stop-daemon",
-            "--start",
-            "--oknodo",
-            "--background",
-            "--exec",
-            "/usr/sbin/mariadbd",
-        ],
-        check=True,
-    )
-    while not mariadb_answers():
-        if time.monotonic() > deadline:
-            raise TimeoutError("MariaDB did not come back")
-        time.sleep(0.2)
-    return time.monotonic() - started
+        return path.read_text(errors="backslashreplace").splitlines()
+    except FileNotFoundError:
+        return []
 
 
 # --- the drill ----------------------------------------------------------------------------
@@ -451,7 +423,9 @@ class DrillConfig:
 
     images: int = 2000  # write at least this many images
     cycles: int = 2  # kill every service at least this many times
-    restart_db: bool = True
+    restart_db: bool = True  # SIGKILL the drill's own MariaDB once per cycle
+    disk_full: bool = True  # fill the image storage volume once (where it can be mounted)
+    corpus: bool = True  # drop the whole bad-input corpus among the plots
     interval: float = 0.5  # seconds between simulated batches (one image per plot type)
     gap: tuple[float, float] = (1.0, 8.0)  # random wait before each kill
     burst: int = 30  # before every other kill, this many batches back to back
@@ -459,7 +433,8 @@ class DrillConfig:
     recover_timeout: float = 240.0
     drain_timeout: float = 600.0
     kill_until_images: bool = True  # go on killing until `images` are written
-    keep: bool = False  # keep the database and data dir (logs) afterwards
+    keep: bool = False  # keep the data dir (database, logs) afterwards
+    volume_mb: int = 512  # size of the image storage volume (filled only in the episode)
     env: dict[str, str] = field(default_factory=dict)  # extra settings of the stack
 
 
@@ -472,7 +447,27 @@ class Kill:
     recover_s: float | None  # None: it did not recover within the timeout
     images_written: int  # images written when it happened
     burst: bool = False  # it hit a burst of images (a backlog in every stage)
-    outage_s: float | None = None  # MariaDB only: shutdown to answering again
+    outage_s: float | None = None  # MariaDB only: SIGKILL to answering again
+
+
+@dataclass
+class DiskFull:
+    """One disk-full episode of the image storage (and quarantine) volume."""
+
+    at_s: float = 0.0
+    filled_bytes: int = 0
+    full_s: float = 0.0  # how long the volume stayed full
+    skipped_disk_full: float = 0.0  # hydra_keeper_files_skipped_total{reason="disk_full"} rise
+    rows_while_full: int = 0  # verdicts recorded for images written while it was full
+    quarantine_refused: bool = False  # a bad file the feeder could not move stayed put
+    resumed_s: float | None = None  # space back -> a new image stored again
+    quarantine_resumed: bool = False  # a bad file after that was quarantined
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Everything the episode must show was seen."""
+        return not self.problems
 
 
 @dataclass
@@ -485,19 +480,24 @@ class Outcome:
     duplicates: int = 0
     duplicate_order_ids: int = 0
     duplicate_source_paths: int = 0
+    duplicate_plot_chunks: int = 0
     unexpected_rows: int = 0
     error_rows: int = 0
+    expected_error_rows: int = 0
+    unexpected_error_rows: list[str] = field(default_factory=list)
     ledger_pending: int = 0
     kills: list[Kill] = field(default_factory=list)
     restarts: dict[str, int] = field(default_factory=dict)
     unexpected_restarts: dict[str, int] = field(default_factory=dict)
+    mariadb_crash_recoveries: int = 0
     bad_files: int = 0
     bad_files_with_rows: int = 0
     bad_files_quarantined: int = 0
     bad_files_skipped: int = 0
     bad_files_misplaced: list[str] = field(default_factory=list)
-    bad_input_kinds: int = 0
-    bad_input_note: str = ""
+    corpus: CorpusResult = field(default_factory=CorpusResult)
+    disk_full: list[DiskFull] = field(default_factory=list)
+    disk_full_note: str = ""
     simulator_error: str = ""
     drain_s: float = 0.0
     elapsed_s: float = 0.0
@@ -510,6 +510,25 @@ class Outcome:
         for k in self.kills:
             out.setdefault(k.target, []).append(k.recover_s)
         return out
+
+    def failures(self) -> list[str]:
+        """What went wrong (empty: the drill passed)."""
+        checks = {
+            "lost": self.lost,
+            "duplicates": self.duplicates,
+            "unexpected_rows": self.unexpected_rows,
+            "unexpected_error_rows": self.unexpected_error_rows,
+            "bad_files_with_rows": self.bad_files_with_rows,
+            "bad_files_misplaced": self.bad_files_misplaced,
+            "bad_input_problems": self.corpus.problems,
+            "not_recovered": [k.target for k in self.kills if k.recover_s is None],
+            "disk_full_problems": [p for e in self.disk_full for p in e.problems],
+            "simulator_error": self.simulator_error,
+        }
+        kill9 = sum(k.target == "mariadb" for k in self.kills)
+        if self.mariadb_crash_recoveries < kill9:
+            checks["mariadb_no_crash_recovery"] = kill9 - self.mariadb_crash_recoveries
+        return [f"{name}: {value}" for name, value in checks.items() if value]
 
     def figures(self) -> dict[str, Any]:
         """The JSON figures of bench/results/drill.json."""
@@ -532,23 +551,40 @@ class Outcome:
             "duplicates": self.duplicates,
             "duplicate_order_ids": self.duplicate_order_ids,
             "duplicate_source_paths": self.duplicate_source_paths,
+            "duplicate_plot_chunks": self.duplicate_plot_chunks,
             "unexpected_rows": self.unexpected_rows,
             "error_rows": self.error_rows,
+            "expected_error_rows": self.expected_error_rows,
+            "unexpected_error_rows": len(self.unexpected_error_rows),
             "ledger_pending": self.ledger_pending,
             "kills": len(self.kills),
             "not_recovered": sum(k.recover_s is None for k in self.kills),
             "recover_max_s": round(max(times), 2) if times else None,
             "recovery": per,
-            "mariadb_outage_s": round(outage[0], 2) if outage else None,
+            "mariadb_kill9": sum(k.target == "mariadb" for k in self.kills),
+            "mariadb_crash_recoveries": self.mariadb_crash_recoveries,
+            "mariadb_outage_max_s": round(max(outage), 2) if outage else None,
             "restarts": self.restarts,
             "unexpected_restarts": self.unexpected_restarts,
-            "bad_input_kinds": self.bad_input_kinds,
-            "bad_input_note": self.bad_input_note,
+            "bad_input_kinds": self.corpus.as_documented,
+            "bad_input_refused": self.corpus.refused,
+            "bad_input_refused_by_reason": self.corpus.by_reason,
+            "bad_input_corpus": self.corpus.kinds,
+            "bad_input_dropped": self.corpus.dropped,
+            "bad_input_problems": self.corpus.problems,
+            "bad_input_note": (
+                "kinds of tests/badinput dropped during the run whose documented outcome was"
+                " seen (quarantine folder and note, feeder log line, rows); refused = the"
+                " quarantined or skipped ones"
+            ),
             "bad_files": self.bad_files,
             "bad_files_with_rows": self.bad_files_with_rows,
             "bad_files_quarantined": self.bad_files_quarantined,
             "bad_files_skipped": self.bad_files_skipped,
             "bad_files_misplaced": self.bad_files_misplaced,
+            "disk_full_episodes": sum(e.passed for e in self.disk_full),
+            "disk_full": [asdict(e) for e in self.disk_full],
+            "disk_full_note": self.disk_full_note,
             "drain_s": round(self.drain_s, 2),
             "elapsed_s": round(self.elapsed_s, 1),
             "simulator_error": self.simulator_error,
@@ -572,34 +608,72 @@ class Drill:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
         self.outcome = Outcome()
+        self.failed = True  # until _check finds everything in order
+        self.volume: SmallVolume | None = None
+        self.corpus: CorpusDrops | None = None
+        self.disk_full_bad: list[str] = []  # bad files dropped in the disk-full episode
 
     @contextmanager
     def _hall(self) -> Iterator[tuple[str, Path]]:
-        url = create_mysql_database("hydra_drill")
+        """A data dir with the drill's own MariaDB (never the machine's shared one) and, where
+        a file system can be mounted, a small volume for images and quarantine."""
         data_dir = Path(tempfile.mkdtemp(prefix="hydra-drill-"))
-        self.failed = True  # until _check finds everything in order
+        why = available()
+        if why:
+            raise RuntimeError(f"the drill needs a MariaDB server of its own: {why}")
+        self.mariadb = PrivateMariaDB(data_dir / "mariadb")
         try:
+            self.mariadb.start()
+            url = self.mariadb.create_database()
+            if self.cfg.disk_full:
+                volume = SmallVolume(data_dir / "volume", self.cfg.volume_mb)
+                why = volume.mount()
+                if why:
+                    self.outcome.disk_full_note = f"no disk-full episode: {why}"
+                else:
+                    self.volume = volume
             yield url, data_dir
         finally:
+            self.mariadb.stop()
+            if self.volume is not None:
+                self.volume.unmount()
             if not self.failed and not self.cfg.keep:
-                drop_mysql_database(url)
                 shutil.rmtree(data_dir, ignore_errors=True)
             else:
-                log.warning("keeping the drill's database and data dir", extra={"url": url})
+                log.warning("keeping the drill's data dir", extra={"data_dir": str(data_dir)})
 
     def run(self, progress: Callable[[str], None] = print) -> Outcome:
         """Prepare, start, drill, drain and check; returns what was found."""
         self.progress = progress
         started = time.monotonic()
-        self.outcome.bad_input_kinds, self.outcome.bad_input_note = corpus_kinds()
         with self._hall() as (url, data_dir):
             self.outcome.data_dir = str(data_dir)
             input_dir = self.input_dir = data_dir / "input"
             input_dir.mkdir()
             prepare_hall(url, data_dir / "models")
-            env, ports = stack_env(url, data_dir, input_dir, **self.cfg.env)
-            progress(f"starting the stack (logs in {data_dir / 'logs'})")
-            stack = start_stack(env, ports, data_dir / "logs")
+            extra = dict(self.cfg.env)
+            if self.cfg.corpus:
+                setup_hall(url, data_dir / "models")
+                self.corpus = CorpusDrops(input_dir, data_dir / "outside", self.cfg.seed)
+                extra = {**corpus_settings(), **extra}
+            files = self.volume.path if self.volume is not None else data_dir
+            self.quarantine_dir = files / "quarantine"
+            self.storage_dir = files / "storage"
+            env, ports = stack_env(
+                url,
+                data_dir,
+                input_dir,
+                HYDRA_STORAGE_DIR=str(self.storage_dir),
+                HYDRA_QUARANTINE_DIR=str(self.quarantine_dir),
+                # A file deleted 0.3 s after it appeared (a corpus kind) must not be read.
+                HYDRA_STABLE_SECONDS="1.0",
+                # Longer than a model server restart: a restart costs time, not verdicts.
+                HYDRA_MODEL_SERVER_RETRY_SECONDS="90",
+                **extra,
+            )
+            self.logs = data_dir / "logs"
+            progress(f"starting the stack (logs in {self.logs})")
+            stack = start_stack(env, ports, self.logs)
             self.db = Db(url)
             try:
                 with Supervisor(stack):
@@ -612,7 +686,8 @@ class Drill:
         return self.outcome
 
     def _targets(self) -> Iterator[str]:
-        """Every service once per cycle in random order; MariaDB once, in the first cycle.
+        """Every service (and MariaDB) once per cycle in random order; the disk-full episode
+        once, in the first cycle.
 
         After ``cycles`` cycles, more follow only while the simulator has not yet written
         ``images`` images and ``kill_until_images`` is set.
@@ -622,9 +697,11 @@ class Drill:
             self.cfg.kill_until_images and self.sim.count() < self.cfg.images
         ):
             cycle: list[str] = list(KILLABLE)
+            if self.cfg.restart_db:
+                cycle.append("mariadb")
             self.rng.shuffle(cycle)
-            if cycle_no == 0 and self.cfg.restart_db:
-                cycle.insert(self.rng.randrange(1, len(cycle) + 1), "mariadb")
+            if cycle_no == 0 and self.volume is not None:
+                cycle.insert(self.rng.randrange(1, len(cycle) + 1), DISK_FULL)
             yield from cycle
             cycle_no += 1
 
@@ -640,14 +717,23 @@ class Drill:
         self.sim = sim
         sim.start()
         bad = iter(bad_files())
+        per_fault = 1
+        if self.corpus is not None:
+            faults = len(KILLABLE) + cfg.restart_db + (self.volume is not None)
+            per_fault = -(-len(self.corpus.pending) // faults)
         try:
             self._wait_first_rows()
             for target in self._targets():
                 time.sleep(self.rng.uniform(*cfg.gap))
+                if target == DISK_FULL:
+                    self._disk_full(stack, started)
+                    continue
                 # A bad file now and then: it must never stop the pipeline nor get a row.
                 for _kind, rel, data, _outcome in itertools.islice(bad, 1):
                     write_atomically(input_dir / rel, data)
                     out.bad_files += 1
+                if self.corpus is not None:
+                    self.corpus.drop(per_fault)
                 burst = cfg.burst > 0 and self.rng.random() < 0.5
                 if burst:
                     # Kill while a backlog moves through every stage.
@@ -663,6 +749,8 @@ class Drill:
             for _kind, rel, data, _outcome in bad:
                 write_atomically(input_dir / rel, data)
                 out.bad_files += 1
+            if self.corpus is not None:
+                self.corpus.finish(self._has_row, self._wait_for)
             while sim.count() < cfg.images and sim.running:
                 time.sleep(0.5)
         finally:
@@ -672,12 +760,25 @@ class Drill:
         out.images = sim.count()
         self.progress(f"simulator stopped after {out.images} images; draining")
 
-    def _wait_first_rows(self) -> None:
-        deadline = time.monotonic() + self.cfg.recover_timeout
-        while self._rows_count() == 0:
+    def _wait_for(self, cond: Callable[[], bool], timeout: float | None = None) -> bool:
+        deadline = time.monotonic() + (timeout or self.cfg.recover_timeout)
+        while not cond():
             if time.monotonic() > deadline:
-                raise TimeoutError("the pipeline committed nothing")
-            time.sleep(0.5)
+                return False
+            time.sleep(0.25)
+        return True
+
+    def _has_row(self, path: str) -> bool:
+        try:
+            return bool(
+                self.db.scalar("SELECT COUNT(*) FROM run_history WHERE source_path = :p", p=path)
+            )
+        except Exception:  # MariaDB restarting
+            return False
+
+    def _wait_first_rows(self) -> None:
+        if not self._wait_for(lambda: self._rows_count() > 0):
+            raise TimeoutError("the pipeline committed nothing")
 
     def _rows_count(self) -> int:
         try:
@@ -685,35 +786,40 @@ class Drill:
         except Exception:  # MariaDB restarting
             return 0
 
-    def _max_id(self) -> int:
-        return int(self.db.scalar("SELECT COALESCE(MAX(id), 0) FROM run_history"))
+    def _max_id(self, table: str = "run_history") -> int:
+        return int(self.db.scalar(f"SELECT COALESCE(MAX(id), 0) FROM {table}"))
 
     def _kill(self, stack: LocalStack, target: str, started: float, burst: bool) -> Kill:
         last_id = self._max_id()
         t0 = time.monotonic()
+        wall0 = time.time()
         kill = Kill(target, t0 - started, None, self.sim.count(), burst=burst)
         if target == "mariadb":
-            kill.outage_s = restart_mariadb()
+            kill.outage_s = self.mariadb.kill9()
         else:
             stack.kill(target, signal.SIGKILL)  # the supervisor thread restarts it
         deadline = t0 + self.cfg.recover_timeout
         while time.monotonic() < deadline:
-            if self._progressed(stack, target, t0, last_id):
+            if self._progressed(stack, target, t0, wall0, last_id):
                 kill.recover_s = time.monotonic() - t0
                 break
             time.sleep(0.25)
         return kill
 
-    def _progressed(self, stack: LocalStack, target: str, t0: float, last_id: int) -> bool:
+    def _progressed(
+        self, stack: LocalStack, target: str, t0: float, wall0: float, last_id: int
+    ) -> bool:
         """Has the pipeline moved since ``t0``, through ``target``?"""
         if target == "api":
             return api_answers(stack)
+        if target == "modelconfig":
+            # Back when it has read the database and matched the file again.
+            port = stack.ports.metrics["modelconfig"]
+            done = scrape(port, "hydra_modelconfig_last_success_timestamp_seconds")
+            if done is None or done < wall0:
+                return False
         try:
-            rows = self.db.rows(
-                "SELECT rh.source_path, rh.status, pt.name FROM run_history rh"
-                " JOIN plot_types pt ON pt.id = rh.plot_type_id WHERE rh.id > :last",
-                last=last_id,
-            )
+            rows = self.fresh_rows(last_id)
         except Exception:  # MariaDB still restarting
             return False
         fresh = self.sim.written_since(t0)
@@ -727,54 +833,161 @@ class Drill:
                 return True
         return False
 
+    def fresh_rows(self, last_id: int) -> list[Any]:
+        """(source path, status, plot type) of the rows after ``last_id``."""
+        return self.db.rows(
+            "SELECT rh.source_path, rh.status, pt.name FROM run_history rh"
+            " JOIN plot_types pt ON pt.id = rh.plot_type_id WHERE rh.id > :last",
+            last=last_id,
+        )
+
+    # --- the disk-full episode ------------------------------------------------------------
+
+    def _disk_full(self, stack: LocalStack, started: float) -> None:
+        """Fill the storage volume: verdicts go on, images are skipped with a reason and a
+        metric, the feeder cannot quarantine; free it: storing and quarantining resume."""
+        assert self.volume is not None
+        time.sleep(SETTLE_S)  # bad files dropped before are quarantined before it fills
+        ep = DiskFull(at_s=time.monotonic() - started)
+        self.outcome.disk_full.append(ep)
+        keeper = stack.ports.metrics["keeper"]
+        skipped = 'hydra_keeper_files_skipped_total{reason="disk_full"}'
+        before = scrape(keeper, skipped) or 0.0
+        last_id = self._max_id()
+        ep.filled_bytes = self.volume.fill()
+        t_full = time.monotonic()
+        refused = self._drop_bad(901)
+        if not self._wait_for(lambda: (scrape(keeper, skipped) or 0.0) > before):
+            ep.problems.append("hydra_keeper_files_skipped_total{disk_full} did not rise")
+        ep.skipped_disk_full = (scrape(keeper, skipped) or 0.0) - before
+
+        def recorded_while_full() -> bool:
+            fresh = self.sim.written_since(t_full)
+            ep.rows_while_full = sum(r[0] in fresh for r in self.fresh_rows(last_id))
+            return ep.rows_while_full >= 3
+
+        if not self._wait_for(recorded_while_full):
+            ep.problems.append("no verdicts recorded while the disk was full")
+        feeder_log = self.logs / "feeder.log"
+        ep.quarantine_refused = self._wait_for(
+            lambda: (
+                (self.input_dir / refused).is_file()
+                and any(
+                    "could not quarantine" in line and refused in line
+                    for line in read_lines(feeder_log)
+                )
+            ),
+            timeout=60,
+        )
+        if not ep.quarantine_refused:
+            ep.problems.append("the feeder did not report the bad file it could not quarantine")
+        if not self.volume.is_full():
+            ep.problems.append("the volume was not full")
+        self.volume.free()
+        t_free, wall_free = time.monotonic(), time.time()
+        ep.full_s = t_free - t_full
+        stored = self._wait_for(lambda: self._stored_since(wall_free))
+        ep.resumed_s = time.monotonic() - t_free if stored else None
+        if not stored:
+            ep.problems.append("no image stored after the space returned")
+        after = self._drop_bad(902)
+        ep.quarantine_resumed = self._wait_for(
+            lambda: (self.quarantine_dir / "not_an_image" / after).is_file(), timeout=60
+        )
+        if not ep.quarantine_resumed:
+            ep.problems.append("a bad file after the space returned was not quarantined")
+        self.progress(
+            f"[{ep.at_s:6.1f}s] disk full   {ep.skipped_disk_full:.0f} files skipped, "
+            f"{ep.rows_while_full} verdicts while full; storing again after "
+            + (f"{ep.resumed_s:.1f}s" if ep.resumed_s is not None else "NEVER")
+        )
+
+    def _drop_bad(self, chunk: int) -> str:
+        """A text file named like a plot (quarantined as ``not_an_image``; it has bytes to
+        copy, which a full volume refuses); returns its relative path."""
+        rel = f"RunPeriod-{RUN_PERIOD}/Run{BAD_RUN}/{NO_MODEL_TYPE}_{chunk:04d}.png"
+        write_atomically(self.input_dir / rel, b"not a plot\n" * 400)
+        self.disk_full_bad.append(rel)
+        return rel
+
+    def _stored_since(self, wall: float) -> bool:
+        """A file under the storage root written at or after ``wall`` (Unix time)."""
+        for path in self.storage_dir.rglob("*"):
+            try:
+                if path.is_file() and path.stat().st_mtime >= wall:
+                    return True
+            except FileNotFoundError:
+                continue
+        return False
+
+    # --- the final check ------------------------------------------------------------------
+
     def _check(self, stack: LocalStack, data_dir: Path) -> None:
         out = self.outcome
         written = self.sim.paths()
+        expected_rows = len(written) + (self.corpus.expected_rows() if self.corpus else 0)
         begun = time.monotonic()
         deadline = begun + self.cfg.drain_timeout
         while time.monotonic() < deadline:
-            if self._rows_count() >= len(written):
+            if self._rows_count() >= expected_rows:
                 break
             time.sleep(1.0)
         time.sleep(3.0)  # an extra (duplicate) row would show up now
         out.drain_s = time.monotonic() - begun
-        rows = self.db.rows("SELECT source_path, order_id, status FROM run_history")
-        paths = [r[0] for r in rows]
+        rows = self.db.rows(
+            "SELECT rh.source_path, rh.order_id, rh.status, rh.verdict, rh.run_number,"
+            " rh.run_period, rh.chunk, pt.name"
+            " FROM run_history rh JOIN plot_types pt ON pt.id = rh.plot_type_id"
+        )
         out.rows = len(rows)
+        sim_rows = [r for r in rows if r[0] in written]
+        sim_paths = [r[0] for r in sim_rows]
         out.duplicate_order_ids = len(rows) - len({r[1] for r in rows})
-        out.duplicate_source_paths = len(paths) - len(set(paths))
-        out.duplicates = out.duplicate_order_ids + out.duplicate_source_paths
-        lost = sorted(written - set(paths))
+        out.duplicate_source_paths = len(sim_paths) - len(set(sim_paths))
+        chunks = [(r[7], r[5], r[4], r[6]) for r in sim_rows]
+        out.duplicate_plot_chunks = len(chunks) - len(set(chunks))
+        out.duplicates = (
+            out.duplicate_order_ids + out.duplicate_source_paths + out.duplicate_plot_chunks
+        )
+        lost = sorted(written - set(sim_paths))
         out.lost = len(lost)
         out.lost_examples = lost[:10]
-        out.unexpected_rows = len(set(paths) - written)
-        out.error_rows = sum(str(r[2]).lower() == "error" for r in rows)
+        bad = bad_files()[: out.bad_files]
+        bad_paths = {rel for _k, rel, _d, _o in bad} | set(self.disk_full_bad)
+        corpus = corpus_paths() if self.corpus is not None else set()
+        paths = {r[0] for r in rows}
+        out.unexpected_rows = len(paths - written - corpus - bad_paths)
+        allowed_errors = error_paths() if self.corpus is not None else set()
+        errors = [r[0] for r in rows if r[3] == "Error" or str(r[2]).lower() == "error"]
+        out.error_rows = len(errors)
+        out.expected_error_rows = sum(p in allowed_errors for p in errors)
+        out.unexpected_error_rows = sorted(p for p in errors if p not in allowed_errors)[:20]
         out.ledger_pending = int(
             self.db.scalar("SELECT COUNT(*) FROM fed_files WHERE state = 'pending'")
         )
-        bad = bad_files()[: out.bad_files]
-        out.bad_files_with_rows = len({rel for _k, rel, _d, _o in bad} & set(paths))
+        out.bad_files_with_rows = len(bad_paths & paths)
         for kind, rel, _data, outcome in bad:
-            where = data_dir / "quarantine" / kind / rel if outcome == "quarantined" else None
+            where = self.quarantine_dir / kind / rel if outcome == "quarantined" else None
             if where is not None and where.is_file():
                 out.bad_files_quarantined += 1
             elif where is None and (self.input_dir / rel).is_file():
                 out.bad_files_skipped += 1
             else:
                 out.bad_files_misplaced.append(f"{kind}: {rel}")
+        if self.corpus is not None:
+            by_path: dict[str, list[tuple[str, int]]] = {}
+            for r in rows:
+                if r[0] in corpus:
+                    by_path.setdefault(r[0], []).append((r[3], int(r[4])))
+            feeder_log = read_lines(self.logs / "feeder.log")
+            out.corpus = self.corpus.check(self.quarantine_dir, by_path, feeder_log)
+        out.mariadb_crash_recoveries = self.mariadb.crash_recoveries()
         out.restarts = dict(stack.restarts)
         killed = {t: sum(k.target == t for k in out.kills) for t in KILLABLE}
         out.unexpected_restarts = {
             s: n - killed.get(s, 0) for s, n in stack.restarts.items() if n != killed.get(s, 0)
         }
-        self.failed = bool(
-            out.lost
-            or out.duplicates
-            or out.unexpected_rows
-            or out.bad_files_with_rows
-            or out.bad_files_misplaced
-            or any(k.recover_s is None for k in out.kills)
-        )
+        self.failed = bool(out.failures())
 
 
 def main() -> None:
@@ -786,7 +999,9 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
-    parser.add_argument("--no-restart-db", dest="restart_db", action="store_false")
+    parser.add_argument("--no-kill-db", dest="restart_db", action="store_false")
+    parser.add_argument("--no-disk-full", dest="disk_full", action="store_false")
+    parser.add_argument("--no-corpus", dest="corpus", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the database and logs")
     parser.add_argument("--no-record", dest="record", action="store_false")
     args = parser.parse_args()
@@ -796,6 +1011,8 @@ def main() -> None:
         images=args.images,
         cycles=args.cycles,
         restart_db=args.restart_db,
+        disk_full=args.disk_full,
+        corpus=args.corpus,
         interval=args.interval,
         seed=args.seed,
         keep=args.keep,
@@ -809,16 +1026,9 @@ def main() -> None:
     print(json.dumps(short, indent=2))
     for target, fig in figures["recovery"].items():
         print(f"  {target:<11} kills={fig['kills']} max={fig['recover_max_s']}s {fig['recover_s']}")
-    failed = (
-        outcome.lost
-        or outcome.duplicates
-        or outcome.unexpected_rows
-        or outcome.bad_files_with_rows
-        or outcome.bad_files_misplaced
-        or figures["not_recovered"]
-    )
-    if failed:
-        raise SystemExit(f"DRILL FAILED (data kept in {outcome.data_dir})")
+    failures = outcome.failures()
+    if failures:
+        raise SystemExit(f"DRILL FAILED: {'; '.join(failures)} (data kept in {outcome.data_dir})")
 
 
 if __name__ == "__main__":

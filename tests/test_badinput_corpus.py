@@ -27,19 +27,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_common.db.engine import make_engine
 from hydra_common.launcher import LocalStack, Ports, stack_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.badinput is imported as a package of the repository
     sys.path.insert(0, str(ROOT))
 
 from tests.badinput import corpus as c  # noqa: E402
+from tests.badinput import outcomes as o  # noqa: E402
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 
-MODEL_LABELS = ("Good", "Bad")
+MODEL_LABELS = o.MODEL_LABELS
 
 
 @dataclass
@@ -63,67 +64,13 @@ def _sql(url: str, query: str, **params: Any) -> list[Any]:
     return asyncio.run(run())
 
 
-def _setup_hall(url: str, model_dir: Path) -> None:
-    """Plot types and models the corpus expects (see tests/badinput/corpus.py)."""
-    from hydra_common.db import schema as s
-    from hydra_trainer.export import export_untrained_model
-    from hydra_trainer.store import add_plot_type
-
-    export_untrained_model(model_dir, c.GOOD, 1, MODEL_LABELS, input_size=32)
-    for name in (c.JPEG_TYPE, c.FAILING):
-        shutil.copytree(model_dir / c.GOOD, model_dir / name)
-    # name -> (file type, label order of its model row; None = no model)
-    models: dict[str, tuple[str, tuple[str, ...] | None]] = {
-        c.GOOD: ("png", MODEL_LABELS),
-        c.JPEG_TYPE: ("jpg", MODEL_LABELS),
-        c.MISSING: ("png", MODEL_LABELS),  # no files on the model server
-        c.FAILING: ("png", (*MODEL_LABELS, "NoData")),  # the model gives 2 weights, not 3
-        c.IGNORED: ("png", None),
-    }
-
-    async def run() -> None:
-        engine = make_engine(url)
-        try:
-            async with make_sessionmaker(engine)() as session, session.begin():
-                for name, (file_type, labels) in models.items():
-                    pt = await add_plot_type(
-                        session,
-                        name,
-                        ("Good", "Bad", "NoData"),
-                        detector="BI",
-                        collect_percent=0.0,
-                        file_type=file_type,
-                    )
-                    pt.ignored = name == c.IGNORED
-                    if labels is None:
-                        continue
-                    model = s.Model(
-                        plot_type_id=pt.id,
-                        name=name,
-                        version=1,
-                        architecture="small",
-                        input_height=32,
-                        input_width=32,
-                        label_order=list(labels),
-                        status=s.ModelStatus.ACTIVE,
-                        trained_by="badinput",
-                    )
-                    session.add(model)
-                    await session.flush()
-                    pt.active_model_id = model.id
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-
-
 @pytest.fixture(scope="module")
 def hall() -> Iterator[Hall]:
     url = create_mysql_database("hydra_badinput")
     data_dir = Path(tempfile.mkdtemp(prefix="hydra-badinput-"))
     ctx = c.Context(input_dir=data_dir / "input", outside_dir=data_dir / "outside")
     ctx.input_dir.mkdir()
-    _setup_hall(url, data_dir / "models")
+    o.setup_hall(url, data_dir / "models")
     ports = Ports.free()
     env = stack_environment(ports)
     env.update(
@@ -213,52 +160,10 @@ def _log_lines(hall: Hall) -> list[str]:
     return text.splitlines()
 
 
-def _as_logged(rel: str) -> str:
-    # The services write their logs with Python's stderr error handler, backslashreplace.
-    return rel.encode("utf-8", "backslashreplace").decode()
-
-
 def _check_kind(hall: Hall, kind: c.Kind, rows: dict[str, list[tuple[str, int]]]) -> list[str]:
     """What is wrong with this kind's outcome (empty when it is as documented)."""
-    problems: list[str] = []
-    source = hall.ctx.input_dir / kind.rel
-    logged = [line for line in _log_lines(hall) if f"path={_as_logged(kind.rel)} " in line + " "]
-    mine = rows.get(kind.rel, [])
-    quarantined = hall.data_dir / "quarantine" / (kind.reason or "-") / kind.rel
-    if kind.outcome == c.QUARANTINED:
-        if source.exists() or source.is_symlink():
-            problems.append("still in the input directory")
-        if not (quarantined.exists() or quarantined.is_symlink()):
-            problems.append(f"not in {quarantined}")
-        else:
-            notes = [p for p in quarantined.parent.iterdir() if p.name.endswith(".reason.txt")]
-            if not any(f"reason: {kind.reason}" in p.read_text() for p in notes):
-                problems.append("no note with the reason")
-        if not any("file quarantined" in x and f"reason={kind.reason}" in x for x in logged):
-            problems.append(f"no log line 'file quarantined' with reason={kind.reason}")
-    elif kind.outcome == c.SKIPPED:
-        if not source.is_file():
-            problems.append("a skipped file must stay in place")
-        if not any("file skipped" in x and f"reason={kind.reason}" in x for x in logged):
-            problems.append(f"no log line 'file skipped' with reason={kind.reason}")
-    elif kind.outcome in (c.NOT_A_FILE, c.FORGOTTEN):
-        # A file deleted between the stability check and the read is logged as vanished.
-        unexpected = [x for x in logged if "reason=vanished" not in x]
-        if unexpected or (kind.outcome == c.NOT_A_FILE and logged):
-            problems.append(f"logged: {logged[:2]}")
-        if kind.outcome == c.NOT_A_FILE and not source.exists():
-            problems.append("it must be left alone")
-    if kind.outcome in (c.QUARANTINED, c.SKIPPED, c.NOT_A_FILE, c.FORGOTTEN) and mine:
-        problems.append(f"has run_history rows {mine}")
-    if kind.outcome == c.VERDICT:
-        if len(mine) != 1 or mine[0][0] not in MODEL_LABELS:
-            problems.append(f"wants one row with a model verdict, has {mine}")
-    elif kind.outcome == c.ERROR_VERDICT:
-        if [v for v, _ in mine] != ["Error"]:
-            problems.append(f"wants one Error row, has {mine}")
-    elif kind.outcome == c.FED_AGAIN and len(mine) != 2:
-        problems.append(f"wants two rows (first write and rewrite), has {mine}")
-    return problems
+    quarantine = hall.data_dir / "quarantine"
+    return o.check_kind(kind, hall.ctx.input_dir, quarantine, rows, _log_lines(hall))
 
 
 def test_corpus_lists_enough_kinds_and_reasons() -> None:
