@@ -321,6 +321,11 @@ def test_run_conditions_are_recorded_shown_live_and_deleted(
     page.get_by_test_id("rc-add").click()
     expect(page.get_by_test_id("rc-current")).to_have_attribute("data-run", str(run))
     expect(page.get_by_test_id("rc-current")).to_contain_text("special: alarms suppressed")
+    # What the keeper's rule makes of it (no EPICS PVs in this hall: run conditions rule).
+    state = page.get_by_test_id("rc-beam-state")
+    expect(state).to_have_attribute("data-source", "rest")
+    expect(state).to_have_attribute("data-state", "off")  # 0.25 nA, below the threshold
+    expect(state).to_contain_text("suppressed")
     row = page.locator(f"[data-testid=rc-row][data-run='{run}']")
     expect(row).to_have_count(1)
     beam, run_type, special = _one(

@@ -17,6 +17,7 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
   const [runType, setRunType] = useState("");
   const [special, setSpecial] = useState(false);
   const latest = useQuery(`rc-latest-${version}`, (signal) => ok(api.GET("/api/run-conditions", { params: { query: { limit: 1 } }, signal })), 5000);
+  const live = useQuery(`rc-beam-${version}`, (signal) => ok(api.GET("/api/beam", { signal })), 5000);
   const list = useQuery(`rc-list-${version}`, (signal) => ok(api.GET("/api/run-conditions", { params: { query: { limit: 100 } }, signal })));
   const act = async (call: () => Promise<unknown>) => {
     try {
@@ -47,8 +48,34 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
       <section className="live-box" data-testid="rc-live">
         <h3>Live values</h3>
         <p className="muted">
-          What <code>GET /api/run-conditions</code> returns as the current run conditions (its latest row, refreshed every 5 s): written by the hall's scripts or by hand
-          below. Beam state read from EPICS will show here as well once the keeper's beam watcher publishes it through the API.
+          The beam and run state the keeper uses for alarms (<code>GET /api/beam</code>, refreshed every 5 s): from EPICS when beam PVs are configured, else from the
+          latest run conditions below.
+        </p>
+        {live.data && (
+          <dl className="details" data-testid="rc-beam-state" data-source={live.data.source} data-state={live.data.state}>
+            <dt>Source</dt>
+            <dd>{live.data.source === "epics" ? "EPICS" : live.data.source === "rest" ? "run conditions (REST)" : "none"}</dd>
+            <dt>Beam</dt>
+            <dd>
+              {live.data.state} ({beam(live.data.beam_current)}; on above {live.data.threshold} nA)
+            </dd>
+            <dt>Run</dt>
+            <dd>
+              {live.data.run_number ?? "—"} {live.data.run_type}
+              {live.data.special ? " (special run)" : ""}
+            </dd>
+            <dt>Alarms</dt>
+            <dd>
+              {live.data.alarms ? "raised" : "suppressed"}
+              {live.data.reason ? ` — ${live.data.reason}` : ""}
+            </dd>
+            <dt>Last heard</dt>
+            <dd>{live.data.heard_at ? new Date(live.data.heard_at).toLocaleString() : "—"}</dd>
+          </dl>
+        )}
+        <h3>Latest run conditions</h3>
+        <p className="muted">
+          What <code>GET /api/run-conditions</code> returns as the current run conditions (its latest row): written by the hall's scripts or recorded by hand below.
         </p>
         {now ? (
           <dl className="details" data-testid="rc-current" data-run={String(now.run_number)}>
@@ -65,7 +92,7 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
             <dd>{new Date(now.recorded_at).toLocaleString()}</dd>
           </dl>
         ) : (
-          <p className="muted">No run conditions recorded: the beam counts as unknown.</p>
+          <p className="muted">No run conditions recorded.</p>
         )}
       </section>
       <form
@@ -95,7 +122,7 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
           Record
         </button>
       </form>
-      <Notice text={latest.error || list.error || error} />
+      <Notice text={live.error || latest.error || list.error || error} />
       <table data-testid="rc-list">
         <thead>
           <tr>
