@@ -117,5 +117,12 @@ def test_crew_acknowledges_an_alarm_on_the_run_page(
         "SELECT username FROM audit_log WHERE entity = 'alarm' AND entity_id = :pt", pt=plot_type
     )
     assert [r[0] for r in audit] == [hall.username("labeler")]
-    crew.assert_no_console_errors()
-    viewer.assert_no_console_errors()
+    # The Log page shows the raise and who acknowledged it.
+    log = open_page("/log", who="viewer")
+    rows = log.page.locator("[data-testid=log-row]", has_text=plot_type)
+    expect(rows.get_by_test_id("log-event").filter(has_text="alarm acknowledge")).to_contain_text(
+        f"by {hall.username('labeler')}"
+    )
+    expect(rows.get_by_test_id("log-event").filter(has_text="alarm raise")).to_have_count(1)
+    for tab in (crew, viewer, log):
+        tab.assert_no_console_errors()
