@@ -1,3 +1,3 @@
-"""Root conftest: shared fixtures live in hydra_common.testing."""
+"""Root conftest: shared fixtures live in hydra_testsupport.mysql."""
 
-pytest_plugins = ["hydra_common.testing"]
+pytest_plugins = ["hydra_testsupport.mysql"]

@@ -11,14 +11,11 @@ among them the feeder quarantined or skipped.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tests.badinput is a package of the repository
-    sys.path.insert(0, str(ROOT))
 
 from tests.badinput import corpus as c  # noqa: E402
 from tests.badinput import outcomes as o  # noqa: E402

@@ -77,7 +77,7 @@ import sqlalchemy as sa
 from bench.drill import Db, scrape
 from bench.results import median_spread
 from hydra_common.launcher import LocalStack, Ports, stack_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 log = logging.getLogger("bench.pipeline")
 

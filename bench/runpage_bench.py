@@ -57,7 +57,7 @@ from hydra_common.db.schema import Classification, Model, PlotType, Threshold, u
 from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_common.launcher import LocalStack, Ports, stack_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 PLOT_TYPES = 40
 CLIENTS = 4  # Run pages open at once (browsers in the counting house)

@@ -50,7 +50,7 @@ import sqlalchemy as sa
 from bench.results import record
 from hydra_common.db.engine import make_engine
 from hydra_common.launcher import LocalStack, Ports, stack_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 PLOT_TYPES = 568
 PERIOD_S = 180  # every plot type every 3 minutes

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import sys
 import tempfile
 import time
 import urllib.request
@@ -32,8 +31,6 @@ from hydra_common.launcher import LocalStack, Ports, stack_environment
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tests.badinput is imported as a package of the repository
-    sys.path.insert(0, str(ROOT))
 
 from tests.badinput import corpus as c  # noqa: E402
 from tests.badinput import outcomes as o  # noqa: E402

@@ -33,7 +33,7 @@ from bench.drill import (
     start_stack,
 )
 from hydra_common.launcher import LocalStack
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 

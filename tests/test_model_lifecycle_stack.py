@@ -27,24 +27,14 @@ from hydra_common import lifecycle
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Model, ModelStatus
 from hydra_common.launcher import LocalStack, Ports, hall_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport import eventually
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 
 PLOT_TYPE = "FTOF_adcTime_s1"
 SERVICES = ("modelconfig", "modelserver", "keeper", "balancer", "predictor", "feeder")
 T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], within: float = 60.0, every: float = 0.2) -> T:
-    """The first truthy value ``probe`` returns, polling until ``within`` seconds passed."""
-    deadline = time.monotonic() + within
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(every)
 
 
 def _db(url: str, work: Callable[[Any], Any]) -> Any:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from hydra_common.db.engine import make_engine
 from hydra_common.launcher import LocalStack, Ports, hall_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 

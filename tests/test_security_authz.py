@@ -12,7 +12,6 @@ is compared before and after. A new mutating route that is not in the table fail
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ import pytest
 from fastapi.routing import APIRoute
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from hydra_common.db.schema import (  # noqa: E402
     Classification,

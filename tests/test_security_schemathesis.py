@@ -15,7 +15,6 @@ tested in services/api/tests/test_api_runtime.py).
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 from collections import Counter
@@ -42,11 +41,9 @@ from hydra_api.main import create_app
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Role, User, UserPermission
 from hydra_common.launcher import free_port
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from tests.security import support as sup  # noqa: E402
 

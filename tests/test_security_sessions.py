@@ -10,7 +10,6 @@ is set, sessions that must stop working, and the limit's edges.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from hydra_api.security import SessionSigner  # noqa: E402
 from hydra_common.db.schema import User  # noqa: E402

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, ConsoleMessage, expect, sync_playwright
 
 from hydra_api.security import hash_password
 from hydra_common.launcher import LocalStack, Ports, stack_environment
-from hydra_common.testing import create_mysql_database, drop_mysql_database
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helper modules next to this file
 import browser_seed

@@ -211,7 +211,7 @@ async def start(url: str, tmp: Path, **overrides: Any) -> Harness:
 @contextlib.asynccontextmanager
 async def mysql_harness(prefix: str, tmp: Path, **overrides: Any) -> AsyncIterator[Harness]:
     """A harness on a fresh MariaDB database, dropped afterwards."""
-    from hydra_common.testing import create_mysql_database, drop_mysql_database
+    from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
     # Both run their own event loop (asyncio.run): keep them off the test's loop.
     url = await asyncio.to_thread(create_mysql_database, prefix)

@@ -9,13 +9,11 @@ sent.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, get_args
@@ -27,6 +25,7 @@ from hydra_api.models import Architecture, Init, Sampling
 from hydra_api.training import TrainingLauncher
 from hydra_common.db.schema import AuditLog, Role, TrainingRun, TrainingRunStatus
 from hydra_common.training import ARCHITECTURES, INITS, SAMPLING_METHODS
+from hydra_testsupport import eventually_async as eventually
 
 # Stands in for ``hydra train``: records its arguments and pid in OUT/argv-<run>.json, then
 # waits until the test writes OUT/release-<run> (the exit code) -- a running training.
@@ -44,15 +43,6 @@ while not os.path.exists(release) and time.monotonic() < deadline:
     time.sleep(0.05)
 sys.exit(int(open(release).read() or 0) if os.path.exists(release) else 3)
 """
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 30) -> None:
-    """Poll until check() is true; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def _wait_status(client: Any, run_id: int, status: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -19,16 +19,7 @@ from prometheus_client import CollectorRegistry
 from hydra_balancer.service import RESPONSE_BYTES, BalancerService
 from hydra_balancer.settings import BalancerSettings
 from hydra_balancer.wire import id_of
-
-
-async def eventually(cond: Callable[[], bool], within: float = 15.0) -> None:
-    """Poll until cond() holds; fail after a generous time."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+from hydra_testsupport import eventually_async as eventually
 
 
 def order(i: int, image: bytes = b"") -> order_pb2.InferenceOrder:

@@ -26,16 +26,7 @@ from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import FedFile, PlotType
 from hydra_feeder.service import FeederService
 from hydra_feeder.settings import FeederSettings
-
-
-async def eventually(cond: Callable[[], bool], within: float = 20.0) -> None:
-    """Poll until cond() holds; fail after a generous time."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+from hydra_testsupport import eventually_async as eventually
 
 
 def png(color: tuple[int, int, int] = (10, 200, 10), size: tuple[int, int] = (32, 24)) -> bytes:

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from hydra_common.db.engine import make_engine
 from hydra_common.db.migrate import upgrade
-from hydra_common.testing import DEFAULT_MYSQL, drop_mysql_database
 from hydra_keeper.reference import ReferenceCache
 from hydra_keeper.writer import BatchWriter
+from hydra_testsupport.mysql import DEFAULT_MYSQL, drop_mysql_database
 
 
 async def _admin(sql: str) -> None:

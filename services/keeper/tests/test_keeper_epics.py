@@ -22,6 +22,7 @@ from caproto.asyncio.server import Context as ServerContext
 
 from hydra_keeper.beam import pv_value
 from hydra_keeper.epics_status import stop_server
+from hydra_testsupport import eventually_async as eventually
 
 GOOD, BAD = (0.9, 0.1), (0.1, 0.9)
 LOOPBACK_ENV = {
@@ -103,19 +104,6 @@ async def ioc(epics_env: dict[str, str]) -> AsyncIterator[Any]:
     iocs = Iocs()
     yield iocs
     await iocs.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str) -> None:
-    """Poll until ``check`` holds (generous deadline: no timing is asserted)."""
-    deadline = time.monotonic() + 30
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, f"never: {what}"
-        await asyncio.sleep(0.05)
 
 
 def test_the_fixture_keeps_channel_access_on_loopback(epics_env: dict[str, str]) -> None:

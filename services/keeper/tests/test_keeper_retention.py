@@ -38,9 +38,9 @@ from hydra_common.db.schema import (
     TrainingSetImage,
     utcnow,
 )
-from hydra_common.testing import create_mysql_database, drop_mysql_database
 from hydra_keeper.cli import register
 from hydra_keeper.retention import Pruner, RetentionMetrics, RetentionPolicy
+from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 OLD = timedelta(days=400)  # past every default retention
 NEW = timedelta(days=1)  # within every default retention

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -25,6 +23,7 @@ from hydra_common.grpcserver import channel  # noqa: E402
 from hydra_common.modelconfig import ModelEntry, render, write_if_changed  # noqa: E402
 from hydra_modelserver.service import ModelServerService  # noqa: E402
 from hydra_modelserver.settings import ModelServerSettings  # noqa: E402
+from hydra_testsupport import eventually_async as eventually  # noqa: E402
 from hydra_trainer.export import export_untrained_model  # noqa: E402
 
 from .test_modelserver_api import LABELS, png, predict_request  # noqa: E402
@@ -32,13 +31,6 @@ from .test_modelserver_api import LABELS, png, predict_request  # noqa: E402
 pytestmark = pytest.mark.tf
 
 MODEL = "RF_time"
-
-
-async def eventually(cond: Callable[[], bool], within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def listing(model_dir: Path, versions: tuple[int, ...]) -> str:

@@ -15,7 +15,7 @@ import io
 import shutil
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,7 @@ tf = pytest.importorskip("tensorflow")
 
 from hydra_modelserver.service import ModelServerService  # noqa: E402
 from hydra_modelserver.settings import ModelServerSettings  # noqa: E402
+from hydra_testsupport import eventually_async as eventually  # noqa: E402
 from hydra_trainer.export import export_untrained_model  # noqa: E402
 
 pytestmark = [pytest.mark.tf, pytest.mark.mysql]
@@ -72,16 +73,6 @@ def make_order(plot_type: str, image: bytes) -> order_pb2.InferenceOrder:
     return order_pb2.InferenceOrder(
         order_id=uuid7(), plot_type=plot_type, image=image, chunk=-1, run_number=4242
     )
-
-
-async def eventually(cond: Callable[[], bool], within: float = 60.0) -> None:
-    """Poll until cond() holds; fail after a generous time (the machine may be busy)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 class FakeKeeper(keeper_pb2_grpc.KeeperServiceServicer):
@@ -762,7 +753,7 @@ async def test_a_cbam_model_trains_exports_serves_and_explains(
     orders = [make_order(plot_type, IMAGES[0]), make_order(plot_type, IMAGES[0])]
     fakes.balancer.add(orders)
     async with running_predictor(stack, fakes):
-        await eventually(lambda: all(o.order_id in fakes.balancer.done for o in orders), 120)
+        await eventually(lambda: all(o.order_id in fakes.balancer.done for o in orders), within=120)
     for order in orders:
         report = fakes.keeper.reports[order.order_id]
         assert report.status == report_pb2.REPORT_STATUS_OK, report.error

@@ -1,4 +1,4 @@
-"""Pytest fixtures shared by every service's tests (registered in the root conftest).
+"""Pytest fixtures and helpers for MySQL-backed tests (registered in the root conftest).
 
 Tests that need MySQL use a real server at ``HYDRA_TEST_MYSQL_URL`` (default: the local
 MariaDB). Each test session gets its own freshly migrated database. With ``CI=true`` a missing

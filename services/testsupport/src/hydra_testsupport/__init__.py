@@ -1,0 +1,7 @@
+"""Hydra's test support, for the services' tests, ``tests/`` and ``bench/`` (never shipped in
+an image): ``mysql`` (a freshly migrated database per test session, and per stack),
+``polling`` (wait for a condition with a deadline, never a bare sleep)."""
+
+from hydra_testsupport.polling import eventually, eventually_async
+
+__all__ = ["eventually", "eventually_async"]
