@@ -49,7 +49,8 @@ from hydra_api.training import TrainingLauncher
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Role, User
 from hydra_common.errors import HydraError
-from hydra_common.logs import get_logger, setup_logging
+from hydra_common.logs import get_logger
+from hydra_common.runner import run_service
 
 log = get_logger(__name__)
 PACKAGE_STATIC = Path(__file__).parent / "static"
@@ -308,22 +309,61 @@ class _Server(uvicorn.Server):
 
 async def main(settings: ApiSettings) -> None:
     """Serve the API until SIGTERM/SIGINT (uvicorn drains open requests on the way out)."""
-    setup_logging("api", settings.log_level, settings.log_format)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        # X-Forwarded-* are read by Hydra itself, only from HYDRA_TRUSTED_PROXIES
-        # (deps.client_address, deps.is_https): uvicorn's rewrite of the peer address would
-        # hide which proxy a request came through, and the SSO header depends on that.
-        proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.grace_seconds),
+    stop = asyncio.Event()
+
+    def build() -> _ApiServer:
+        app = create_app(settings)
+        config = uvicorn.Config(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            # X-Forwarded-* are read by Hydra itself, only from HYDRA_TRUSTED_PROXIES
+            # (deps.client_address, deps.is_https): uvicorn's rewrite of the peer address would
+            # hide which proxy a request came through, and the SSO header depends on that.
+            proxy_headers=False,
+            timeout_graceful_shutdown=int(settings.grace_seconds),
+        )
+        return _ApiServer(_Server(config, app), stop)
+
+    # The API serves /metrics on its own port: no second endpoint from run_service.
+    await run_service(
+        "api",
+        settings.model_copy(update={"metrics_port": 0}),
+        build,
+        stop=stop,
+        started=lambda api: {"port": settings.api_port},
     )
-    server = _Server(config, app)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        # A second SIGINT still forces the exit (uvicorn's handle_exit decides).
-        loop.add_signal_handler(sig, server.handle_exit, sig, None)
-    await server.serve()
+
+
+class _ApiServer:
+    """Uvicorn under ``run_service``: it serves in a task; a stop signal reaches its
+    ``handle_exit`` (a second SIGINT still forces the exit, as uvicorn decides) and ends the
+    wait; ``stop()`` lets uvicorn drain open requests."""
+
+    def __init__(self, server: _Server, stop: asyncio.Event) -> None:
+        self.server = server
+        self._stop = stop
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_signal(self, sig: int) -> None:
+        self.server.handle_exit(sig, None)
+        self._stop.set()
+
+    async def start(self) -> None:
+        """Serve in a task; return once uvicorn listens (its start-up error, if any, raises)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        self._task = asyncio.create_task(self.server.serve(), name="api-uvicorn")
+        while not self.server.started:
+            if self._task.done():
+                await self._task
+                raise RuntimeError("the API stopped while starting")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        """Ask uvicorn to exit (if no signal did) and wait for its graceful shutdown."""
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
