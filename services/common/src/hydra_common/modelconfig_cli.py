@@ -43,27 +43,40 @@ def model_config_write() -> None:
 def model_config_watch() -> None:
     """Keep HYDRA_MODEL_CONFIG_FILE in step with the database (every
     HYDRA_MODEL_CONFIG_POLL_SECONDS) and prune unlisted versions, until SIGTERM or SIGINT."""
-    from prometheus_client import REGISTRY
-
-    from hydra_common.grpcserver import install_stop_signals
-    from hydra_common.logs import setup_logging
-    from hydra_common.metrics import serve_metrics
-    from hydra_common.modelconfig import ModelConfigWriter
+    from hydra_common.runner import run_service
 
     settings = HydraSettings()
-    setup_logging("modelconfig", settings.log_level, settings.log_format)
+    stop = asyncio.Event()
+    asyncio.run(run_service("modelconfig", settings, lambda: _Watcher(settings, stop), stop=stop))
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        writer = ModelConfigWriter(settings, REGISTRY)
-        serve_metrics(REGISTRY, settings.metrics_port, settings.metrics_host)
+
+class _Watcher:
+    """``ModelConfigWriter.watch`` under ``run_service``: it watches in a task; a watch that
+    fails ends the wait, and ``stop()`` raises its error (the process exits non-zero)."""
+
+    def __init__(self, settings: HydraSettings, stop: asyncio.Event) -> None:
+        from prometheus_client import REGISTRY
+
+        from hydra_common.modelconfig import ModelConfigWriter
+
+        self.writer = ModelConfigWriter(settings, REGISTRY)
+        self._done = stop
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start watching."""
+        self._task = asyncio.create_task(self.writer.watch(self._stop), name="model-config")
+        self._task.add_done_callback(lambda _task: self._done.set())
+
+    async def stop(self) -> None:
+        """Stop watching, close the database connection; re-raise a failed watch's error."""
+        self._stop.set()
         try:
-            await writer.watch(stop)
+            if self._task is not None:
+                await self._task
         finally:
-            await writer.close()
-
-    asyncio.run(run())
+            await self.writer.close()
 
 
 def register(app: typer.Typer) -> None:
