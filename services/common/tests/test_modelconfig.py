@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from hydra_common import lifecycle
-from hydra_common.modelconfig_cli import model_config_app
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Model, ModelStatus, PlotType
 from hydra_common.modelconfig import (
@@ -22,6 +21,7 @@ from hydra_common.modelconfig import (
     render,
     write_if_changed,
 )
+from hydra_common.modelconfig_cli import model_config_app
 from hydra_common.settings import HydraSettings
 
 ENTRIES = [
