@@ -201,6 +201,17 @@ async def test_beam_pvs_raise_suppress_and_go_unknown(
     )
     assert rows[0][0] == 5  # every verdict recorded, alarmed or not
 
+    # The IOC comes back: the watcher finds it again by itself.
+    await ioc.start(
+        {
+            f"T{tag}:BEAM": ChannelDouble(value=90.0),
+            f"T{tag}:RUN": ChannelInteger(value=80465),
+            f"T{tag}:RUNTYPE": ChannelString(value="physics"),
+        }
+    )
+    await eventually(beam_is("on"), "the watcher hears the IOC again")
+    assert watcher.reading().run_number == 80465
+
 
 async def _read(ctx: ClientContext, name: str) -> Any:
     (pv,) = await ctx.get_pvs(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -99,6 +100,7 @@ class EpicsBeamWatcher:
         self._subs: list[tuple[Subscription, int]] = []
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._heard_mono = self._connected_mono = 0.0
 
     def reading(self) -> BeamReading:
         """What the PVs last said, and when the beam current PV last answered."""
@@ -121,13 +123,7 @@ class EpicsBeamWatcher:
         """Search the PVs, subscribe, and start polling (returns at once: an IOC that is
         not up yet is found when it comes)."""
         self._loop = asyncio.get_running_loop()
-        self._context = Context(timeout=self.poll_seconds * 2)
-        by_name = {pv: key for key, pv in self.names.items()}
-        pvs = await self._context.get_pvs(*by_name)
-        self._pvs = {by_name[pv.name]: pv for pv in pvs}
-        for pv in pvs:
-            sub = pv.subscribe(data_type="native")
-            self._subs.append((sub, sub.add_callback(self._on_update)))
+        await self._connect()
         self._task = asyncio.create_task(self._poll(), name="keeper-beam-watcher")
         log.info("beam watcher started", extra={"pvs": ",".join(self.names.values())})
 
@@ -137,18 +133,44 @@ class EpicsBeamWatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self._disconnect()
+
+    async def _connect(self) -> None:
+        self._context = Context(timeout=self.poll_seconds * 2)
+        by_name = {pv: key for key, pv in self.names.items()}
+        pvs = await self._context.get_pvs(*by_name)
+        self._pvs = {by_name[pv.name]: pv for pv in pvs}
+        for pv in pvs:
+            sub = pv.subscribe(data_type="native")
+            self._subs.append((sub, sub.add_callback(self._on_update)))
+        self._connected_mono = time.monotonic()
+
+    async def _disconnect(self) -> None:
         for sub, token in self._subs:
             try:
                 await asyncio.wait_for(sub.remove_callback(token), 5)
             except Exception as exc:  # the IOC may be gone: nothing to unsubscribe from
                 log.debug("unsubscribe failed", extra={"error": repr(exc)})
+        self._subs = []
         if self._context is not None:
             try:
                 await asyncio.wait_for(self._context.disconnect(), 5)
             except Exception as exc:
                 log.warning("beam watcher disconnect failed", extra={"error": repr(exc)})
             self._context = None
-        self._subs = []
+        self._pvs = {}
+
+    async def _reconnect_if_silent(self) -> None:
+        # caproto notices a vanished IOC only after its echo timeout and then searches
+        # with a growing backoff; a fresh context after each silence finds a restarted IOC
+        # (or a new one behind the same names) within one poll.
+        silence = self.settings.epics_silence_seconds
+        now = time.monotonic()
+        if now - max(self._heard_mono, self._connected_mono) < silence:
+            return
+        log.warning("beam source silent: searching again", extra={"pvs": ",".join(self.names)})
+        await self._disconnect()
+        await self._connect()
 
     def _on_update(self, sub: Subscription, response: Any) -> None:
         # caproto calls back from a worker thread: hand the value to the event loop.
@@ -162,10 +184,15 @@ class EpicsBeamWatcher:
         self.values[key] = value
         if key == "beam_current":
             self.heard_at = self.clock()
+            self._heard_mono = time.monotonic()
 
     async def _poll(self) -> None:
         while True:
             await self._read_all()
+            try:
+                await self._reconnect_if_silent()
+            except Exception as exc:  # the next poll tries again
+                log.warning("beam watcher cannot reconnect", extra={"error": repr(exc)[:300]})
             if self.engine is not None:
                 try:
                     await self._write_state()
