@@ -205,6 +205,11 @@ def hall() -> Iterator[Hall]:
         HYDRA_MODEL_REFRESH_SECONDS="1",
         HYDRA_ADMIN_PASSWORD="e2e-admin-password",
         HYDRA_STATUS_PROBE_TIMEOUT="10",  # a loaded CI machine may answer slowly
+        # Every confirmed alarm verdict beeps (1 of 1, no repeat interval): the test counts
+        # them one by one; K of N is the keeper's own tests' subject.
+        HYDRA_ALARM_BAD_COUNT="1",
+        HYDRA_ALARM_WINDOW="1",
+        HYDRA_ALARM_REPEAT_SECONDS="0",
     )
     stack = LocalStack(env, ports, data_dir / "logs")
     try:
