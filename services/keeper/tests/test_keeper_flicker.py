@@ -131,3 +131,20 @@ async def test_a_flickering_plot_raises_one_alarm_and_acknowledge_silences_it_un
         ("clear", ""),
         ("raise", ""),
     ]
+
+
+async def test_a_damaged_alarm_row_does_not_stop_recording(
+    db_url: str, keeper_factory: Any, kit: ModuleType
+) -> None:
+    world = await kit.make_world(db_url)
+    _, client = await keeper_factory(db_url)
+    await client.record([kit.make_report(world, BAD)])
+    await kit.execute(
+        db_url,
+        "UPDATE alarm_states SET recent = :r WHERE plot_type_id = :p",
+        r='["x", 7, null, 2]',
+        p=world.plot_type_id,
+    )
+    # The damaged values count as other; the stored Bad and this one make 2 of the last 3.
+    await client.record([kit.make_report(world, BAD)])
+    assert await _state(world) == "raised"

@@ -202,11 +202,19 @@ async def load_alarms(conn: AsyncConnection, plot_type_ids: Iterable[int]) -> di
     out: dict[int, PlotAlarm] = {}
     for row in (await conn.execute(stmt)).mappings():
         values = dict(row)
-        values["recent"] = [int(v) for v in values.get("recent") or []]
+        values["recent"] = _window(values.get("recent"))
         if acknowledged(values["state"], values["acknowledged_at"]):
             values["state"] = ACKNOWLEDGED
         out[row["plot_type_id"]] = PlotAlarm(**values)
     return out
+
+
+def _window(stored: Any) -> list[int]:
+    """A stored window, read leniently: a value that is none of the three counts as OTHER
+    (a hand-edited row must not stop the keeper's writes)."""
+    if not isinstance(stored, list):
+        return []
+    return [v if v in (OTHER, UNCONFIRMED, CONFIRMED) else OTHER for v in stored]
 
 
 async def decide(
