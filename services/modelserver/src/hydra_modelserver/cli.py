@@ -16,7 +16,11 @@ def register(app: typer.Typer) -> None:
     @app.command("model-server")
     def model_server() -> None:
         """Serve the models under HYDRA_MODEL_DIR over TF Serving's gRPC API (port 8500)."""
-        # TensorFlow is imported only when the command runs, so `hydra --help` stays fast.
+        # TensorFlow is imported only when the command runs, so `hydra --help` stays fast,
+        # and without Keras where nothing imported it yet (hydra_modelserver.lean).
+        from hydra_modelserver.lean import without_keras
+
+        without_keras()
         from hydra_modelserver.service import main
 
         asyncio.run(main())
