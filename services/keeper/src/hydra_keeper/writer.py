@@ -14,6 +14,7 @@ import hashlib
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ log = get_logger(__name__)
 # Replaced live files stay this long: a page that was just told about one can still load it.
 LIVE_FILE_GRACE_SECONDS = 60.0
 clock = time.monotonic  # what the grace is measured with (a test turns it by hand)
+FILE_WRITERS = 8  # threads writing a batch's image files (their fsyncs overlap)
 
 run_history_t = RunHistory.__table__
 run_time_t = RunTime.__table__
@@ -178,6 +180,7 @@ class BatchWriter:
     ) -> None:
         self.engine = engine
         self.storage_root = storage_root
+        self._pool: ThreadPoolExecutor | None = None  # made on first use
         self._stale: deque[tuple[float, list[str]]] = deque()  # (due, replaced live files)
         self.reference = reference
         # Without a gate: run conditions from the database, this threshold, the defaults.
@@ -261,17 +264,23 @@ class BatchWriter:
         result = BatchResult()
         now = utcnow()
         now_ns = int(now.timestamp() * 1e9)
-        async with self.engine.begin() as conn:
+        # Reads first, in a short transaction of their own: which reports are new, the plot
+        # types' states, what to keep. Then the files, in parallel and with no transaction
+        # open (no lock waits on the disk); then every write in one transaction. Files are
+        # still on disk before the commit that refers to them. A writer racing us to an
+        # order id between the two fails on its unique key, and the batch goes one by one.
+        async with self.engine.connect() as conn:
             existing = await self._existing(conn, list(unique))
             result.duplicates = len(existing)
             entries = self._entries(unique, existing)
             if not entries:
                 return result
             states = await self._states(conn, {e.plot_type.id for e in entries})
-            stale = self._mark_transitions(entries, states)
-            beam = await self._mark_alarms(conn, entries, result, now)
             await self._choose_kept(conn, entries)
-            result.files_skipped = await asyncio.to_thread(self._write_files, entries)
+        stale = self._mark_transitions(entries, states)
+        result.files_skipped = await asyncio.to_thread(self._write_files, entries)
+        async with self.engine.begin() as conn:
+            beam = await self._mark_alarms(conn, entries, result, now)
             plot_ids = await self._insert_plots(conn, entries)
             history = await self._insert_history(conn, entries, plot_ids, now, now_ns)
             await self._add_stage_hours(conn, history)
@@ -506,23 +515,36 @@ class BatchWriter:
         verdict is still recorded and acknowledged, the image is not kept (and not counted
         as kept), and the reason is counted. Keeping resumes by itself when space returns.
         """
-        skipped: Counter[str] = Counter()
-        for e in entries:
-            try:
-                self._write_entry_files(e)
-            except OSError as exc:
-                reason = storage.storage_problem(exc)
-                skipped[reason] += 1
-                log.warning(
-                    "image not stored",
-                    extra={"order_id": e.order_id, "reason": reason, "error": str(exc)[:200]},
-                )
-                for rel in (e.image_path, e.heatmap_path):
-                    if rel:
-                        storage.remove_quietly(self.storage_root, rel)
-                e.kept, e.image_path, e.heatmap_path = "", None, None
-                e.live_image, e.live_heatmap = "", None
-        return skipped
+        todo = [e for e in entries if e.report.order.image and (e.kept or e.newest)]
+        if len(todo) > 1:
+            # In parallel: each kept file waits for its fsync, and those waits overlap.
+            reasons = list(self._file_pool().map(self._store_entry_files, todo))
+        else:
+            reasons = [self._store_entry_files(e) for e in todo]
+        return Counter(r for r in reasons if r)
+
+    def _file_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(FILE_WRITERS, thread_name_prefix="keeper-files")
+        return self._pool
+
+    def _store_entry_files(self, e: _Entry) -> str:
+        """Write one entry's files; '' or, when they cannot be written, the reason."""
+        try:
+            self._write_entry_files(e)
+            return ""
+        except OSError as exc:
+            reason = storage.storage_problem(exc)
+            log.warning(
+                "image not stored",
+                extra={"order_id": e.order_id, "reason": reason, "error": str(exc)[:200]},
+            )
+            for rel in (e.image_path, e.heatmap_path):
+                if rel:
+                    storage.remove_quietly(self.storage_root, rel)
+            e.kept, e.image_path, e.heatmap_path = "", None, None
+            e.live_image, e.live_heatmap = "", None
+            return reason
 
     def _write_entry_files(self, e: _Entry) -> None:
         root = self.storage_root
