@@ -148,3 +148,25 @@ async def test_a_damaged_alarm_row_does_not_stop_recording(
     # The damaged values count as other; the stored Bad and this one make 2 of the last 3.
     await client.record([kit.make_report(world, BAD)])
     assert await _state(world) == "raised"
+
+
+async def test_a_steady_good_plot_type_stops_writing_its_alarm_row(
+    db_url: str, keeper_factory: Any, kit: ModuleType
+) -> None:
+    world = await kit.make_world(db_url)
+    _, client = await keeper_factory(db_url)
+
+    async def row() -> tuple[Any, ...]:
+        rows = await kit.query(
+            db_url,
+            "SELECT recent, updated_at FROM alarm_states WHERE plot_type_id = :p",
+            p=world.plot_type_id,
+        )
+        return tuple(rows[0])
+
+    for _ in range(3):
+        await client.record([kit.make_report(world, GOOD)])
+    full = await row()
+    for _ in range(2):
+        await client.record([kit.make_report(world, GOOD)])
+    assert await row() == full  # the window was full of Good: nothing to write

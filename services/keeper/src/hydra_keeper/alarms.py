@@ -209,6 +209,11 @@ async def load_alarms(conn: AsyncConnection, plot_type_ids: Iterable[int]) -> di
     return out
 
 
+def _meaning(row: dict[str, Any]) -> dict[str, Any]:
+    """A row without what changes with every image (which image, when)."""
+    return {k: v for k, v in row.items() if k not in ("last_order_id", "run_number", "updated_at")}
+
+
 def _window(stored: Any) -> list[int]:
     """A stored window, read leniently: a value that is none of the three counts as OTHER
     (a hand-edited row must not stop the keeper's writes)."""
@@ -232,15 +237,16 @@ async def decide(
     if not sightings:
         return {}
     alarms = await load_alarms(conn, (s.plot_type_id for s in sightings))
-    before = {pid: a.row() for pid, a in alarms.items()}
+    before = {pid: _meaning(a.row()) for pid, a in alarms.items()}
     outcomes: dict[str, Outcome] = {}
     for s in sightings:
         alarm = alarms.setdefault(s.plot_type_id, PlotAlarm(s.plot_type_id))
         outcomes[s.order_id] = alarm.step(s, rules, beam, now)
+    # A plot type that stays Good changes nothing worth a write once its window is full.
     changed = [
         a.row()
         for pid, a in alarms.items()
-        if a.updated_at is not None and before.get(pid) != a.row()
+        if a.updated_at is not None and before.get(pid) != _meaning(a.row())
     ]
     # One statement per column set (rows raised anew also reset the acknowledgement).
     for raised in (False, True):
