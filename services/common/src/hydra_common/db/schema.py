@@ -551,6 +551,58 @@ class StageHourly(Base):
     seconds_sum: Mapped[float] = mapped_column(default=0.0)
 
 
+class ModelShadow(Base):
+    """A trained model in shadow beside its plot type's active model (one per plot type):
+    the predictor runs it on the same batches and the keeper records its verdicts in
+    ``shadow_history``; it changes no verdict, alarm or kept image. The optional rule
+    (``min_images``, ``min_agreement`` with the active model) gates its promotion."""
+
+    __tablename__ = "model_shadows"
+    plot_type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("plot_types.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("models.id", ondelete="CASCADE"), unique=True
+    )
+    started_by: Mapped[str] = mapped_column(sa.String(128), default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    min_images: Mapped[int | None] = mapped_column(default=None)
+    min_agreement: Mapped[float | None] = mapped_column(default=None)
+
+
+class ShadowHistory(Base):
+    """A shadow model's verdict on one image, beside the active model's (``agrees`` is None
+    when either failed); disagreements keep the image (``image_path``) for the Library."""
+
+    __tablename__ = "shadow_history"
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    order_id: Mapped[str] = mapped_column(sa.String(36))
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    plot_type_id: Mapped[int] = mapped_column(sa.ForeignKey("plot_types.id", ondelete="CASCADE"))
+    active_model_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("models.id", ondelete="SET NULL"), default=None
+    )
+    run_number: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    chunk: Mapped[int] = mapped_column(default=-1)
+    ok: Mapped[bool] = mapped_column(default=True)
+    verdict: Mapped[str] = mapped_column(sa.String(32), default="")
+    confidence: Mapped[float] = mapped_column(default=0.0)
+    weights: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active_verdict: Mapped[str] = mapped_column(sa.String(32), default="")
+    agrees: Mapped[bool | None] = mapped_column(default=None)
+    seconds_per_image: Mapped[float] = mapped_column(default=0.0)
+    active_seconds_per_image: Mapped[float] = mapped_column(default=0.0)
+    error: Mapped[str] = mapped_column(sa.String(1024), default="")
+    image_path: Mapped[str | None] = mapped_column(sa.String(512), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "model_id", name="uq_shadow_history_order_model"),
+        sa.Index("ix_shadow_history_model_time", "model_id", "created_at"),
+    )
+
+
 class RunCondition(Base):
     """Run conditions (beam current, run type) as reported by the hall."""
 
