@@ -468,7 +468,14 @@ def main() -> dict[str, Any]:
             print(f"loading {args.days:g} days of ePIC into {url.rpartition('/')[2]}", flush=True)
             figures.update(load(url, args.days))
         else:
-            figures["scale_rows"] = int(_sql(url, ["SELECT COUNT(*) FROM run_history"])[0][0])
+            for key, table in (
+                ("scale_rows", "run_history"),
+                ("scale_log_rows", "monitoring_log"),
+                ("scale_kept_images", "plots"),
+                ("scale_labels", "labels"),
+                ("scale_stage_hourly_rows", "stage_hourly"),
+            ):
+                figures[key] = int(_sql(url, [f"SELECT COUNT(*) FROM {table}"])[0][0])
         figures.update(measure_api(url, covered_by(url)))
     finally:
         if args.keep or args.url:
