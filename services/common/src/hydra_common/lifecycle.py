@@ -16,6 +16,11 @@ model server must hold.
 - **Retire**: a trained or active model stops serving (retiring the active one leaves the
   plot type without a model).
 - **Thresholds**: set by hand with method ``manual`` and who set it.
+- **Shadow**: a trained (or retired) model runs beside its plot type's active model on the
+  live stream, one per plot type, without touching verdicts, alarms or kept images; the
+  model server holds it. Its optional rule (at least ``min_images`` images compared and an
+  agreement with the active model of at least ``min_agreement``) must hold for it to be
+  promoted; promoting or retiring it ends the shadow.
 
 Every change writes an ``audit_log`` row naming who made it, in the caller's transaction;
 the caller commits.
@@ -30,10 +35,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hydra_common import shadow as shadow_figures
 from hydra_common.db.schema import (
     AuditLog,
     Classification,
     Model,
+    ModelShadow,
     ModelStatus,
     PlotType,
     Threshold,
@@ -168,6 +175,10 @@ async def promote(
         raise Conflict(
             f"model {model_id} is {model.status.value}; only a trained or retired model serves"
         )
+    in_shadow = await _shadow_of_plot_type(session, pt.id)
+    if in_shadow is not None and in_shadow.model_id == model.id:
+        await check_shadow_rule(session, in_shadow)
+        await session.delete(in_shadow)  # it serves now: the shadow is over
     previous_id = pt.active_model_id
     if previous_id is not None:
         previous = await session.get(Model, previous_id)
@@ -219,6 +230,9 @@ async def retire(session: AsyncSession, model_id: int, by: str) -> Model:
     before = model.status.value
     if pt.active_model_id == model.id:
         pt.active_model_id = None
+    in_shadow = await _shadow_of_plot_type(session, pt.id)
+    if in_shadow is not None and in_shadow.model_id == model.id:
+        await session.delete(in_shadow)
     model.status = ModelStatus.RETIRED
     _audit(
         session,
@@ -283,11 +297,118 @@ async def set_threshold(
     return threshold
 
 
+# --- shadow evaluation ------------------------------------------------------------------
+
+
+async def _shadow_of_plot_type(session: AsyncSession, plot_type_id: int) -> ModelShadow | None:
+    return await session.get(ModelShadow, plot_type_id, populate_existing=True)
+
+
+async def shadow_of(session: AsyncSession, model_id: int) -> ModelShadow | None:
+    """The model's shadow (its rule, who started it), or None when it is not in shadow."""
+    found: ModelShadow | None = await session.scalar(
+        sa.select(ModelShadow)
+        .where(ModelShadow.model_id == model_id)
+        .execution_options(populate_existing=True)
+    )
+    return found
+
+
+def _rule(shadow: ModelShadow) -> dict[str, Any]:
+    return {"min_images": shadow.min_images, "min_agreement": shadow.min_agreement}
+
+
+async def check_shadow_rule(session: AsyncSession, shadow: ModelShadow) -> None:
+    """Conflict unless the shadow's promotion rule holds (no rule: it holds)."""
+    problem = rule_problem(shadow, await shadow_figures.figures(session, shadow.model_id))
+    if problem:
+        raise Conflict(f"model {shadow.model_id} may not be promoted yet: {problem}")
+
+
+def rule_problem(shadow: ModelShadow, figures: shadow_figures.ShadowFigures) -> str:
+    """Why the shadow's promotion rule does not hold yet ('' when it holds)."""
+    if shadow.min_images is not None and figures.compared < shadow.min_images:
+        return (
+            f"the rule wants {shadow.min_images} images compared in shadow,"
+            f" {figures.compared} so far"
+        )
+    if shadow.min_agreement is not None:
+        agreement = figures.agreement
+        if agreement is None or agreement < shadow.min_agreement:
+            shown = "none yet" if agreement is None else f"{agreement:.3f}"
+            return (
+                f"the rule wants an agreement with the active model of at least"
+                f" {shadow.min_agreement:.3f}, it is {shown}"
+            )
+    return ""
+
+
+async def start_shadow(
+    session: AsyncSession,
+    model_id: int,
+    by: str,
+    *,
+    min_images: int | None = None,
+    min_agreement: float | None = None,
+) -> ModelShadow:
+    """Run a trained or retired model in shadow beside its plot type's active model, with an
+    optional promotion rule. A plot type has one shadow model at a time."""
+    who = _who(by)
+    if min_images is not None and min_images < 1:
+        raise InvalidInput(f"min_images is at least 1, not {min_images}")
+    if min_agreement is not None and not 0.0 <= min_agreement <= 1.0:
+        raise InvalidInput(f"min_agreement is between 0 and 1, not {min_agreement}")
+    model = await get_model(session, model_id)
+    pt = await _lock_plot_type(session, model.plot_type_id)
+    await session.refresh(model)
+    if pt.active_model_id == model.id:
+        raise Conflict(f"model {model_id} is the active model; only another model runs in shadow")
+    if model.status not in PROMOTABLE:
+        raise Conflict(
+            f"model {model_id} is {model.status.value}; only a trained or retired model"
+            " runs in shadow"
+        )
+    current = await _shadow_of_plot_type(session, pt.id)
+    if current is not None:
+        if current.model_id == model.id:
+            raise Conflict(f"model {model_id} is already in shadow")
+        raise Conflict(
+            f"model {current.model_id} is in shadow for plot type {pt.name!r}; stop it first"
+        )
+    shadow = ModelShadow(
+        plot_type_id=pt.id,
+        model_id=model.id,
+        started_by=who,
+        started_at=utcnow(),
+        min_images=min_images,
+        min_agreement=min_agreement,
+    )
+    session.add(shadow)
+    _audit(session, who, "shadow_start", "model", model.id, before={}, after=_rule(shadow))
+    await session.flush()
+    return shadow
+
+
+async def stop_shadow(session: AsyncSession, model_id: int, by: str) -> None:
+    """Stop running the model in shadow (its recorded verdicts stay)."""
+    who = _who(by)
+    model = await get_model(session, model_id)
+    await _lock_plot_type(session, model.plot_type_id)
+    current = await _shadow_of_plot_type(session, model.plot_type_id)
+    if current is None or current.model_id != model.id:
+        raise Conflict(f"model {model_id} is not in shadow")
+    _audit(session, who, "shadow_stop", "model", model.id, before=_rule(current), after={})
+    await session.delete(current)
+    await session.flush()
+
+
 # --- what the model server holds --------------------------------------------------------
 
 
 def _served_versions(
-    models: Iterable[Model], active_ids: dict[int, int | None]
+    models: Iterable[Model],
+    active_ids: dict[int, int | None],
+    shadow_ids: frozenset[int] = frozenset(),
 ) -> dict[str, set[int]]:
     per_plot_type: dict[int, list[Model]] = defaultdict(list)
     for m in models:
@@ -299,7 +420,7 @@ def _served_versions(
         previous = previous_active(group, active_id)
         if previous is not None:
             chosen.append(previous)
-        chosen.extend(m for m in group if m.id == active_id)
+        chosen.extend(m for m in group if m.id == active_id or m.id in shadow_ids)
         for m in chosen:
             served[m.name].add(int(m.version))
     return dict(served)
@@ -307,7 +428,8 @@ def _served_versions(
 
 async def serving_versions(session: AsyncSession) -> dict[str, set[int]]:
     """Model name → the versions a model server must hold: every plot type's active model,
-    its candidates and its previous active model (so a rollback serves at once)."""
+    its candidates, its shadow model and its previous active model (so a rollback serves at
+    once)."""
     active_ids: dict[int, int | None] = {
         pid: aid
         for pid, aid in (await session.execute(sa.select(PlotType.id, PlotType.active_model_id)))
@@ -319,7 +441,8 @@ async def serving_versions(session: AsyncSession) -> dict[str, set[int]]:
             Model.status.in_((ModelStatus.ACTIVE, ModelStatus.TRAINED, ModelStatus.RETIRED))
         )
     )
-    return _served_versions(models, active_ids)
+    shadow_ids = frozenset((await session.scalars(sa.select(ModelShadow.model_id))).all())
+    return _served_versions(models, active_ids, shadow_ids)
 
 
 async def model_statuses(session: AsyncSession) -> dict[tuple[str, int], ModelStatus]:

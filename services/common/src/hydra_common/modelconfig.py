@@ -3,8 +3,9 @@
 The file (``HYDRA_MODEL_CONFIG_FILE``, TF Serving's ``--model_config_file``) is a
 ``ModelServerConfig`` in protobuf text format with one ``config`` per model name, listing
 exactly the versions the model server must hold (``lifecycle.serving_versions``): each plot
-type's active model, its candidates and its previous active model, so a promotion or a
-rollback serves at once. TF Serving polls the file (``--model_config_file_poll_wait_seconds``)
+type's active model, its candidates, its shadow model (``lifecycle.start_shadow``) and its
+previous active model, so a promotion or a rollback serves at once and a shadow model is
+served beside the active one. TF Serving polls the file (``--model_config_file_poll_wait_seconds``)
 and so does the bundled model server.
 
 The text format is written by hand: the API and feeder images carry no TensorFlow, and the
@@ -207,7 +208,7 @@ class ModelConfigMetrics:
         )
         self.listed = Gauge(
             "hydra_modelconfig_listed_versions",
-            "Model versions the file lists (active, candidates, previous active).",
+            "Model versions the file lists (active, candidates, shadow, previous active).",
             registry=registry,
         )
         self.last_success = Gauge(
