@@ -76,10 +76,14 @@ async def test_the_loop_prunes_by_itself_and_survives_a_failed_pass(tmp_path: Pa
 
 
 def test_the_keeper_runs_the_loop_only_when_something_expires(tmp_path: Path) -> None:
-    forever = {
-        f"retention_{k}_days": 0 for k in ("run_history", "monitoring_log", "ledger", "images")
-    }
-    kept = KeeperService(KeeperSettings(data_dir=tmp_path, **forever), CollectorRegistry())
+    forever = KeeperSettings(
+        data_dir=tmp_path,
+        retention_run_history_days=0,
+        retention_monitoring_log_days=0,
+        retention_ledger_days=0,
+        retention_images_days=0,
+    )
+    kept = KeeperService(forever, CollectorRegistry())
     assert not kept.pruner.policy.enabled
     default = KeeperService(KeeperSettings(data_dir=tmp_path), CollectorRegistry())
     assert default.pruner.policy.enabled
