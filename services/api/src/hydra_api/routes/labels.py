@@ -84,22 +84,31 @@ async def list_plots(
         .outerjoin(Classification, Classification.id == Label.classification_id)
         .outerjoin(User, User.id == Label.user_id)
     )
+    conds: list[sa.ColumnElement[bool]] = []
     if plot_type is not None:
         pt = await plot_type_by_name(session, plot_type)
-        stmt = stmt.where(Plot.plot_type_id == pt.id)
+        conds.append(Plot.plot_type_id == pt.id)
     if labelled is not None:
-        stmt = stmt.where(Label.id.is_not(None) if labelled else Label.id.is_(None))
+        conds.append(Label.id.is_not(None) if labelled else Label.id.is_(None))
     if label is not None:
-        stmt = stmt.where(Classification.name == label)
+        conds.append(Classification.name == label)
     if run_min is not None:
-        stmt = stmt.where(Plot.run_number >= run_min)
+        conds.append(Plot.run_number >= run_min)
     if run_max is not None:
-        stmt = stmt.where(Plot.run_number <= run_max)
+        conds.append(Plot.run_number <= run_max)
     if since is not None:
-        stmt = stmt.where(Plot.created_at >= _aware(since))
+        conds.append(Plot.created_at >= _aware(since))
     if until is not None:
-        stmt = stmt.where(Plot.created_at < _aware(until))
-    total = await count(session, stmt)
+        conds.append(Plot.created_at < _aware(until))
+    stmt = stmt.where(*conds)
+    # Counted with only the joins the filters need: a hall keeps hundreds of thousands of
+    # images, and every join of the page's query is a lookup per image counted.
+    counted = sa.select(Plot.id)
+    if labelled is not None or label is not None:
+        counted = counted.outerjoin(Label, Label.plot_id == Plot.id)
+    if label is not None:
+        counted = counted.outerjoin(Classification, Classification.id == Label.classification_id)
+    total = await count(session, counted.where(*conds))
     margins: dict[int, float | None] = {}
     if order == "uncertainty":
         if plot_type is None:
