@@ -474,7 +474,11 @@ class MonitoringLog(Base):
     event: Mapped[str] = mapped_column(sa.String(16), default="", server_default="")
     actor: Mapped[str] = mapped_column(sa.String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    __table_args__ = (sa.Index("ix_monitoring_log_created", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_monitoring_log_created", "created_at"),
+        # The Log page: entries per plot type in a window, and a detector's page.
+        sa.Index("ix_monitoring_log_type_created", "plot_type_id", "created_at"),
+    )
 
 
 class AlarmState(Base):
