@@ -482,6 +482,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/models/{model_id}/shadow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Shadow
+         * @description The model's shadow figures: agreement with the active model and with expert labels,
+         *     cost per image, the latest disagreements, and whether its promotion rule holds.
+         */
+        get: operations["models-get_shadow"];
+        put?: never;
+        /**
+         * Start Shadow
+         * @description Run the model in shadow beside its plot type's active model (the predictors pick it
+         *     up); an optional rule gates its promotion. One shadow model per plot type.
+         */
+        post: operations["models-start_shadow"];
+        /**
+         * Stop Shadow
+         * @description Stop running the model in shadow; its recorded verdicts and figures stay.
+         */
+        delete: operations["models-stop_shadow"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models/{model_id}/thresholds": {
         parameters: {
             query?: never;
@@ -2146,6 +2176,102 @@ export interface components {
              * @description `serving`, `unreachable`, or what the service reported.
              */
             state: string;
+        };
+        /**
+         * ShadowDisagreement
+         * @description An image where the shadow and the active model gave different verdicts.
+         */
+        ShadowDisagreement: {
+            /** Active Verdict */
+            active_verdict: string;
+            /** Chunk */
+            chunk: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Human Label */
+            human_label: string | null;
+            /** Image Url */
+            image_url: string | null;
+            /** Order Id */
+            order_id: string;
+            /** Run Number */
+            run_number: number;
+            /** Shadow Confidence */
+            shadow_confidence: number;
+            /** Shadow Verdict */
+            shadow_verdict: string;
+        };
+        /**
+         * ShadowIn
+         * @description Put a model in shadow, with an optional promotion rule (both parts optional).
+         */
+        ShadowIn: {
+            /**
+             * Min Agreement
+             * @description Least agreement with the active model for promotion.
+             */
+            min_agreement?: number | null;
+            /**
+             * Min Images
+             * @description Images compared in shadow before promotion.
+             */
+            min_images?: number | null;
+        };
+        /**
+         * ShadowOut
+         * @description A model's shadow evaluation: whether it runs in shadow, its rule, and its figures over
+         *     every image it saw in shadow (agreements are fractions; ``None`` until there is data).
+         */
+        ShadowOut: {
+            /** Active Label Agreement */
+            active_label_agreement: number | null;
+            /** Active Model Id */
+            active_model_id: number | null;
+            /** Active Seconds Per Image */
+            active_seconds_per_image: number | null;
+            /** Agreement */
+            agreement: number | null;
+            /** Agreements */
+            agreements: number;
+            /** Compared */
+            compared: number;
+            /** Disagreements */
+            disagreements: components["schemas"]["ShadowDisagreement"][];
+            /** Errors */
+            errors: number;
+            /** First At */
+            first_at: string | null;
+            /** Images */
+            images: number;
+            /** In Shadow */
+            in_shadow: boolean;
+            /** Label Agreement */
+            label_agreement: number | null;
+            /** Labelled */
+            labelled: number;
+            /** Last At */
+            last_at: string | null;
+            /** Min Agreement */
+            min_agreement: number | null;
+            /** Min Images */
+            min_images: number | null;
+            /** Model Id */
+            model_id: number;
+            /** Plot Type */
+            plot_type: string;
+            /** Promotable */
+            promotable: boolean;
+            /** Rule Problem */
+            rule_problem: string;
+            /** Seconds Per Image */
+            seconds_per_image: number | null;
+            /** Started At */
+            started_at: string | null;
+            /** Started By */
+            started_by: string | null;
         };
         /**
          * Split
@@ -4091,6 +4217,214 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Page_ReportEntry_"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "models-get_shadow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShadowOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "models-start_shadow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShadowIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShadowOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "models-stop_shadow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShadowOut"];
                 };
             };
             /** @description Not logged in. */

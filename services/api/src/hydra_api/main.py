@@ -40,6 +40,7 @@ from hydra_api.routes import (
     news,
     plot_types,
     runtime,
+    shadow,
     training,
     users,
 )
@@ -266,6 +267,7 @@ def create_app(
         users,
         alarms,
         drift,
+        shadow,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(models.reports_router, responses=ERROR_RESPONSES)

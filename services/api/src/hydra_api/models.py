@@ -631,3 +631,57 @@ class AuditPage(BaseModel):
 
     items: list[AuditEntry]
     next_before_id: int | None = None
+
+
+class ShadowIn(Input):
+    """Put a model in shadow, with an optional promotion rule (both parts optional)."""
+
+    min_images: int | None = Field(
+        None, ge=1, le=100_000_000, description="Images compared in shadow before promotion."
+    )
+    min_agreement: float | None = Field(
+        None, ge=0, le=1, description="Least agreement with the active model for promotion."
+    )
+
+
+class ShadowDisagreement(BaseModel):
+    """An image where the shadow and the active model gave different verdicts."""
+
+    order_id: str
+    run_number: int
+    chunk: int
+    shadow_verdict: str
+    shadow_confidence: float
+    active_verdict: str
+    human_label: str | None
+    image_url: str | None
+    created_at: datetime
+
+
+class ShadowOut(BaseModel):
+    """A model's shadow evaluation: whether it runs in shadow, its rule, and its figures over
+    every image it saw in shadow (agreements are fractions; ``None`` until there is data)."""
+
+    model_id: int
+    plot_type: str
+    active_model_id: int | None
+    in_shadow: bool
+    started_by: str | None
+    started_at: datetime | None
+    min_images: int | None
+    min_agreement: float | None
+    images: int
+    errors: int
+    compared: int
+    agreements: int
+    agreement: float | None
+    labelled: int
+    label_agreement: float | None
+    active_label_agreement: float | None
+    seconds_per_image: float | None
+    active_seconds_per_image: float | None
+    first_at: datetime | None
+    last_at: datetime | None
+    promotable: bool
+    rule_problem: str
+    disagreements: list[ShadowDisagreement]
