@@ -25,17 +25,19 @@ _sym_db = _symbol_database.Default()
 from hydra.v1 import order_pb2 as hydra_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hydra/v1/report.proto\x12\x08hydra.v1\x1a\x14hydra/v1/order.proto\"8\n\x07HeatMap\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x03(\x02\"\x81\x02\n\x06Report\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.hydra.v1.InferenceOrder\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.hydra.v1.ReportStatus\x12\x10\n\x08model_id\x18\x03 \x01(\x03\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\x03\x12\x0e\n\x06labels\x18\x06 \x03(\t\x12\x0f\n\x07weights\x18\x07 \x03(\x02\x12#\n\x08heat_map\x18\x08 \x01(\x0b\x32\x11.hydra.v1.HeatMap\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x14\n\x0cpredictor_id\x18\n \x01(\t*x\n\x0cReportStatus\x12\x1d\n\x19REPORT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10REPORT_STATUS_OK\x10\x01\x12\x1a\n\x16REPORT_STATUS_NO_MODEL\x10\x02\x12\x17\n\x13REPORT_STATUS_ERROR\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hydra/v1/report.proto\x12\x08hydra.v1\x1a\x14hydra/v1/order.proto\"8\n\x07HeatMap\x12\x0e\n\x06height\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x03(\x02\"\xa9\x02\n\x06Report\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.hydra.v1.InferenceOrder\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.hydra.v1.ReportStatus\x12\x10\n\x08model_id\x18\x03 \x01(\x03\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\x03\x12\x0e\n\x06labels\x18\x06 \x03(\t\x12\x0f\n\x07weights\x18\x07 \x03(\x02\x12#\n\x08heat_map\x18\x08 \x01(\x0b\x32\x11.hydra.v1.HeatMap\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x14\n\x0cpredictor_id\x18\n \x01(\t\x12&\n\x06shadow\x18\x0b \x01(\x0b\x32\x16.hydra.v1.ShadowResult\"\xe0\x01\n\x0cShadowResult\x12\x10\n\x08model_id\x18\x01 \x01(\x03\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x15\n\rmodel_version\x18\x03 \x01(\x03\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.hydra.v1.ReportStatus\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0f\n\x07weights\x18\x06 \x03(\x02\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x19\n\x11seconds_per_image\x18\x08 \x01(\x01\x12 \n\x18\x61\x63tive_seconds_per_image\x18\t \x01(\x01*x\n\x0cReportStatus\x12\x1d\n\x19REPORT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10REPORT_STATUS_OK\x10\x01\x12\x1a\n\x16REPORT_STATUS_NO_MODEL\x10\x02\x12\x17\n\x13REPORT_STATUS_ERROR\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hydra.v1.report_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPORTSTATUS']._serialized_start=375
-  _globals['_REPORTSTATUS']._serialized_end=495
+  _globals['_REPORTSTATUS']._serialized_start=642
+  _globals['_REPORTSTATUS']._serialized_end=762
   _globals['_HEATMAP']._serialized_start=57
   _globals['_HEATMAP']._serialized_end=113
   _globals['_REPORT']._serialized_start=116
-  _globals['_REPORT']._serialized_end=373
+  _globals['_REPORT']._serialized_end=413
+  _globals['_SHADOWRESULT']._serialized_start=416
+  _globals['_SHADOWRESULT']._serialized_end=640
 # @@protoc_insertion_point(module_scope)

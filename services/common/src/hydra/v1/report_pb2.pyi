@@ -30,7 +30,7 @@ class HeatMap(_message.Message):
     def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Report(_message.Message):
-    __slots__ = ("order", "status", "model_id", "model_name", "model_version", "labels", "weights", "heat_map", "error", "predictor_id")
+    __slots__ = ("order", "status", "model_id", "model_name", "model_version", "labels", "weights", "heat_map", "error", "predictor_id", "shadow")
     ORDER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class Report(_message.Message):
     HEAT_MAP_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PREDICTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
     order: _order_pb2.InferenceOrder
     status: ReportStatus
     model_id: int
@@ -51,4 +52,27 @@ class Report(_message.Message):
     heat_map: HeatMap
     error: str
     predictor_id: str
-    def __init__(self, order: _Optional[_Union[_order_pb2.InferenceOrder, _Mapping]] = ..., status: _Optional[_Union[ReportStatus, str]] = ..., model_id: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., heat_map: _Optional[_Union[HeatMap, _Mapping]] = ..., error: _Optional[str] = ..., predictor_id: _Optional[str] = ...) -> None: ...
+    shadow: ShadowResult
+    def __init__(self, order: _Optional[_Union[_order_pb2.InferenceOrder, _Mapping]] = ..., status: _Optional[_Union[ReportStatus, str]] = ..., model_id: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., heat_map: _Optional[_Union[HeatMap, _Mapping]] = ..., error: _Optional[str] = ..., predictor_id: _Optional[str] = ..., shadow: _Optional[_Union[ShadowResult, _Mapping]] = ...) -> None: ...
+
+class ShadowResult(_message.Message):
+    __slots__ = ("model_id", "model_name", "model_version", "status", "labels", "weights", "error", "seconds_per_image", "active_seconds_per_image")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_SECONDS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    model_id: int
+    model_name: str
+    model_version: int
+    status: ReportStatus
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    weights: _containers.RepeatedScalarFieldContainer[float]
+    error: str
+    seconds_per_image: float
+    active_seconds_per_image: float
+    def __init__(self, model_id: _Optional[int] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., status: _Optional[_Union[ReportStatus, str]] = ..., labels: _Optional[_Iterable[str]] = ..., weights: _Optional[_Iterable[float]] = ..., error: _Optional[str] = ..., seconds_per_image: _Optional[float] = ..., active_seconds_per_image: _Optional[float] = ...) -> None: ...
