@@ -63,29 +63,52 @@ async def get_log(
 ) -> LogPage:
     """Confirmed alarms and unconfirmed verdicts of the trailing hours, by detector
     (newest first within each); ``transition`` marks where something changed."""
-    stmt = (
-        sa.select(MonitoringLog, PlotType.name, PlotType.detector)
-        .join(PlotType, PlotType.id == MonitoringLog.plot_type_id)
-        .where(MonitoringLog.created_at >= utcnow() - timedelta(hours=hours))
-    )
-    if detector is not None:
-        stmt = stmt.where(PlotType.detector == detector)
+    window = [MonitoringLog.created_at >= utcnow() - timedelta(hours=hours)]
     if transitions_only:
-        stmt = stmt.where(MonitoringLog.transition.is_(True))
-    total = await count(session, stmt)
-    rows = (
+        window.append(MonitoringLog.transition.is_(True))
+    # Detector by detector (the database's order of names), never sorting the whole window:
+    # the window's entries per plot type come from one index (plot type, time), and the
+    # page's from the ranges of the one or two detectors it falls in.
+    types = await session.execute(
+        sa.select(PlotType.id, PlotType.detector).order_by(PlotType.detector, PlotType.id)
+    )
+    detectors: dict[str, list[int]] = {}
+    for pid, det in types.tuples():
+        if detector is None or det == detector:
+            detectors.setdefault(det, []).append(pid)
+    per_type = dict(
         (
             await session.execute(
-                stmt.order_by(
-                    PlotType.detector, MonitoringLog.created_at.desc(), MonitoringLog.id.desc()
-                )
-                .limit(page.limit)
-                .offset(page.offset)
+                sa.select(MonitoringLog.plot_type_id, sa.func.count())
+                .where(*window)
+                .group_by(MonitoringLog.plot_type_id)
             )
         )
         .tuples()
         .all()
     )
+    sizes = [(ids, sum(per_type.get(i, 0) for i in ids)) for ids in detectors.values()]
+    total = sum(n for _, n in sizes)
+    rows: list[tuple[MonitoringLog, str, str]] = []
+    skip, want = page.offset, page.limit
+    for ids, n in sizes:
+        if want <= 0:
+            break
+        if skip >= n:
+            skip -= n
+            continue
+        part = await session.execute(
+            sa.select(MonitoringLog, PlotType.name, PlotType.detector)
+            .join(PlotType, PlotType.id == MonitoringLog.plot_type_id)
+            .where(*window, MonitoringLog.plot_type_id.in_(ids))
+            .order_by(MonitoringLog.created_at.desc(), MonitoringLog.id.desc())
+            .limit(want)
+            .offset(skip)
+        )
+        got = part.tuples().all()
+        rows += got
+        want -= len(got)
+        skip = 0
     palette = await colors(session)
     groups: dict[str, list[LogEntry]] = {}
     for entry, name, det in rows:
