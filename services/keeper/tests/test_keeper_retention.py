@@ -39,7 +39,8 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_keeper.cli import register
-from hydra_keeper.retention import Pruner, RetentionMetrics, RetentionPolicy
+from hydra_keeper.metrics import RetentionMetrics
+from hydra_keeper.retention import Pruner, RetentionPolicy
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 OLD = timedelta(days=400)  # past every default retention

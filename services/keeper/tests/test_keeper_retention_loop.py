@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry
 from hydra_common.db.engine import make_engine
 from hydra_common.db.migrate import upgrade
 from hydra_common.db.schema import FedFile, utcnow
-from hydra_keeper.retention import Pruner, RetentionMetrics, RetentionPolicy
+from hydra_keeper.metrics import RetentionMetrics
+from hydra_keeper.retention import Pruner, RetentionPolicy
 from hydra_keeper.service import KeeperService
 from hydra_keeper.settings import KeeperSettings
 from hydra_testsupport.polling import eventually_async

@@ -21,6 +21,8 @@ KNOWN_VERDICTS = (
     "Error",
 )
 KEPT_REASONS = ("bad", "unconfirmed", "unbiased", "uncertain")
+# What retention deletes, in the order one pass deletes it (the log refers to run history).
+RETENTION_TABLES = ("monitoring_log", "run_history", "fed_files", "plots")
 
 
 class KeeperMetrics:
@@ -113,3 +115,32 @@ class KeeperMetrics:
                 self.verdicts.labels(verdict=verdict, confirmed=confirmed)
         for reason in KEPT_REASONS:
             self.images_kept.labels(reason=reason)
+
+
+class RetentionMetrics:
+    """The retention pass's Prometheus metrics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.removed = Counter(
+            "hydra_keeper_retention_removed_total",
+            "Rows deleted by retention, by table (plots: kept images).",
+            ["table"],
+            registry=registry,
+        )
+        self.files_removed = Counter(
+            "hydra_keeper_retention_files_removed_total",
+            "Image and heat-map files deleted by retention.",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "hydra_keeper_retention_errors_total",
+            "Retention passes that failed (retried at the next interval).",
+            registry=registry,
+        )
+        self.last_run = Gauge(
+            "hydra_keeper_retention_last_run_timestamp_seconds",
+            "Unix time the last retention pass finished.",
+            registry=registry,
+        )
+        for kind in RETENTION_TABLES:
+            self.removed.labels(table=kind)

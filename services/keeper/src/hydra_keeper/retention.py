@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -51,11 +50,11 @@ from hydra_common.db.schema import (
 )
 from hydra_common.logs import get_logger
 from hydra_common.settings import HydraSettings
+from hydra_keeper.metrics import RETENTION_TABLES, RetentionMetrics
 
 log = get_logger(__name__)
 
-# What retention removes, in the order one pass removes it (the log refers to run history).
-KINDS = ("monitoring_log", "run_history", "fed_files", "plots")
+KINDS = RETENTION_TABLES
 FIRST_PASS_DELAY_SECONDS = 300.0
 
 
@@ -143,35 +142,6 @@ class PruneResult:
     files: int = 0
     protected_images: int = 0
     cutoffs: dict[str, datetime | None] = field(default_factory=dict)
-
-
-class RetentionMetrics:
-    """The retention pass's Prometheus metrics."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.removed = Counter(
-            "hydra_keeper_retention_removed_total",
-            "Rows deleted by retention, by table (plots: kept images).",
-            ["table"],
-            registry=registry,
-        )
-        self.files_removed = Counter(
-            "hydra_keeper_retention_files_removed_total",
-            "Image and heat-map files deleted by retention.",
-            registry=registry,
-        )
-        self.errors = Counter(
-            "hydra_keeper_retention_errors_total",
-            "Retention passes that failed (retried at the next interval).",
-            registry=registry,
-        )
-        self.last_run = Gauge(
-            "hydra_keeper_retention_last_run_timestamp_seconds",
-            "Unix time the last retention pass finished.",
-            registry=registry,
-        )
-        for kind in KINDS:
-            self.removed.labels(table=kind)
 
 
 # --- which rows --------------------------------------------------------------------------

@@ -30,9 +30,9 @@ from hydra_keeper.beam import BeamGate, DatabaseBeam, EpicsBeamWatcher
 from hydra_keeper.dbutil import upsert
 from hydra_keeper.drift import DriftMonitor
 from hydra_keeper.epics_status import StatusPublisher
-from hydra_keeper.metrics import KeeperMetrics
+from hydra_keeper.metrics import KeeperMetrics, RetentionMetrics
 from hydra_keeper.reference import ReferenceCache
-from hydra_keeper.retention import Pruner, RetentionMetrics, RetentionPolicy
+from hydra_keeper.retention import Pruner, RetentionPolicy
 from hydra_keeper.settings import KeeperSettings
 from hydra_keeper.writer import BatchResult, BatchWriter
 
