@@ -1,7 +1,8 @@
 """Alarms that do not cry wolf: the decision (K of N, repeats, acknowledge, clear) and
 raising them (a metric for Prometheus alert rules, a log event, and the hall's hook).
 
-The decision, per plot type, over its images in order (late arrivals do not count):
+The decision, per plot type, over its images in the order the keeper records them (a
+late arrival counts too: no Bad is ignored):
 
 - Each image's verdict enters a window of the plot type's last N: a confirmed alarm verdict
   (Bad), an unconfirmed one, or anything else. NoModel and Error images do not enter it.

@@ -84,7 +84,6 @@ class _Entry:
     model_id: int | None
     judgement: Judgement
     newest: bool = False
-    current: bool = False  # in order: not older than its plot type's latest
     transition_kind: str = ""
     alarm: bool = False  # beeps (raised, or repeated while raised)
     alarm_event: str = ""  # "raise" or "clear": the monitoring log records it
@@ -356,7 +355,6 @@ class BatchWriter:
             j = e.judgement
             if prev is not None and e.order_id <= prev.order_id:
                 continue
-            e.current = True
             kinds = []
             if prev is None:
                 kinds.append("first")
@@ -394,9 +392,7 @@ class BatchWriter:
         needed it (a confirmed alarm verdict), which also goes into ``result``.
         """
         sightings = []
-        for e in entries:
-            if not e.current:
-                continue
+        for e in entries:  # late arrivals too: every Bad counts, in the order recorded
             j = e.judgement
             value = CONFIRMED if j.alarm else UNCONFIRMED if j.alarm_label else OTHER
             order = e.report.order
