@@ -35,7 +35,14 @@ from PIL import Image
 from prometheus_client import CollectorRegistry
 
 from hydra_common.db.engine import make_engine
-from hydra_common.db.schema import InferenceStatus, Model, PlotType, RunHistory
+from hydra_common.db.schema import (
+    InferenceStatus,
+    Model,
+    ModelShadow,
+    PlotType,
+    RunHistory,
+    utcnow,
+)
 from hydra_common.grpcserver import RunningServer, start_server
 from hydra_common.ids import uuid7
 from hydra_common.launcher import free_port
@@ -377,9 +384,9 @@ async def running_predictor(
     calls: list[tuple[str, int, str, int]] = []
     real_predict = predictor.client.predict
 
-    async def recording_predict(model, signature, images, output):  # type: ignore[no-untyped-def]
+    async def recording_predict(model, signature, images, output, **kw):  # type: ignore[no-untyped-def]
         calls.append((model.name, model.version, signature, len(images)))
-        return await real_predict(model, signature, images, output)
+        return await real_predict(model, signature, images, output, **kw)
 
     predictor.client.predict = recording_predict  # type: ignore[method-assign]
     predictor.calls = calls  # type: ignore[attr-defined]
@@ -457,6 +464,85 @@ async def test_batches_per_model_reports_and_no_model(stack: Stack, fakes: Fakes
 
     assert registry.reports.labels("ok")._value.get() == 24
     assert registry.reports.labels("no_model")._value.get() == 4
+
+
+async def _shadowed_plot_type(stack: Stack, shadow_key: str) -> str:
+    """A new plot type served by alpha:1 with ``shadow_key`` in shadow."""
+    name = unique("shadowed")
+    engine = make_engine(stack.heads.url)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                sa.insert(PlotType).values(
+                    name=name, active_model_id=stack.heads.models[f"{stack.alpha}:1"]
+                )
+            )
+            pid = int(result.inserted_primary_key[0])
+            if shadow_key not in stack.heads.models:  # a model the server does not have
+                model_name, version = shadow_key.split(":")
+                added = await conn.execute(
+                    sa.insert(Model).values(
+                        plot_type_id=pid,
+                        name=model_name,
+                        version=int(version),
+                        architecture="small",
+                        label_order=LABELS,
+                    )
+                )
+                stack.heads.models[shadow_key] = int(added.inserted_primary_key[0])
+            await conn.execute(
+                sa.insert(ModelShadow).values(
+                    plot_type_id=pid,
+                    model_id=stack.heads.models[shadow_key],
+                    started_by="test",
+                    started_at=utcnow(),
+                )
+            )
+    finally:
+        await engine.dispose()
+    return name
+
+
+async def test_a_shadow_model_runs_on_the_same_batches_and_changes_no_verdict(
+    stack: Stack, fakes: Fakes
+) -> None:
+    shadowed = await _shadowed_plot_type(stack, f"{stack.beta}:1")
+    broken = await _shadowed_plot_type(stack, f"{stack.alpha}:99")  # not on the model server
+    plain = [make_order(stack.pa, IMAGES[i]) for i in range(4)]
+    watched = [make_order(shadowed, IMAGES[i]) for i in range(4)]
+    failing = [make_order(broken, IMAGES[i]) for i in range(2)]
+    fakes.balancer.add(plain + watched + failing)
+    async with running_predictor(stack, fakes) as predictor:
+        await eventually(lambda: len(fakes.balancer.done) >= 10)
+        calls = list(predictor.calls)  # type: ignore[attr-defined]
+        metrics = predictor.metrics
+    beta_id = stack.heads.models[f"{stack.beta}:1"]
+    for same, order in zip(plain, watched, strict=True):
+        report = fakes.keeper.reports[order.order_id]
+        # The verdict is the active model's, weight for weight.
+        assert report.status == report_pb2.REPORT_STATUS_OK
+        assert (report.model_name, report.model_version) == (stack.alpha, 1)
+        assert list(report.weights) == list(fakes.keeper.reports[same.order_id].weights)
+        assert not report.HasField("heat_map")  # alpha has no alarm label
+        shadow = report.shadow
+        assert (shadow.model_id, shadow.model_name, shadow.status) == (
+            beta_id,
+            stack.beta,
+            report_pb2.REPORT_STATUS_OK,
+        )
+        assert len(shadow.labels) == len(shadow.weights) == 3 and "Bad" in shadow.labels
+        assert shadow.seconds_per_image > 0 and shadow.active_seconds_per_image > 0
+        assert not fakes.keeper.reports[same.order_id].HasField("shadow")
+    # The shadow ran on the active model's batches: no more images than they had.
+    assert sum(c[3] for c in calls if c[0] == stack.beta) == 4
+    for order in failing:  # a shadow model the server lacks fails alone, at once
+        report = fakes.keeper.reports[order.order_id]
+        assert report.status == report_pb2.REPORT_STATUS_OK
+        assert report.shadow.status == report_pb2.REPORT_STATUS_ERROR
+        assert "NOT_FOUND" in report.shadow.error
+    assert metrics.shadow_results.labels("ok")._value.get() == 4
+    assert metrics.shadow_results.labels("error")._value.get() == 2
+    assert metrics.model_server_errors._value.get() == 0  # a shadow's failure pages no one
 
 
 async def test_done_only_after_keeper_acknowledged(stack: Stack, fakes: Fakes) -> None:

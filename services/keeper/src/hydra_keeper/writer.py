@@ -30,7 +30,7 @@ from hydra_common.db.schema import MonitoringLog, Plot, RunHistory, RunTime, Sta
 from hydra_common.logs import get_logger
 from hydra_common.stagestats import hourly_rows
 from hydra_common.uncertainty import margin
-from hydra_keeper import storage
+from hydra_keeper import shadow, storage
 from hydra_keeper.alarms import (
     CONFIRMED,
     OTHER,
@@ -278,6 +278,7 @@ class BatchWriter:
             await self._choose_kept(conn, entries)
         stale = self._mark_transitions(entries, states)
         result.files_skipped = await asyncio.to_thread(self._write_files, entries)
+        shadow_rows = await asyncio.to_thread(shadow.rows, self.storage_root, entries)
         async with self.engine.begin() as conn:
             beam = await self._mark_alarms(conn, entries, result, now)
             plot_ids = await self._insert_plots(conn, entries)
@@ -289,6 +290,7 @@ class BatchWriter:
             )
             await self._insert_log(conn, entries, history_ids, now)
             await self._upsert_run_time(conn, entries, history_ids, now)
+            await shadow.insert(conn, shadow_rows)  # apart from the verdicts (hydra_keeper.shadow)
         # Committed: only now do the figures count and the replaced live files go.
         result.recorded = len(entries)
         for e in entries:

@@ -5,17 +5,22 @@ address it on the model server and ``label_order`` names its outputs. The catalo
 re-read every ``HYDRA_MODEL_REFRESH_SECONDS``, so promoting a model in the web page switches
 every predictor replica without a restart. When the database is unreachable the last
 catalog stays in use.
+
+A plot type's shadow model (``model_shadows``, put there by ``lifecycle.start_shadow``) is
+read the same way: the predictor runs it on the active model's batches as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hydra_common.db.schema import Classification, Model, PlotType
+from hydra_common.db.schema import Classification, Model, ModelShadow, PlotType
 from hydra_common.grpcserver import Backoff
 from hydra_common.logs import get_logger
 from hydra_predictor.metrics import PredictorMetrics
@@ -34,6 +39,20 @@ class ActiveModel:
     alarm_indices: frozenset[int]  # output positions of alarm labels (Bad): heat map wanted
 
 
+def _by_plot_type(rows: Iterable[Any], alarm_labels: set[str]) -> dict[str, ActiveModel]:
+    models: dict[str, ActiveModel] = {}
+    for plot_type, model_id, name, version, label_order in rows:
+        labels = tuple(str(label) for label in label_order or ())
+        models[plot_type] = ActiveModel(
+            model_id=int(model_id),
+            name=name,
+            version=int(version),
+            labels=labels,
+            alarm_indices=frozenset(i for i, label in enumerate(labels) if label in alarm_labels),
+        )
+    return models
+
+
 class ModelCatalog:
     """Plot type name → active model, refreshed from the database."""
 
@@ -41,11 +60,16 @@ class ModelCatalog:
         self.engine = engine
         self.metrics = metrics
         self.models: dict[str, ActiveModel] = {}
+        self.shadows: dict[str, ActiveModel] = {}  # plot type name → its shadow model
         self.ready = asyncio.Event()  # set after the first successful read
 
     def lookup(self, plot_type: str) -> ActiveModel | None:
         """The active model of a plot type, or None (the plot type has no model)."""
         return self.models.get(plot_type)
+
+    def shadow_for(self, plot_type: str) -> ActiveModel | None:
+        """The plot type's shadow model, or None (it has none)."""
+        return self.shadows.get(plot_type)
 
     async def refresh(self) -> None:
         """Read the active models from the database (raises if the database fails)."""
@@ -54,25 +78,21 @@ class ModelCatalog:
                 sa.select(Classification.name).where(Classification.alarm.is_(True))
             )
             alarm_labels = {row[0] for row in alarm_rows}
+            columns = (PlotType.name, Model.id, Model.name, Model.version, Model.label_order)
             rows = await conn.execute(
-                sa.select(
-                    PlotType.name, Model.id, Model.name, Model.version, Model.label_order
-                ).join(Model, PlotType.active_model_id == Model.id)
+                sa.select(*columns).join(Model, PlotType.active_model_id == Model.id)
             )
-            models: dict[str, ActiveModel] = {}
-            for plot_type, model_id, name, version, label_order in rows:
-                labels = tuple(str(label) for label in label_order or ())
-                models[plot_type] = ActiveModel(
-                    model_id=int(model_id),
-                    name=name,
-                    version=int(version),
-                    labels=labels,
-                    alarm_indices=frozenset(
-                        i for i, label in enumerate(labels) if label in alarm_labels
-                    ),
-                )
-        changed = models != self.models
+            models = _by_plot_type(rows, alarm_labels)
+            shadow_rows = await conn.execute(
+                sa.select(*columns)
+                .join(ModelShadow, ModelShadow.plot_type_id == PlotType.id)
+                .join(Model, Model.id == ModelShadow.model_id)
+            )
+            shadows = _by_plot_type(shadow_rows, alarm_labels)
+        changed = models != self.models or shadows != self.shadows
         self.models = models
+        self.shadows = shadows
+        self.metrics.shadow_models.set(len(shadows))
         self.metrics.active_models.set(len(models))
         self.ready.set()
         if changed:
@@ -81,6 +101,7 @@ class ModelCatalog:
                 extra={
                     "count": len(models),
                     "models": ",".join(f"{m.name}:{m.version}" for m in models.values())[:2000],
+                    "shadows": ",".join(f"{m.name}:{m.version}" for m in shadows.values())[:2000],
                 },
             )
 

@@ -4,6 +4,11 @@ Orders are grouped per model (max ``HYDRA_MAX_BATCH`` images, max ``HYDRA_MAX_WA
 wait) and sent as one ``serving_default`` call; the images the model calls an alarm label
 (Bad) go once more through ``explain`` for their Grad-CAM heat map. Every order of a batch
 ends as a report: OK, or ERROR with the reason when the model server fails.
+
+When the plot type has a shadow model, the same images then go through it once; its
+weights (or its error) and both calls' seconds per image ride in the report's ``shadow``
+field. The shadow call never waits for the model server and never changes a report's
+verdict: it fails alone.
 """
 
 from __future__ import annotations
@@ -97,9 +102,19 @@ class ModelClient:
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
 
     async def predict(
-        self, model: ActiveModel, signature: str, images: Sequence[bytes], output: str
+        self,
+        model: ActiveModel,
+        signature: str,
+        images: Sequence[bytes],
+        output: str,
+        *,
+        shadow: bool = False,
     ) -> np.ndarray:
-        """Call ``signature`` on a batch of encoded images and return one float output."""
+        """Call ``signature`` on a batch of encoded images and return one float output.
+
+        A ``shadow`` call does not wait for a model server that is not ready and stays out
+        of the Predict metrics (a shadow model's failures must not page anyone)."""
+        record = not shadow
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model.name
         request.model_spec.version.value = model.version
@@ -108,22 +123,31 @@ class ModelClient:
         request.output_filter.append(output)
         started = time.perf_counter()
         try:
-            response = await self._predict_waiting(request)
+            if shadow:
+                response = await self.stub.Predict(request, timeout=self.timeout)
+            else:
+                response = await self._predict_waiting(request)
             if output not in response.outputs:
                 raise ModelServerError(f"{signature} returned no '{output}' output")
             values = float_array(response.outputs[output])
         except grpc.aio.AioRpcError as exc:
-            self.metrics.model_server_errors.inc()
+            if record:
+                self.metrics.model_server_errors.inc()
             raise ModelServerError(
                 f"model server {exc.code().name}: {exc.details() or ''}".strip(), exc.code()
             ) from exc
         except (ModelServerError, ValueError) as exc:
-            self.metrics.model_server_errors.inc()
+            if record:
+                self.metrics.model_server_errors.inc()
             raise ModelServerError(str(exc)) from exc
         finally:
-            self.metrics.predict_seconds.labels(signature).observe(time.perf_counter() - started)
+            if record:
+                self.metrics.predict_seconds.labels(signature).observe(
+                    time.perf_counter() - started
+                )
         if values.ndim < 1 or values.shape[0] != len(images):
-            self.metrics.model_server_errors.inc()
+            if record:
+                self.metrics.model_server_errors.inc()
             raise ModelServerError(
                 f"{signature} '{output}' has shape {list(values.shape)} for {len(images)} images"
             )
@@ -165,6 +189,19 @@ def _report(
     )
 
 
+def _shadow_result(
+    model: ActiveModel, seconds: float, active_seconds: float, **fields: Any
+) -> report_pb2.ShadowResult:
+    return report_pb2.ShadowResult(
+        model_id=model.model_id,
+        model_name=model.name,
+        model_version=model.version,
+        seconds_per_image=seconds,
+        active_seconds_per_image=active_seconds,
+        **fields,
+    )
+
+
 def normalise(weights: np.ndarray) -> list[float]:
     """Weights scaled to sum 1 (softmax already does, up to rounding)."""
     clipped = np.clip(weights.astype(np.float64), 0.0, None)
@@ -191,17 +228,23 @@ class BatchRunner:
         self.metrics = metrics
 
     async def run(
-        self, model: ActiveModel, orders: list[InferenceOrder]
+        self,
+        model: ActiveModel,
+        orders: list[InferenceOrder],
+        shadow: ActiveModel | None = None,
     ) -> list[report_pb2.Report]:
-        """Reports for the batch: OK with weights (and heat maps for alarms), or ERROR."""
+        """Reports for the batch: OK with weights (and heat maps for alarms), or ERROR; with
+        the ``shadow`` model's result on the same images when given."""
         start_ns = time.time_ns()
         for order in orders:
             order.stages.predict_start_ns = start_ns
         self.metrics.batch_size.observe(len(orders))
+        started = time.perf_counter()
         try:
             weights = await self.client.predict(
                 model, SERVING_DEFAULT, [o.image for o in orders], "weights"
             )
+            active_seconds = (time.perf_counter() - started) / len(orders)
             if weights.shape != (len(orders), len(model.labels)):
                 raise ModelServerError(
                     f"model {model.name}:{model.version} gave weights of shape "
@@ -212,7 +255,9 @@ class BatchRunner:
                 # One image the model cannot decode fails the whole call: halve the batch
                 # until the bad ones are alone, so only they get an ERROR report.
                 half = len(orders) // 2
-                return await self.run(model, orders[:half]) + await self.run(model, orders[half:])
+                return await self.run(model, orders[:half], shadow) + await self.run(
+                    model, orders[half:], shadow
+                )
             end_ns = time.time_ns()
             log.warning(
                 "predict failed",
@@ -255,7 +300,67 @@ class BatchRunner:
                 report.heat_map.CopyFrom(heat_maps[i])
             reports.append(report)
         self.metrics.reports.labels("ok").inc(len(orders))
+        if shadow is not None and shadow.model_id != model.model_id:
+            await self._shadow(shadow, orders, reports, active_seconds)
         return reports
+
+    async def _shadow(
+        self,
+        shadow: ActiveModel,
+        orders: list[InferenceOrder],
+        reports: list[report_pb2.Report],
+        active_seconds: float,
+    ) -> None:
+        """Run the shadow model on the batch and attach its result to every report."""
+        started = time.perf_counter()
+        results: list[report_pb2.ShadowResult] = []
+        try:
+            weights = await self.client.predict(
+                shadow, SERVING_DEFAULT, [o.image for o in orders], "weights", shadow=True
+            )
+            if weights.shape != (len(orders), len(shadow.labels)):
+                raise ModelServerError(
+                    f"shadow model {shadow.name}:{shadow.version} gave weights of shape "
+                    f"{list(weights.shape)}; the database lists {len(shadow.labels)} labels"
+                )
+        except ModelServerError as exc:
+            log.warning(
+                "shadow predict failed; the verdicts stand",
+                extra={
+                    "model": shadow.name,
+                    "version": shadow.version,
+                    "error": str(exc)[:500],
+                    "order_id": orders[0].order_id,
+                },
+            )
+            seconds = (time.perf_counter() - started) / len(orders)
+            results = [
+                _shadow_result(
+                    shadow,
+                    seconds,
+                    active_seconds,
+                    status=report_pb2.REPORT_STATUS_ERROR,
+                    error=str(exc)[:1000],
+                )
+                for _ in orders
+            ]
+            self.metrics.shadow_results.labels("error").inc(len(orders))
+        else:
+            seconds = (time.perf_counter() - started) / len(orders)
+            results = [
+                _shadow_result(
+                    shadow,
+                    seconds,
+                    active_seconds,
+                    status=report_pb2.REPORT_STATUS_OK,
+                    labels=shadow.labels,
+                    weights=normalise(weights[i]),
+                )
+                for i in range(len(orders))
+            ]
+            self.metrics.shadow_results.labels("ok").inc(len(orders))
+        for report, result in zip(reports, results, strict=True):
+            report.shadow.CopyFrom(result)
 
     async def _explain(
         self, model: ActiveModel, orders: list[InferenceOrder], weights: np.ndarray

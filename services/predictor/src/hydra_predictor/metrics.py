@@ -8,6 +8,7 @@ from hydra_common.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
 
 SIGNATURES = ("serving_default", "explain")
 STATUSES = ("ok", "no_model", "error")
+SHADOW_STATUSES = ("ok", "error")
 
 
 class PredictorMetrics:
@@ -49,6 +50,19 @@ class PredictorMetrics:
             "Plot types with an active model, as last read from the database.",
             registry=registry,
         )
+        self.shadow_models = Gauge(
+            "hydra_predictor_shadow_models",
+            "Plot types with a model in shadow, as last read from the database.",
+            registry=registry,
+        )
+        self.shadow_results = Counter(
+            "hydra_predictor_shadow_results_total",
+            "Shadow-model results attached to reports, by status.",
+            ["status"],
+            registry=registry,
+        )
+        for status in SHADOW_STATUSES:
+            self.shadow_results.labels(status)
         for signature in SIGNATURES:
             self.predict_seconds.labels(signature)
         for status in STATUSES:

@@ -234,7 +234,8 @@ class PredictorService:
 
     async def _run_batch(self, model: ActiveModel, orders: list[InferenceOrder]) -> None:
         try:
-            reports = await self.runner.run(model, orders)
+            shadow = self.catalog.shadow_for(orders[0].plot_type)
+            reports = await self.runner.run(model, orders, shadow)
         except Exception as exc:  # a bug must not lose orders: report them as errors
             log.exception("batch failed", extra={"order_id": orders[0].order_id})
             self.metrics.reports.labels("error").inc(len(orders))
