@@ -248,6 +248,37 @@ async def test_one_poll_query_serves_many_clients(api: Any) -> None:
     assert all(q.empty() for q in queues)
 
 
+async def test_no_poll_query_while_no_run_page_is_open(api: Any) -> None:
+    sessions = {"opened": 0}
+    real = api.sessionmaker
+
+    def counting() -> Any:
+        sessions["opened"] += 1
+        return real()
+
+    broadcaster = RuntimeBroadcaster(
+        counting,  # type: ignore[arg-type]
+        functools.partial(load_runtime_items_by_ids, stale_minutes=10),
+        ApiMetrics(CollectorRegistry()),
+        poll_seconds=0.1,
+    )
+    pt = await api.plot_type()
+    await write_runtime(api, pt, "Bad")
+    for _ in range(3):
+        await broadcaster.poll_once()
+    assert sessions["opened"] == 0  # idle: the database is not asked
+    q = broadcaster.subscribe()
+    oid = await write_runtime(api, pt, "Good")  # after the client subscribed: news
+    await broadcaster.poll_once()
+    assert sessions["opened"] == 1
+    items = q.get_nowait()
+    assert items is not None
+    assert [i.order_id for i in items if i.plot_type == pt.name] == [oid]
+    broadcaster.unsubscribe(q)
+    await broadcaster.poll_once()
+    assert sessions["opened"] == 1
+
+
 async def test_metrics_use_route_templates(api: Any) -> None:
     await api.client.get("/api/models/999999999")
     await api.client.get("/api/runtime")

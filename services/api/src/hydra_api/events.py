@@ -80,6 +80,12 @@ class RuntimeBroadcaster:
 
     def subscribe(self) -> asyncio.Queue[list[RuntimeItem] | None]:
         """A new client's queue of changed items (None = the server is closing)."""
+        if not self._clients:
+            # Nobody was listening, so nothing was polled: learn the state afresh, and
+            # send what changes from now on (the client loads its snapshot after this).
+            self._since = None
+            self._seen.clear()
+            self._started = utcnow()
         q: asyncio.Queue[list[RuntimeItem] | None] = asyncio.Queue(CLIENT_QUEUE)
         self._clients.add(q)
         self._metrics.sse_clients.set(len(self._clients))
@@ -101,7 +107,13 @@ class RuntimeBroadcaster:
             await asyncio.sleep(self._poll_seconds)
 
     async def poll_once(self) -> None:
-        """One query for changed run_time rows; broadcast them to every client."""
+        """One query for changed run_time rows; broadcast them to every client.
+
+        With no client connected there is nobody to tell: no query (an idle hall with no
+        Run page open costs the database nothing).
+        """
+        if not self._clients:
+            return
         self.polls += 1
         stmt = sa.select(RunTime.plot_type_id, RunTime.run_history_id, RunTime.updated_at)
         if self._since is not None:
