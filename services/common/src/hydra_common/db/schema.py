@@ -478,6 +478,8 @@ class MonitoringLog(Base):
         sa.Index("ix_monitoring_log_created", "created_at"),
         # The Log page: entries per plot type in a window, and a detector's page.
         sa.Index("ix_monitoring_log_type_created", "plot_type_id", "created_at"),
+        # ... and its transitions only (a few in a hundred entries).
+        sa.Index("ix_monitoring_log_transition", "transition", "created_at", "plot_type_id"),
     )
 
 
