@@ -12,6 +12,7 @@ Create Date: 2026-11-30 21:40:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
@@ -27,6 +28,16 @@ def upgrade() -> None:
         )
 
 
+# MariaDB drops a foreign key's own index once another index can serve the key (this one
+# can): the downgrade gives it back before dropping this one.
+FK_INDEX = "fk_monitoring_log_plot_type_id_plot_types"
+
+
 def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "mysql":
+        names = {ix["name"] for ix in sa.inspect(bind).get_indexes("monitoring_log")}
+        if FK_INDEX not in names:
+            op.create_index(FK_INDEX, "monitoring_log", ["plot_type_id"], unique=False)
     with op.batch_alter_table("monitoring_log", schema=None) as batch_op:
         batch_op.drop_index("ix_monitoring_log_type_created")
