@@ -97,7 +97,7 @@ async def get_log(
         if skip >= n:
             skip -= n
             continue
-        part = await session.execute(
+        stmt = (
             sa.select(MonitoringLog, PlotType.name, PlotType.detector)
             .join(PlotType, PlotType.id == MonitoringLog.plot_type_id)
             .where(*window, MonitoringLog.plot_type_id.in_(ids))
@@ -105,6 +105,13 @@ async def get_log(
             .limit(want)
             .offset(skip)
         )
+        if transitions_only:
+            # MariaDB would read every entry of the detector's plot types for the flag
+            # (0.7 s on 30 days of ePIC); the transitions' own index holds it (0.1 s).
+            stmt = stmt.with_hint(
+                MonitoringLog, "FORCE INDEX (ix_monitoring_log_transition)", "mysql"
+            )
+        part = await session.execute(stmt)
         got = part.tuples().all()
         rows += got
         want -= len(got)
