@@ -4,6 +4,7 @@ import { ConfusionMatrix } from "../components/ConfusionMatrix";
 import { DriftDetail } from "../components/DriftPanel";
 import { Notice } from "../components/Notice";
 import { PlotTypeSelect } from "../components/PlotTypeSelect";
+import { ShadowPanel } from "../components/ShadowPanel";
 import { ThresholdEditor } from "../components/ThresholdEditor";
 import { TrainingPanel } from "../components/TrainingPanel";
 import { TrainingSetTable } from "../components/TrainingSetTable";
@@ -87,6 +88,12 @@ function ModelPanel({ modelId, canEdit, colors, onChanged }: { modelId: number; 
         </Link>
       </div>
       <Notice text={error} />
+      {!model.active && model.status !== "failed" && model.status !== "training" && (
+        <>
+          <h3>Shadow evaluation</h3>
+          <ShadowPanel modelId={model.id} canEdit={canEdit} onChanged={onChanged} />
+        </>
+      )}
       {model.active && (
         <>
           <h3>Drift</h3>
