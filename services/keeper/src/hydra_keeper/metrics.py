@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hydra_common.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from hydra_keeper.drift import DriftFigures
 
 # The shared label set plus the keeper's own verdicts: bounded, so safe as a label value.
 KNOWN_VERDICTS = (
@@ -144,3 +150,55 @@ class RetentionMetrics:
         )
         for kind in RETENTION_TABLES:
             self.removed.labels(table=kind)
+
+
+class DriftMetrics:
+    """``hydra_keeper_drift_score`` and ``hydra_keeper_label_agreement`` per plot type."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.score = Gauge(
+            "hydra_keeper_drift_score",
+            "Drift of the active model: the larger PSI of its top weights and verdict mix "
+            "over the trailing window against its test split.",
+            ["plot_type"],
+            registry=registry,
+        )
+        self.agreement = Gauge(
+            "hydra_keeper_label_agreement",
+            "Share of the window's labelled images whose expert label is the model's verdict.",
+            ["plot_type"],
+            registry=registry,
+        )
+        self.retrain = Gauge(
+            "hydra_keeper_retrain_suggested",
+            "1 when drift or disagreement suggests retraining the plot type's model.",
+            ["plot_type"],
+            registry=registry,
+        )
+        self._shown: set[str] = set()
+
+    def show(self, figures: Sequence[DriftFigures]) -> None:
+        """Set the series of these plot types; drop those of plot types no longer measured."""
+        now = set()
+        for f in figures:
+            now.add(f.plot_type)
+            for gauge, value in (
+                (self.score, f.drift_score),
+                (self.agreement, f.label_agreement),
+                (self.retrain, float(f.retrain_suggested)),
+            ):
+                if value is None:
+                    _remove(gauge, f.plot_type)
+                else:
+                    gauge.labels(plot_type=f.plot_type).set(value)
+        for gone in self._shown - now:
+            for gauge in (self.score, self.agreement, self.retrain):
+                _remove(gauge, gone)
+        self._shown = now
+
+
+def _remove(gauge: Gauge, plot_type: str) -> None:
+    try:
+        gauge.remove(plot_type)
+    except KeyError:
+        pass
