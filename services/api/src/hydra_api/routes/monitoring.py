@@ -65,7 +65,7 @@ async def get_log(
     (newest first within each); ``transition`` marks where something changed."""
     window = [MonitoringLog.created_at >= utcnow() - timedelta(hours=hours)]
     if transitions_only:
-        window.append(MonitoringLog.transition.is_(True))
+        window.append(MonitoringLog.transition == sa.true())  # "IS true" would not use the index
     # Detector by detector (the database's order of names), never sorting the whole window:
     # the window's entries per plot type come from one index (plot type, time), and the
     # page's from the ranges of the one or two detectors it falls in.
