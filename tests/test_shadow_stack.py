@@ -197,6 +197,11 @@ def test_a_candidate_in_shadow_is_measured_then_promoted(hall: Hall) -> None:
     assert figures["agreements"] == 0 and figures["agreement"] == 0.0
     assert figures["seconds_per_image"] > 0 and figures["active_seconds_per_image"] > 0
     assert figures["disagreements"], figures
+    print(
+        f"shadow: {figures['images']} images, agreement {figures['agreement']}, "
+        f"{figures['seconds_per_image'] * 1000:.1f} ms/image in shadow vs "
+        f"{figures['active_seconds_per_image'] * 1000:.1f} ms/image active (same batches)"
+    )
     image = api.get(figures["disagreements"][0]["image_url"])
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
 
