@@ -387,6 +387,35 @@ async def test_skipped_file_fed_once_its_plot_type_appears(tmp_path: Path, sqlit
         await balancer.stop()
 
 
+async def test_a_file_older_than_the_ledger_remembers_is_left_alone(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Retention prunes the ledger's done rows after HYDRA_RETENTION_LEDGER_DAYS: a file left
+    in the input folder longer than that must not be fed a second time."""
+    await add_plot_types(sqlite_url, ["DC_occupancy"])
+    root = tmp_path / "input"
+    old = write(root, "Run7/DC_occupancy-1.png", png())
+    month_ago = old.stat().st_mtime - 30 * 86400
+    os.utime(old, (month_ago, month_ago))
+    write(root, "Run7/DC_occupancy-2.png", png())
+    balancer = await start_balancer()
+    predictor = Predictor(balancer.port)
+    settings = feeder_settings(tmp_path, sqlite_url, balancer.port, max_file_age_days=14)
+    feeder = await start_feeder(settings)
+    try:
+        await eventually(
+            lambda: sample(feeder, "hydra_feeder_rejected_total", reason="too_old") == 1
+        )
+        await eventually(lambda: len(predictor.received) == 1)
+        assert predictor.paths == ["Run7/DC_occupancy-2.png"]
+        assert old.exists()  # left in place, not quarantined
+        assert "Run7/DC_occupancy-1.png" not in await ledger_rows(sqlite_url)
+    finally:
+        await feeder.stop()
+        await predictor.close()
+        await balancer.stop()
+
+
 async def test_database_outage_delays_files_and_loses_none(tmp_path: Path, sqlite_url: str) -> None:
     await add_plot_types(sqlite_url, ["RF_adc"])
     root = tmp_path / "input"

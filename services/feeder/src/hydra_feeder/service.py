@@ -343,12 +343,19 @@ class FeederService:
         if not candidates:
             return
         known = await self.ledger.lookup([rel for rel, _, _ in candidates])
+        max_age_s = self.settings.max_file_age_days * 86400
+        oldest_ns = time.time_ns() - int(max_age_s * 1e9)
         todo: list[tuple[str, FileStat, ParsedName]] = []
         for rel, stat, parsed in candidates:
             entry = known.get(rel)
             if entry and (entry.file_size, entry.file_mtime_ns) == (stat.size, stat.mtime_ns):
                 # Fed before (a restart): done, or pending and re-sent on connect.
                 self.handled[rel] = _Handled(stat, "fed", parsed.plot_type)
+                continue
+            if entry is None and max_age_s > 0 and stat.mtime_ns < oldest_ns:
+                # Older than the ledger remembers (retention prunes its done rows): feeding it
+                # could feed it a second time.
+                self._skip(rel, stat, "too_old", parsed.plot_type)
                 continue
             todo.append((rel, stat, parsed))
         batch: list[tuple[LedgerEntry, InferenceOrder, ParsedName]] = []

@@ -49,6 +49,15 @@ class FeederSettings(HydraSettings):
             " finishes it meanwhile, it is moved back and fed (0: never)."
         ),
     )
+    max_file_age_days: float = Field(
+        14.0,
+        ge=0,
+        description=(
+            "A file the ledger does not know whose mtime is older than this is left in place,"
+            " not fed (`too_old`): keep it below the keeper's `HYDRA_RETENTION_LEDGER_DAYS`, so"
+            " a file whose ledger row was pruned is never fed again (0: no limit)."
+        ),
+    )
     max_image_pixels: int = Field(
         16_000_000,
         ge=1,

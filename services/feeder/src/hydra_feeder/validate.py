@@ -12,7 +12,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-# Reasons a file is not fed. Skips leave the file in place; every other reason quarantines it.
+# Reasons a file is not fed. Skips (and `too_old`) leave the file in place; every other reason
+# quarantines it.
 REASONS = (
     "bad_name",
     "unknown_plot_type",
@@ -25,6 +26,7 @@ REASONS = (
     "wrong_format",
     "outside_input_dir",
     "vanished",
+    "too_old",
     "error",
 )
 SKIP_REASONS = frozenset({"unknown_plot_type", "ignored_plot_type"})
