@@ -12,8 +12,8 @@ long behind a purge. What the hall cannot get back is never deleted:
 
 The feeder's ledger is the ``fed_files`` table of the shared database, so it is pruned
 here, where the keeper already holds the database. A ledger row is what stops the feeder
-feeding a file twice: keep the ledger longer than the monitoring leaves files in the input
-directory, or a file still there after its row is gone is fed again.
+feeding a file twice: the feeder leaves alone any unknown file older than its
+``HYDRA_MAX_FILE_AGE_DAYS`` (14), so keep the ledger longer than that.
 
 An image's files are deleted after the transaction that deletes its row has committed: a
 crash leaves at worst an orphan file, never a row without its file (as when they are
@@ -72,7 +72,8 @@ class RetentionSettings(HydraSettings):
         ge=0,
         description=(
             "Days a done row of the feeder's ledger (`fed_files`) is kept (0: forever); keep "
-            "it longer than files stay in the input directory, or they are fed again."
+            "it longer than the feeder's `HYDRA_MAX_FILE_AGE_DAYS`, or an old file still in the "
+            "input directory is fed again."
         ),
     )
     retention_images_days: float = Field(
