@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from hydra.v1 import report_pb2 as hydra_dot_v1_dot_report__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hydra/v1/keeper.proto\x12\x08hydra.v1\x1a\x15hydra/v1/report.proto\"2\n\rRecordRequest\x12!\n\x07reports\x18\x01 \x03(\x0b\x32\x10.hydra.v1.Report\"#\n\x0eRecordResponse\x12\x11\n\torder_ids\x18\x01 \x03(\t2P\n\rKeeperService\x12?\n\x06Record\x12\x17.hydra.v1.RecordRequest\x1a\x18.hydra.v1.RecordResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hydra/v1/keeper.proto\x12\x08hydra.v1\x1a\x15hydra/v1/report.proto\"2\n\rRecordRequest\x12!\n\x07reports\x18\x01 \x03(\x0b\x32\x10.hydra.v1.Report\"#\n\x0eRecordResponse\x12\x11\n\torder_ids\x18\x01 \x03(\t\"\x15\n\x13WatchCommitsRequest\";\n\x14WatchCommitsResponse\x12\x12\n\nplot_types\x18\x01 \x03(\t\x12\x0f\n\x07reports\x18\x02 \x01(\x03\x32\xa1\x01\n\rKeeperService\x12?\n\x06Record\x12\x17.hydra.v1.RecordRequest\x1a\x18.hydra.v1.RecordResponse(\x01\x30\x01\x12O\n\x0cWatchCommits\x12\x1d.hydra.v1.WatchCommitsRequest\x1a\x1e.hydra.v1.WatchCommitsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDREQUEST']._serialized_end=108
   _globals['_RECORDRESPONSE']._serialized_start=110
   _globals['_RECORDRESPONSE']._serialized_end=145
-  _globals['_KEEPERSERVICE']._serialized_start=147
-  _globals['_KEEPERSERVICE']._serialized_end=227
+  _globals['_WATCHCOMMITSREQUEST']._serialized_start=147
+  _globals['_WATCHCOMMITSREQUEST']._serialized_end=168
+  _globals['_WATCHCOMMITSRESPONSE']._serialized_start=170
+  _globals['_WATCHCOMMITSRESPONSE']._serialized_end=229
+  _globals['_KEEPERSERVICE']._serialized_start=232
+  _globals['_KEEPERSERVICE']._serialized_end=393
 # @@protoc_insertion_point(module_scope)

@@ -18,3 +18,15 @@ class RecordResponse(_message.Message):
     ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
     order_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, order_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WatchCommitsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchCommitsResponse(_message.Message):
+    __slots__ = ("plot_types", "reports")
+    PLOT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    plot_types: _containers.RepeatedScalarFieldContainer[str]
+    reports: int
+    def __init__(self, plot_types: _Optional[_Iterable[str]] = ..., reports: _Optional[int] = ...) -> None: ...

@@ -41,6 +41,11 @@ class KeeperServiceStub:
                 request_serializer=hydra_dot_v1_dot_keeper__pb2.RecordRequest.SerializeToString,
                 response_deserializer=hydra_dot_v1_dot_keeper__pb2.RecordResponse.FromString,
                 _registered_method=True)
+        self.WatchCommits = channel.unary_stream(
+                '/hydra.v1.KeeperService/WatchCommits',
+                request_serializer=hydra_dot_v1_dot_keeper__pb2.WatchCommitsRequest.SerializeToString,
+                response_deserializer=hydra_dot_v1_dot_keeper__pb2.WatchCommitsResponse.FromString,
+                _registered_method=True)
 
 
 class KeeperServiceServicer:
@@ -57,6 +62,14 @@ class KeeperServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchCommits(self, request, context):
+        """WatchCommits streams a notice after each committed batch, so that readers of the run
+        time table (the API's Run page) read the changed rows at once instead of polling.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KeeperServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -64,6 +77,11 @@ def add_KeeperServiceServicer_to_server(servicer, server):
                     servicer.Record,
                     request_deserializer=hydra_dot_v1_dot_keeper__pb2.RecordRequest.FromString,
                     response_serializer=hydra_dot_v1_dot_keeper__pb2.RecordResponse.SerializeToString,
+            ),
+            'WatchCommits': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchCommits,
+                    request_deserializer=hydra_dot_v1_dot_keeper__pb2.WatchCommitsRequest.FromString,
+                    response_serializer=hydra_dot_v1_dot_keeper__pb2.WatchCommitsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -95,6 +113,33 @@ class KeeperService:
             '/hydra.v1.KeeperService/Record',
             hydra_dot_v1_dot_keeper__pb2.RecordRequest.SerializeToString,
             hydra_dot_v1_dot_keeper__pb2.RecordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchCommits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hydra.v1.KeeperService/WatchCommits',
+            hydra_dot_v1_dot_keeper__pb2.WatchCommitsRequest.SerializeToString,
+            hydra_dot_v1_dot_keeper__pb2.WatchCommitsResponse.FromString,
             options,
             channel_credentials,
             insecure,
