@@ -31,6 +31,7 @@ from hydra_keeper.dbutil import upsert
 from hydra_keeper.drift import DriftMonitor
 from hydra_keeper.epics_status import StatusPublisher
 from hydra_keeper.metrics import KeeperMetrics, RetentionMetrics
+from hydra_keeper.notify import CommitNotifier
 from hydra_keeper.reference import ReferenceCache
 from hydra_keeper.retention import Pruner, RetentionPolicy
 from hydra_keeper.settings import KeeperSettings
@@ -140,6 +141,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
             RetentionPolicy.from_settings(settings),
             RetentionMetrics(self.registry),
         )
+        self.notifier = CommitNotifier()
         self.counts = {"reports": 0, "duplicates": 0, "rejected": 0, "batches": 0, "alarms": 0}
         self._busy = False
         self._idle = asyncio.Event()  # set after each commit; lets stop() wait for a drain
@@ -176,6 +178,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
     async def stop(self) -> None:
         """Stop taking reports, commit what is queued (within the grace period), stop."""
         grace = self.settings.grace_seconds
+        self.notifier.close()  # open WatchCommits streams would hold up the server's grace
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
@@ -227,6 +230,13 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
             await reader
         finally:
             reader.cancel()
+
+    async def WatchCommits(
+        self, request: keeper_pb2.WatchCommitsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[keeper_pb2.WatchCommitsResponse]:
+        """A notice after each committed batch (the API reads the Run page's rows then)."""
+        async for notice in self.notifier.stream():
+            yield notice
 
     async def _read(
         self, request_iterator: AsyncIterator[keeper_pb2.RecordRequest], stream: _Stream
@@ -288,6 +298,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
             acks.setdefault(stream, []).append(report.order.order_id)
         for stream, ids in acks.items():
             stream.ack(ids)
+        self.notifier.publish({r.order.plot_type for r in reports}, result.recorded)
         self.alarms.raise_alarms(result.alarms)
         try:
             await self.writer.remove_stale(result)
