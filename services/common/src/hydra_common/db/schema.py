@@ -609,6 +609,28 @@ class ShadowHistory(Base):
     )
 
 
+class PlotTypeMask(Base):
+    """A region of a plot type's image where a known problem is accepted ("dead channel,
+    accepted until run N or date D"): image-relative (0..1, origin top left) so it survives
+    resolution changes. While in force, a confirmed alarm verdict whose Grad-CAM mass lies
+    mostly inside the plot type's masks is recorded ``Accepted`` (``hydra_common.masks``)."""
+
+    __tablename__ = "plot_type_masks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plot_type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("plot_types.id", ondelete="CASCADE"), index=True
+    )
+    x0: Mapped[float] = mapped_column()
+    y0: Mapped[float] = mapped_column()
+    x1: Mapped[float] = mapped_column()
+    y1: Mapped[float] = mapped_column()
+    reason: Mapped[str] = mapped_column(sa.String(255))
+    until_run: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    until_time: Mapped[datetime | None] = mapped_column(default=None)
+    created_by: Mapped[str] = mapped_column(sa.String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RunCondition(Base):
     """Run conditions (beam current, run type) as reported by the hall."""
 
