@@ -43,6 +43,7 @@ from hydra_common.db.schema import (
     RunHistory,
     RunTime,
     Split,
+    StageHourly,
     Threshold,
     TrainingReport,
     TrainingSet,
@@ -52,6 +53,7 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.ids import uuid7
+from hydra_common.stagestats import hourly_rows
 from hydra_keeper.storage import render_heatmap
 from hydra_trainer.catalog import PlotTypeSpec, hall_catalog
 from hydra_trainer.plots import Truth, make_plot
@@ -271,6 +273,7 @@ class Seeder:
     async def history(self) -> None:
         """Run history over 24 h, the monitoring log with transitions, and the Run page."""
         slots = len(RUNS) * CHUNKS
+        timings: list[tuple[datetime, int, dict[str, float]]] = []
         for name, spec in self.specs.items():
             previous: tuple[str, bool] | None = None
             latest: RunHistory | None = None
@@ -298,6 +301,7 @@ class Seeder:
                 )
                 self.s.add(rh)
                 await self.s.flush()
+                timings.append((when, run, rh.stage_seconds))
                 state = (verdict, confirmed)
                 logged = model_id is not None and (not confirmed or verdict == "Bad")
                 if logged:
@@ -320,6 +324,8 @@ class Seeder:
                 latest = rh
             assert latest is not None
             await self.live(spec, latest)
+        # The Status page draws from the keeper's hourly figures, kept at every commit.
+        self.s.add_all(StageHourly(**row) for row in hourly_rows(timings))
 
     async def live(self, spec: PlotTypeSpec, rh: RunHistory) -> None:
         """The Run page's card of a plot type: its latest image, and heat map when Bad."""
