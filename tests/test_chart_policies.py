@@ -207,6 +207,7 @@ def test_pipeline_neighbours_talk(hall_b: tuple[Policies, dict[str, Endpoint]]) 
         ("predictor", "balancer", 50051),
         ("predictor", "tfserving", 8500),
         ("predictor", "keeper", 50052),
+        ("api", "keeper", 50052),  # WatchCommits: the keeper's commit notices push the Run page
         ("api", "feeder", 9101),  # the Status page reads the pipeline's metrics
         ("api", "balancer", 9102),
         ("api", "predictor", 9103),
@@ -263,7 +264,7 @@ def test_everything_else_is_refused(hall_b: tuple[Policies, dict[str, Endpoint]]
         ("trainer", "balancer", 50051),
         ("trainer", "tfserving", 8500),
         ("tfserving", "balancer", 50051),
-        ("api", "keeper", 50052),
+        ("api", "keeper", 9104),  # the keeper's metrics: Prometheus only
         ("api", "tfserving", 8500),
         ("test", "balancer", 50051),
         ("predictor", "feeder", 9101),

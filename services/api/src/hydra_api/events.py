@@ -1,10 +1,14 @@
-"""Live Run-page updates: one poller per API process, fanned out to every SSE client.
+"""Live Run-page updates: one reader per API process, fanned out to every SSE client.
 
-The keeper commits ``run_time`` rows; this module polls them every ``sse_poll_seconds``
-with ONE query for all connected clients, and sends each client the rows whose inference
-changed (a client subscribes before it loads its snapshot, so it misses nothing). Rows are
-matched by ``run_history_id`` within a look-back window rather than by ``updated_at > last
-seen``, because a transaction that commits late can carry an older ``updated_at``.
+The keeper commits ``run_time`` rows and, after each commit, sends a notice on its
+``WatchCommits`` stream, to which every API process subscribes (``keeper_address``). A
+notice wakes the reader at once; without one (the keeper restarting, a notice lost, a
+second keeper replica behind the Service) it reads every ``sse_poll_seconds`` anyway, so a
+missed notice only delays. Each read is ONE query for all connected clients, and sends
+each client the rows whose inference changed (a client subscribes before it loads its
+snapshot, so it misses nothing). Rows are matched by ``run_history_id`` within a look-back
+window rather than by ``updated_at > last seen``, because a transaction that commits late
+can carry an older ``updated_at``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 
+import grpc
 import sqlalchemy as sa
+from hydra.v1 import keeper_pb2, keeper_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hydra_api.metrics import ApiMetrics
 from hydra_api.models import RuntimeItem
 from hydra_common.db.schema import RunTime, utcnow
+from hydra_common.grpcserver import Backoff, channel, describe_rpc_error
 from hydra_common.logs import get_logger
 
 log = get_logger(__name__)
@@ -32,7 +39,8 @@ RuntimeLoader = Callable[[AsyncSession, list[int] | None], Awaitable[list[Runtim
 
 
 class RuntimeBroadcaster:
-    """Polls run_time and hands changed items to every subscribed client queue."""
+    """Reads run_time when the keeper commits (or every ``poll_seconds``) and hands changed
+    items to every subscribed client queue."""
 
     def __init__(
         self,
@@ -40,6 +48,7 @@ class RuntimeBroadcaster:
         load_items: RuntimeLoader,
         metrics: ApiMetrics,
         poll_seconds: float,
+        keeper_address: str = "",
     ) -> None:
         self._sessionmaker = sessionmaker
         self._load_items = load_items
@@ -49,8 +58,12 @@ class RuntimeBroadcaster:
         self._seen: dict[int, int] = {}  # plot_type_id -> run_history_id last broadcast
         self._since: datetime | None = None
         self._started = utcnow()
+        self._keeper_address = keeper_address
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self.polls = 0
+        self.notices = 0
 
     @property
     def clients(self) -> int:
@@ -58,16 +71,19 @@ class RuntimeBroadcaster:
         return len(self._clients)
 
     def start(self) -> None:
-        """Start the polling task."""
+        """Start the reader, and the subscription to the keeper's commit notices."""
         self._started = utcnow()
         self._task = asyncio.create_task(self._run(), name="runtime-poller")
+        if self._keeper_address:
+            self._watch_task = asyncio.create_task(self._watch(), name="runtime-watch")
 
     async def stop(self) -> None:
-        """Stop polling and end every client's stream."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop reading and end every client's stream."""
+        for task in (self._watch_task, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.close_streams()
 
     def close_streams(self) -> None:
@@ -96,15 +112,43 @@ class RuntimeBroadcaster:
         self._clients.discard(q)
         self._metrics.sse_clients.set(len(self._clients))
 
+    def notify(self) -> None:
+        """The keeper committed: read the changed rows now (notices coalesce)."""
+        self.notices += 1
+        self._wake.set()
+
     async def _run(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 await self.poll_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("runtime poll failed; retrying")
-            await asyncio.sleep(self._poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+
+    async def _watch(self) -> None:
+        """Subscribe to the keeper's commit notices; reconnect with backoff when it goes."""
+        backoff = Backoff(initial=0.5, cap=10.0)
+        async with channel(self._keeper_address) as ch:
+            stub = keeper_pb2_grpc.KeeperServiceStub(ch)
+            while True:
+                try:
+                    call = stub.WatchCommits(keeper_pb2.WatchCommitsRequest())
+                    async for _ in call:
+                        backoff.reset()
+                        self.notify()
+                    # The keeper stopped (a restart): catch up on what it committed last.
+                    self.notify()
+                except grpc.aio.AioRpcError as exc:
+                    log.debug(
+                        "keeper commit notices unavailable; polling",
+                        extra={"keeper": self._keeper_address, "error": describe_rpc_error(exc)},
+                    )
+                    self.notify()
+                await backoff.wait()
 
     async def poll_once(self) -> None:
         """One query for changed run_time rows; broadcast them to every client.

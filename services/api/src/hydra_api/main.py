@@ -103,6 +103,7 @@ def _lifespan(state: AppState):  # type: ignore[no-untyped-def]
             ),
             state.metrics,
             state.settings.sse_poll_seconds,
+            state.settings.keeper_address,
         )
         launcher = TrainingLauncher(state.settings, state.sessionmaker)
         state.extras.update(broadcaster=broadcaster, launcher=launcher)

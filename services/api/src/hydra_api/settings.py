@@ -101,7 +101,19 @@ class ApiSettings(BeamSettings):
         10.0, gt=0, description="A Run-page card with no update for this long is marked stale."
     )
     sse_poll_seconds: float = Field(
-        0.25, gt=0, description="How often the API looks for Run-page updates (one query)."
+        5.0,
+        gt=0,
+        description=(
+            "How often the API reads Run-page updates without a commit notice from the "
+            "keeper (a fallback: a notice makes it read at once; one query)."
+        ),
+    )
+    keeper_address: str = Field(
+        "127.0.0.1:50052",
+        description=(
+            "gRPC address of the keeper (`KeeperService`); the API subscribes to its commit "
+            "notices, which push Run-page updates (empty: poll only)."
+        ),
     )
     sse_heartbeat_seconds: float = Field(
         15.0, gt=0, description="Interval of keep-alive comments on event streams."

@@ -1,0 +1,141 @@
+"""The Run page pushed from the keeper's commit: a real keeper's ``WatchCommits`` notice
+wakes the API's reader, so a committed verdict reaches an SSE client without the
+fallback poll (set here to an hour, far beyond the test's limits)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
+from prometheus_client import CollectorRegistry
+
+from hydra_api.main import create_app
+from hydra_common.db.schema import Model, utcnow
+from hydra_common.grpcserver import channel
+from hydra_common.ids import uuid7
+from hydra_keeper.service import KeeperService
+from hydra_keeper.settings import KeeperSettings
+from hydra_testsupport.polling import eventually_async
+
+HOUR = 3600.0
+
+
+def _report(plot_type: str, model_id: int) -> report_pb2.Report:
+    now = time.time_ns()
+    order = order_pb2.InferenceOrder(
+        order_id=uuid7(),
+        plot_type=plot_type,
+        run_period="RunPeriod-2025-01",
+        run_number=7100,
+        chunk=1,
+        source_path=f"RunPeriod-2025-01/Run7100/{plot_type}.png",
+        stages=order_pb2.StageTimestamps(file_ns=now, fed_ns=now, reported_ns=now),
+    )
+    report = report_pb2.Report(
+        order=order,
+        status=report_pb2.REPORT_STATUS_OK,
+        model_id=model_id,
+        model_name=plot_type,
+        model_version=1,
+        predictor_id="predictor-test",
+    )
+    report.labels.extend(["Good", "Bad"])
+    report.weights.extend([0.1, 0.9])
+    return report
+
+
+async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await eventually_async(lambda: server.started, "the API started")
+    return server, task, port
+
+
+async def _events(lines: Any) -> Any:
+    current = None
+    async for line in lines:
+        if line.startswith("event: "):
+            current = line[len("event: ") :]
+        elif line.startswith("data: ") and current == "runtime":
+            yield json.loads(line[len("data: ") :])
+
+
+async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
+    api: Any, settings_factory: Any, mysql_url: str, tmp_path: Path
+) -> None:
+    pt = await api.plot_type(detector="FCAL")
+    model = Model(
+        plot_type_id=pt.id,
+        name=pt.name,
+        version=1,
+        architecture="small",
+        label_order=["Good", "Bad", "NoData"],
+        created_at=utcnow(),
+    )
+    await api.add(model)
+    keeper = KeeperService(
+        KeeperSettings(
+            database_url=mysql_url,
+            storage_dir=tmp_path / "storage",
+            data_dir=tmp_path,
+            keeper_host="127.0.0.1",
+            keeper_port=0,
+            metrics_port=0,
+            commit_max_wait_ms=5,
+            keeper_refresh_seconds=0.5,
+            heartbeat_seconds=HOUR,
+            grace_seconds=5,
+        ),
+        CollectorRegistry(),
+    )
+    await keeper.start()
+    app = create_app(
+        settings_factory(sse_poll_seconds=HOUR, keeper_address=f"127.0.0.1:{keeper.port}"),
+        CollectorRegistry(),
+    )
+    server, task, port = await _serve(app)
+    broadcaster = app.state.hydra.extras["broadcaster"]
+    try:
+        await eventually_async(lambda: keeper.notifier.subscribers == 1, "the API subscribed")
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+            client.stream("GET", "/api/events") as resp,
+            channel(f"127.0.0.1:{keeper.port}") as ch,
+        ):
+            assert resp.status_code == 200
+            events = _events(resp.aiter_lines())
+            snapshot = await asyncio.wait_for(anext(events), 60)
+            assert snapshot["full"] is True
+            polls_before = broadcaster.polls
+            report = _report(pt.name, model.id)
+            call = keeper_pb2_grpc.KeeperServiceStub(ch).Record()
+            await call.write(keeper_pb2.RecordRequest(reports=[report]))
+            ack = await asyncio.wait_for(call.read(), 60)
+            assert list(ack.order_ids) == [report.order.order_id]
+
+            async def until_ours() -> dict[str, Any]:
+                async for data in events:
+                    if any(i["order_id"] == report.order.order_id for i in data["items"]):
+                        return data  # type: ignore[no-any-return]
+                raise AssertionError("stream ended")
+
+            update = await asyncio.wait_for(until_ours(), 60)
+            item = next(i for i in update["items"] if i["plot_type"] == pt.name)
+            assert item["verdict"] == "Bad" and update["full"] is False
+            # Read because of the keeper's notice, not the hourly fallback.
+            assert broadcaster.notices >= 1 and broadcaster.polls > polls_before
+            await call.done_writing()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        await keeper.stop()
