@@ -25,6 +25,7 @@ KNOWN_VERDICTS = (
     "Ignore",
     "NoModel",
     "Error",
+    "Accepted",
 )
 KEPT_REASONS = ("bad", "unconfirmed", "unbiased", "uncertain")
 # What retention deletes, in the order one pass deletes it (the log refers to run history).

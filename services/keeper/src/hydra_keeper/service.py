@@ -133,6 +133,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
                 settings.alarm_repeat_seconds,
             ),
             keep_margin_below=settings.keep_margin_below,
+            mask_accept_fraction=settings.mask_accept_fraction,
         )
         self.drift = DriftMonitor(self.engine, settings, self.registry)
         self.pruner = Pruner(

@@ -83,6 +83,16 @@ class KeeperSettings(BeamSettings, RetentionSettings, DriftSettings):
             "runner-up's) is below this, as `uncertain` (0: off)."
         ),
     )
+    mask_accept_fraction: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description=(
+            "A confirmed Bad whose Grad-CAM mass lies at least this much inside its plot "
+            "type's masks in force (experts' accepted problems) is recorded `Accepted` and "
+            "does not alarm."
+        ),
+    )
     epics_publish: bool = Field(
         False,
         description=(

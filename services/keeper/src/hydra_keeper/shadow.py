@@ -69,7 +69,7 @@ def rows(root: Path, entries: Iterable[Recorded]) -> list[dict[str, Any]]:
         order = e.report.order
         read = _verdict(result)
         active_ok = e.judgement.status is InferenceStatus.OK
-        agrees = None if read is None or not active_ok else read[0] == e.judgement.verdict
+        agrees = None if read is None or not active_ok else read[0] == e.judgement.model_verdict
         image_path = None
         if agrees is False and order.image:
             image_path = _store(root, e)
@@ -86,7 +86,7 @@ def rows(root: Path, entries: Iterable[Recorded]) -> list[dict[str, Any]]:
                 "verdict": read[0][:32] if read else "",
                 "confidence": read[1] if read else 0.0,
                 "weights": read[2] if read else {},
-                "active_verdict": e.judgement.verdict[:32],
+                "active_verdict": e.judgement.model_verdict[:32],
                 "agrees": agrees,
                 "seconds_per_image": max(0.0, result.seconds_per_image),
                 "active_seconds_per_image": max(0.0, result.active_seconds_per_image),

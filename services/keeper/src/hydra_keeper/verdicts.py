@@ -15,6 +15,9 @@ from hydra_common.db.schema import InferenceStatus
 
 NO_MODEL = "NoModel"
 ERROR = "Error"
+# A confirmed alarm verdict inside an expert's mask of an accepted problem (hydra_keeper.masks):
+# recorded, kept and shown, but it neither alarms nor counts as Bad in the K-of-N window.
+ACCEPTED = "Accepted"
 # Weights arrive as float32; rounding them to 6 decimals makes 0.9f compare equal to a 0.90
 # threshold, and is finer than any threshold (steps of 0.01).
 WEIGHT_DIGITS = 6
@@ -32,11 +35,17 @@ class Judgement:
     weights: dict[str, float]
     thresholds: dict[str, float]
     error: str = ""
+    accepted_from: str = ""  # the model's verdict when a mask made it ACCEPTED
 
     @property
     def alarm(self) -> bool:
         """A confirmed verdict of an alarm label (Bad): logged, kept, and alarmed on."""
         return self.confirmed and self.alarm_label
+
+    @property
+    def model_verdict(self) -> str:
+        """The model's own verdict (Bad for an ``Accepted`` one)."""
+        return self.accepted_from or self.verdict
 
     @property
     def logged(self) -> bool:

@@ -42,6 +42,7 @@ from hydra_keeper.alarms import (
 )
 from hydra_keeper.beam import BeamGate, DatabaseBeam
 from hydra_keeper.dbutil import add_counts, upsert
+from hydra_keeper.masks import MaskBook
 from hydra_keeper.reference import PlotTypeInfo, ReferenceCache
 from hydra_keeper.verdicts import Judgement, judge, stage_seconds
 
@@ -176,6 +177,7 @@ class BatchWriter:
         beam: BeamGate | None = None,
         alarm_rules: AlarmRules | None = None,
         keep_margin_below: float = 0.0,
+        mask_accept_fraction: float = 0.6,
     ) -> None:
         self.engine = engine
         self.storage_root = storage_root
@@ -189,6 +191,8 @@ class BatchWriter:
         self.alarm_rules = alarm_rules or AlarmRules()
         self.default_threshold = default_threshold
         self.keep_margin_below = keep_margin_below  # 0: the uncertainty rule is off
+        # Experts' masks of accepted problems (hydra_keeper.masks), re-read like thresholds.
+        self.masks = MaskBook(reference.refresh_seconds, mask_accept_fraction)
 
     async def write(self, reports: Sequence[report_pb2.Report]) -> BatchResult:
         """Record reports durably; returns once committed. Raises on a database error.
@@ -274,6 +278,7 @@ class BatchWriter:
             entries = self._entries(unique, existing)
             if not entries:
                 return result
+            await self.masks.apply(conn, entries, now)  # Bad inside a mask: Accepted
             states = await self._states(conn, {e.plot_type.id for e in entries})
             await self._choose_kept(conn, entries)
         stale = self._mark_transitions(entries, states)
@@ -465,7 +470,7 @@ class BatchWriter:
             if not e.report.order.image:
                 continue
             j = e.judgement
-            if j.logged:
+            if j.logged or j.accepted_from:
                 e.kept = "bad" if j.confirmed else "unconfirmed"
             elif j.status.value == "ok" and self._uncertain(j.weights):
                 e.kept = "uncertain"
