@@ -21,10 +21,12 @@ latency from it overstates by the batch's write time; it is reported too, as an 
 (``runpage_from_write_p95_s``). Both clocks are this machine's wall clock, read in this one
 process (ack and event) or in the keeper (``updated_at``).
 
-How the API learns of commits: one task per API process polls ``run_time`` every
-``HYDRA_SSE_POLL_SECONDS`` (0.25 s) with one query for all clients (``hydra_api.events``),
-so the latency is about half a poll period on average and one period at worst, plus the
-query and the JSON; p95 near 0.25-0.3 s is what that design gives.
+How the API learns of commits: the keeper sends a notice on its ``WatchCommits`` stream
+after each commit, to which the API subscribes (``HYDRA_KEEPER_ADDRESS``); the notice wakes
+the API's one reader task, which reads the changed ``run_time`` rows with one query for all
+clients (``hydra_api.events``). The latency is that gRPC hop, the query and the JSON; the
+``HYDRA_SSE_POLL_SECONDS`` poll (5 s) is only the fallback for a missed notice. (Before the
+push, the API polled every 0.25 s: p95 0.25-0.3 s.)
 
 A report whose event never comes is counted in ``runpage_missed``: the Run page shows only
 the latest verdict per plot type, so a report superseded by a newer one of its plot type
