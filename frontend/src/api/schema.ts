@@ -381,6 +381,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/masks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Masks
+         * @description Every plot type that has masks, with them (the Run page draws them on its cards).
+         */
+        get: operations["plot-types-list_masks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -659,6 +679,34 @@ export interface paths {
          *     the plot type carry).
          */
         put: operations["plot-types-set_plot_type_labels"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/plot-types/{plot_type_id}/masks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Masks
+         * @description The plot type's masks of accepted problems, each saying whether it is in force for
+         *     the plot type's current run (the run of its latest image) now.
+         */
+        get: operations["plot-types-get_masks"];
+        /**
+         * Put Masks
+         * @description Set the plot type's masks (replacing them all): while one is in force, a confirmed
+         *     Bad whose heat map lies mostly inside the masks is recorded ``Accepted`` and does not
+         *     alarm. Each needs a non-empty rectangle within 0..1, a reason and an expiry (a run, a
+         *     date, or both); at most 16. Audited.
+         */
+        put: operations["plot-types-put_masks"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1529,6 +1577,71 @@ export interface components {
             total: number;
         };
         /**
+         * MaskIn
+         * @description One mask: an image-relative rectangle (0..1, origin top left), a reason, an expiry.
+         */
+        MaskIn: {
+            /** Reason */
+            reason: string;
+            /**
+             * Until Run
+             * @description In force for images of this run and earlier.
+             */
+            until_run?: number | null;
+            /**
+             * Until Time
+             * @description In force until this time.
+             */
+            until_time?: string | null;
+            /** X0 */
+            x0: number;
+            /** X1 */
+            x1: number;
+            /** Y0 */
+            y0: number;
+            /** Y1 */
+            y1: number;
+        };
+        /**
+         * MaskOut
+         * @description A mask as stored, and whether it is in force for the plot type's current run now.
+         */
+        MaskOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Id */
+            id: number;
+            /** In Force */
+            in_force: boolean;
+            /** Reason */
+            reason: string;
+            /** Until Run */
+            until_run: number | null;
+            /** Until Time */
+            until_time: string | null;
+            /** X0 */
+            x0: number;
+            /** X1 */
+            x1: number;
+            /** Y0 */
+            y0: number;
+            /** Y1 */
+            y1: number;
+        };
+        /**
+         * MasksIn
+         * @description A plot type's masks, replacing the ones it had (an empty list removes them all).
+         */
+        MasksIn: {
+            /** Masks */
+            masks: components["schemas"]["MaskIn"][];
+        };
+        /**
          * Me
          * @description The logged-in user and the CSRF token to send as ``X-CSRF-Token``.
          */
@@ -1914,6 +2027,20 @@ export interface components {
         PlotTypeLabelsIn: {
             /** Labels */
             labels: string[];
+        };
+        /**
+         * PlotTypeMasksOut
+         * @description A plot type's masks.
+         */
+        PlotTypeMasksOut: {
+            /** Current Run */
+            current_run: number | null;
+            /** Masks */
+            masks: components["schemas"]["MaskOut"][];
+            /** Plot Type */
+            plot_type: string;
+            /** Plot Type Id */
+            plot_type_id: number;
         };
         /**
          * PlotTypeOut
@@ -3912,6 +4039,71 @@ export interface operations {
             };
         };
     };
+    "plot-types-list_masks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlotTypeMasksOut"][];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "models-list_models": {
         parameters: {
             query?: {
@@ -5134,6 +5326,146 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlotTypeOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "plot-types-get_masks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                plot_type_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlotTypeMasksOut"];
+                };
+            };
+            /** @description Not logged in. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Not allowed (role, plot-type permission, CSRF). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description No such thing. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "plot-types-put_masks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A row id. */
+                plot_type_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MasksIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlotTypeMasksOut"];
                 };
             };
             /** @description Not logged in. */

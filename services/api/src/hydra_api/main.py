@@ -35,6 +35,7 @@ from hydra_api.routes import (
     files,
     health,
     labels,
+    masks,
     models,
     monitoring,
     news,
@@ -269,6 +270,7 @@ def create_app(
         alarms,
         drift,
         shadow,
+        masks,
     ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(models.reports_router, responses=ERROR_RESPONSES)
