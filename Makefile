@@ -49,7 +49,7 @@ proto-check: ## Fail when the generated stubs are stale
 lint: setup ## ruff, mypy, buf lint and the front end's checks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services/*/src  # one run: every package ships py.typed, types cross borders
+	$(VENV)/bin/mypy  # one strict run over services/*/src, their tests, tests/ and bench/ (pyproject's files)
 	cd protos && ../$(NPM_BIN)/buf lint
 	$(PY) services/api/scripts/export_openapi.py --check
 	@if [ -f frontend/package.json ]; then cd frontend && npm run --silent lint && npm run --silent check-gen; fi

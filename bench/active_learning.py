@@ -82,7 +82,7 @@ def simulate(
 def train(stream: Stream, chosen: np.ndarray, n_classes: int, epochs: int, seed: int) -> Any:
     """The small CNN fitted from scratch on the chosen images."""
     keras.utils.set_random_seed(seed)
-    model = build_small(stream.pixels.shape[1:], n_classes)  # type: ignore[arg-type]
+    model = build_small(stream.pixels.shape[1:], n_classes)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     model.fit(stream.pixels[chosen], stream.labels[chosen], epochs=epochs, batch_size=16, verbose=0)
     return model

@@ -138,5 +138,5 @@ def write_foreign_set(
     for label, n in counts.items():
         for i in range(n):
             image, truth = make_foreign_plot(spec, label, rng)
-            extra = {"plot_type": spec.name, "image_size": list(SIZE)}
+            extra: dict[str, object] = {"plot_type": spec.name, "image_size": list(SIZE)}
             write_plot(out_dir / label / f"{spec.name}_{i:05d}.png", image, truth, extra)

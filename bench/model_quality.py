@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -114,8 +114,9 @@ def _pointing(
         info = read_truth(item.path)
         if item.label != "Bad" or info is None or not info.get("box"):
             continue
-        size = tuple(info.get("image_size") or (WIDTH, HEIGHT))  # type: ignore[arg-type]
-        inside = _peak_in_box(heatmaps[i], list(info["box"]), size)  # type: ignore[arg-type]
+        image_size = cast("list[int] | None", info.get("image_size"))  # the sidecar's JSON
+        size = cast("tuple[int, int]", tuple(image_size or (WIDTH, HEIGHT)))
+        inside = _peak_in_box(heatmaps[i], list(cast("list[int]", info["box"])), size)
         n_all += 1
         hits_all += inside
         if predicted[i] == bad:
@@ -127,7 +128,7 @@ def _pointing(
 def _input_size(arch_name: str, args: argparse.Namespace) -> tuple[int, int]:
     if arch_name.startswith("inceptionv3") and args.inception_size:
         return args.inception_size  # type: ignore[no-any-return]
-    return args.input_size or get_architecture(arch_name).input_size  # type: ignore[no-any-return]
+    return args.input_size or get_architecture(arch_name).input_size
 
 
 def evaluate_plot_type(

@@ -60,6 +60,7 @@ from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_common.launcher import LocalStack, Ports, stack_environment
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
+from hydra_testsupport.rows import inserted_id
 
 PLOT_TYPES = 40
 CLIENTS = 4  # Run pages open at once (browsers in the counting house)
@@ -79,7 +80,7 @@ async def seed(url: str, n: int) -> list[tuple[str, int]]:
             )
             for i in range(n):
                 name = f"runpage_{i:03d}"
-                pid = (
+                pid = inserted_id(
                     await conn.execute(
                         sa.insert(PlotType.__table__).values(
                             name=name,
@@ -88,8 +89,8 @@ async def seed(url: str, n: int) -> list[tuple[str, int]]:
                             created_at=utcnow(),
                         )
                     )
-                ).inserted_primary_key[0]
-                mid = (
+                )
+                mid = inserted_id(
                     await conn.execute(
                         sa.insert(Model.__table__).values(
                             plot_type_id=pid,
@@ -100,7 +101,7 @@ async def seed(url: str, n: int) -> list[tuple[str, int]]:
                             created_at=utcnow(),
                         )
                     )
-                ).inserted_primary_key[0]
+                )
                 for label, t in (("Good", 0.7), ("Bad", 0.6), ("NoData", 0.8)):
                     await conn.execute(
                         sa.insert(Threshold.__table__).values(

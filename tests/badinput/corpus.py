@@ -209,7 +209,9 @@ assert len(LONG_NAME.rsplit("/", 1)[1]) == 250 and len(LONG_PATH) > 768
 
 
 def _build() -> list[Kind]:
-    good = lambda seed: lambda: noise_png(seed)  # noqa: E731
+    def good(seed: int) -> Callable[[], bytes]:
+        return lambda: noise_png(seed)
+
     kinds = [
         _simple("empty", "empty file", _rel(1001, "BI_good.png"), QUARANTINED, "empty", bytes),
         _simple(

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import browser_seed
 import pytest
 import sqlalchemy as sa
 from PIL import Image
@@ -24,6 +23,7 @@ from playwright.sync_api import Page
 from hydra_api.security import SessionSigner
 from hydra_common.db.engine import make_engine
 from hydra_common.launcher import LocalStack
+from tests.browser import browser_seed
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +52,8 @@ def off_loop(fn: Callable[..., T], *args: Any) -> T:
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion in a worker thread."""
-    return off_loop(asyncio.run, coro)
+    result: T = off_loop(asyncio.run, coro)
+    return result
 
 
 def require_chromium() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,10 +23,8 @@ from playwright.sync_api import Browser, ConsoleMessage, expect, sync_playwright
 from hydra_api.security import hash_password
 from hydra_common.launcher import LocalStack, Ports, stack_environment
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
-
-sys.path.insert(0, str(Path(__file__).parent))  # the helper modules next to this file
-import browser_seed
-from browser_support import (
+from tests.browser import browser_seed
+from tests.browser.browser_support import (
     ADMIN_PASSWORD,
     CHROMIUM,
     CHROMIUM_ARGS,

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from browser_support import VIEWPORT, Hall, Tab, run_async, screenshot
 from PIL import Image
 from playwright.sync_api import Browser, expect
 
@@ -36,6 +35,7 @@ from hydra_common.db.schema import (
     User,
     utcnow,
 )
+from tests.browser.browser_support import VIEWPORT, Hall, Tab, run_async, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 

@@ -8,14 +8,22 @@ import time
 from collections.abc import Callable
 
 import pytest
-from browser_seed import BAD_FROM, LABELLING, LIBRARY, LIVE, NO_MODEL, PAINTING, UNCONFIRMED
-from browser_support import Hall, Tab, run_async
 from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
 from playwright.sync_api import expect
 
 from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_trainer.catalog import find_spec
+from tests.browser.browser_seed import (
+    BAD_FROM,
+    LABELLING,
+    LIBRARY,
+    LIVE,
+    NO_MODEL,
+    PAINTING,
+    UNCONFIRMED,
+)
+from tests.browser.browser_support import Hall, Tab, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 

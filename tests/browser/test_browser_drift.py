@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from browser_support import Hall, Tab, run_async
 from playwright.sync_api import expect
 
 from hydra_common.db.engine import make_engine, make_sessionmaker
@@ -39,6 +38,7 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.ids import uuid7
+from tests.browser.browser_support import Hall, Tab, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 LABELS = ("Good", "Bad", "NoData")

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from browser_seed import LABELLING, PAINTING
-from browser_support import Hall, Tab, screenshot
 from playwright.sync_api import expect
+
+from tests.browser.browser_seed import LABELLING, PAINTING
+from tests.browser.browser_support import Hall, Tab, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 

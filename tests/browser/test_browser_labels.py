@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from browser_seed import LIBRARY
-from browser_support import Hall, Tab, screenshot
 from playwright.sync_api import expect
+
+from tests.browser.browser_seed import LIBRARY
+from tests.browser.browser_support import Hall, Tab, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from browser_seed import LIBRARY, PAINTING
-from browser_support import Hall, Tab
 from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.browser_seed import LIBRARY, PAINTING
+from tests.browser.browser_support import Hall, Tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 
@@ -71,7 +72,7 @@ def test_expert_edits_a_threshold_of_their_plot_type(
     expect(_bad_row(page).get_by_test_id("threshold-set-by")).to_contain_text(f"manual · {expert}")
     expect(_bad_row(page).get_by_test_id("threshold-input")).to_have_value("0.83")
     value, method, set_by = _threshold(hall, model_id, "Bad")
-    assert (value, method, set_by) == (pytest.approx(0.83, abs=1e-6), "manual", expert)
+    assert value == pytest.approx(0.83, abs=1e-6) and (method, set_by) == ("manual", expert)
     audit = hall.sql(
         "SELECT username, action, entity_id FROM audit_log WHERE action = 'set_threshold'"
     )

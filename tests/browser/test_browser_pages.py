@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from browser_seed import LIBRARY, PAINTING
-from browser_support import ADMIN_PASSWORD, Hall, Tab, screenshot
 from playwright.sync_api import expect
+
+from tests.browser.browser_seed import LIBRARY, PAINTING
+from tests.browser.browser_support import ADMIN_PASSWORD, Hall, Tab, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 

@@ -9,8 +9,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from browser_seed import CURRENT_RUN, LIVE, heat_map_for
-from browser_support import Hall, Tab, run_async, screenshot
 from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
 from playwright.sync_api import expect
 
@@ -18,6 +16,8 @@ from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_trainer.catalog import find_spec
 from hydra_trainer.plots import make_plot
+from tests.browser.browser_seed import CURRENT_RUN, LIVE, heat_map_for
+from tests.browser.browser_support import Hall, Tab, run_async, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 

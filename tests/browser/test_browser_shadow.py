@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from browser_support import Hall, Tab, run_async
 from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
 from PIL import Image
 from playwright.sync_api import expect
@@ -27,6 +26,8 @@ from hydra_common.db.schema import (
 )
 from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
+from hydra_testsupport.rows import inserted_id
+from tests.browser.browser_support import Hall, Tab, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 
@@ -39,9 +40,9 @@ async def _plot_type_with_two_models(url: str) -> tuple[str, int, int]:
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            pid = (
+            pid = inserted_id(
                 await conn.execute(sa.insert(PlotType).values(name=name, detector="FCAL"))
-            ).inserted_primary_key[0]
+            )
             for label in LABELS:
                 cid = await conn.scalar(
                     sa.select(Classification.id).where(Classification.name == label)
@@ -63,7 +64,7 @@ async def _plot_type_with_two_models(url: str) -> tuple[str, int, int]:
                         status=status,
                     )
                 )
-                ids.append(int(result.inserted_primary_key[0]))
+                ids.append(inserted_id(result))
             await conn.execute(
                 sa.update(PlotType).where(PlotType.id == pid).values(active_model_id=ids[0])
             )

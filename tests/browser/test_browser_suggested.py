@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
-from browser_seed import Images
-from browser_support import Hall, Tab, run_async
 from playwright.sync_api import expect
 
 from hydra_common.db.engine import make_engine, make_sessionmaker
@@ -31,6 +29,8 @@ from hydra_common.db.schema import (
 )
 from hydra_common.ids import uuid7
 from hydra_trainer.catalog import PlotTypeSpec
+from tests.browser.browser_seed import Images
+from tests.browser.browser_support import Hall, Tab, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from hydra_common.db.schema import (
@@ -217,7 +218,9 @@ async def test_frontend_not_built_and_spa_fallback(
 
 
 async def test_unexpected_errors_get_a_generic_500(api: Any) -> None:
-    @api.app.get("/api/test-boom")
+    app: FastAPI = api.app
+
+    @app.get("/api/test-boom")
     async def boom() -> None:
         raise RuntimeError("secret detail")
 

@@ -11,7 +11,8 @@ from hydra_common.db.schema import AuditLog, KeptReason, Label, Plot, Role
 
 
 def _name(api: Any) -> str:
-    return api.unique("Glitch").replace("_", "")[:32]
+    name: str = api.unique("Glitch").replace("_", "")[:32]
+    return name
 
 
 async def _audits(api: Any, entity: str, entity_id: int) -> list[tuple[str, dict[str, Any]]]:

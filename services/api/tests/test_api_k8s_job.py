@@ -53,7 +53,8 @@ SETS = [
 
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
-    return cc.helm_template(cc.CHART / "values-hall-b.yaml", SETS)
+    objects: list[dict[str, Any]] = cc.helm_template(cc.CHART / "values-hall-b.yaml", SETS)
+    return objects
 
 
 def _object(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,8 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.errors import Conflict, InvalidInput, NotFound
+
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
@@ -100,10 +103,9 @@ class Hall:
             )
             return pt.active_model_id, dict(rows.tuples().all())
 
-    async def run(self, fn: object, *args: object) -> Model:
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: object) -> T:
         async with self.sessions() as s, s.begin():
-            result = await fn(s, *args)  # type: ignore[operator]
-            return result  # type: ignore[no-any-return]
+            return await fn(s, *args)
 
 
 async def test_promote_retires_the_previous_and_audits_who(

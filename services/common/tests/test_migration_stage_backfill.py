@@ -12,11 +12,15 @@ from hydra_common.db.migrate import downgrade, upgrade
 from hydra_common.db.schema import InferenceStatus, PlotType, RunHistory, StageHourly, utcnow
 from hydra_common.ids import uuid7
 from hydra_common.stagestats import INFERENCES
+from hydra_testsupport.rows import inserted_id
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
 def any_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "fresh_mysql_url")
+    url: str = request.getfixturevalue(
+        "sqlite_url" if request.param == "sqlite" else "fresh_mysql_url"
+    )
+    return url
 
 
 async def test_backfill_counts_the_last_week_once(any_url: str) -> None:
@@ -25,9 +29,9 @@ async def test_backfill_counts_the_last_week_once(any_url: str) -> None:
     now = utcnow()
     try:
         async with engine.begin() as conn:
-            pt = (
+            pt = inserted_id(
                 await conn.execute(sa.insert(PlotType.__table__).values(name="backfill_pt"))
-            ).inserted_primary_key[0]
+            )
             ages = [timedelta(hours=2)] * 3 + [timedelta(days=3)] * 2 + [timedelta(days=9)]
             await conn.execute(
                 sa.insert(RunHistory.__table__),

@@ -22,7 +22,10 @@ from hydra_common.db.schema import (
 
 @pytest.fixture(params=["sqlite", "mysql"])
 def any_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "fresh_mysql_url")
+    url: str = request.getfixturevalue(
+        "sqlite_url" if request.param == "sqlite" else "fresh_mysql_url"
+    )
+    return url
 
 
 async def _tables(url: str) -> set[str]:

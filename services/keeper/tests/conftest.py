@@ -28,6 +28,7 @@ from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_keeper.service import KeeperService
 from hydra_keeper.settings import KeeperSettings
+from hydra_testsupport.rows import inserted_id
 
 OK = report_pb2.REPORT_STATUS_OK
 
@@ -72,7 +73,7 @@ async def make_world(
             label_ids = dict(
                 (await conn.execute(sa.select(Classification.name, Classification.id))).all()
             )
-            pid = (
+            pid = inserted_id(
                 await conn.execute(
                     sa.insert(PlotType.__table__).values(
                         name=name,
@@ -81,8 +82,8 @@ async def make_world(
                         created_at=utcnow(),
                     )
                 )
-            ).inserted_primary_key[0]
-            mid = (
+            )
+            mid = inserted_id(
                 await conn.execute(
                     sa.insert(Model.__table__).values(
                         plot_type_id=pid,
@@ -93,7 +94,7 @@ async def make_world(
                         created_at=utcnow(),
                     )
                 )
-            ).inserted_primary_key[0]
+            )
             for label, value in thresholds.items():
                 await conn.execute(
                     sa.insert(Threshold.__table__).values(

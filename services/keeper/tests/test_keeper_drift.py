@@ -28,6 +28,7 @@ from hydra_common.db.schema import (
 )
 from hydra_common.ids import uuid7
 from hydra_keeper.drift import DriftMonitor, DriftSettings, compare, psi, weight_histogram
+from hydra_testsupport.rows import inserted_id
 
 SETTINGS = DriftSettings(drift_min_inferences=50, drift_min_labels=10, drift_psi_threshold=0.25)
 
@@ -85,7 +86,7 @@ async def _seed(
             for i in range(100):
                 verdict = "Bad" if i % 10 == 0 else "Good"
                 top = float(rng.uniform(0.9, 1.0))
-                plot_id = (
+                plot_id = inserted_id(
                     await conn.execute(
                         sa.insert(Plot.__table__).values(
                             plot_type_id=world.plot_type_id,
@@ -94,7 +95,7 @@ async def _seed(
                             created_at=utcnow(),
                         )
                     )
-                ).inserted_primary_key[0]
+                )
                 other = "Good" if verdict == "Bad" else "Bad"
                 await conn.execute(
                     sa.insert(ModelEvaluation.__table__).values(
@@ -125,7 +126,7 @@ async def _seed(
                 label = labels[i] if i < len(labels) else None
                 if label is None:
                     continue
-                plot_id = (
+                plot_id = inserted_id(
                     await conn.execute(
                         sa.insert(Plot.__table__).values(
                             plot_type_id=world.plot_type_id,
@@ -135,7 +136,7 @@ async def _seed(
                             created_at=now,
                         )
                     )
-                ).inserted_primary_key[0]
+                )
                 await conn.execute(
                     sa.insert(Label.__table__).values(
                         plot_id=plot_id,

@@ -148,8 +148,8 @@ async def test_beam_pvs_raise_suppress_and_go_unknown(
 
     def beam_is(state: str, run_type: str = "physics") -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
-            status = await watcher.status(None)  # type: ignore[arg-type]
-            return status.state == state and status.reading.run_type == run_type
+            status = await watcher.status(None)
+            return bool(status.state == state and status.reading.run_type == run_type)
 
         return check
 

@@ -13,6 +13,7 @@ from hydra.v1 import report_pb2
 
 from hydra_common.db.engine import make_engine
 from hydra_common.db.schema import Model, utcnow
+from hydra_testsupport.rows import inserted_id
 
 
 async def _shadow_model(url: str, world: Any) -> int:
@@ -29,7 +30,7 @@ async def _shadow_model(url: str, world: Any) -> int:
                     created_at=utcnow(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
     finally:
         await engine.dispose()
 

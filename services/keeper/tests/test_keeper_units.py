@@ -109,7 +109,8 @@ def test_keeper_render_heatmap() -> None:
         assert im.size == (2, 2)
         assert im.getpixel((0, 0)) == (0, 0, 255, 0)  # cold: blue, transparent
         assert im.getpixel((1, 0)) == (255, 0, 0, 255)  # hot: red, opaque
-        assert im.getpixel((1, 1))[3] == 0  # NaN counts as cold
+        cold = im.getpixel((1, 1))
+        assert isinstance(cold, tuple) and cold[3] == 0  # NaN counts as cold
     assert storage.render_heatmap(report_pb2.HeatMap(height=2, width=2, values=[1.0]), None) is None
 
 

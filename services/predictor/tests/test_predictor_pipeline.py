@@ -58,6 +58,7 @@ tf = pytest.importorskip("tensorflow")
 from hydra_modelserver.service import ModelServerService  # noqa: E402
 from hydra_modelserver.settings import ModelServerSettings  # noqa: E402
 from hydra_testsupport import eventually_async as eventually  # noqa: E402
+from hydra_testsupport.rows import inserted_id  # noqa: E402
 from hydra_trainer.export import export_untrained_model  # noqa: E402
 
 pytestmark = [pytest.mark.tf, pytest.mark.mysql]
@@ -86,7 +87,7 @@ class FakeKeeper(keeper_pb2_grpc.KeeperServiceServicer):
     """Records reports; acknowledges them when ``gate`` is open; can break streams."""
 
     def __init__(self) -> None:
-        self.reports: dict[str, object] = {}
+        self.reports: dict[str, report_pb2.Report] = {}
         self.received: list[str] = []  # every id received, repeats included
         self.messages: list[int] = []  # reports per RecordRequest
         self.acked: set[str] = set()
@@ -267,7 +268,7 @@ async def register_heads(
             ids: dict[str, int] = {}
             for name in plot_types:
                 result = await conn.execute(sa.insert(PlotType).values(name=name))
-                ids[name] = int(result.inserted_primary_key[0])
+                ids[name] = inserted_id(result)
             model_ids: dict[str, int] = {}
             first_type = ids[plot_types[0]]
             for key, labels in models.items():
@@ -281,7 +282,7 @@ async def register_heads(
                         label_order=labels,
                     )
                 )
-                model_ids[key] = int(result.inserted_primary_key[0])
+                model_ids[key] = inserted_id(result)
     finally:
         await engine.dispose()
     return Heads(url, model_dir, ids, model_ids)
@@ -477,7 +478,7 @@ async def _shadowed_plot_type(stack: Stack, shadow_key: str) -> str:
                     name=name, active_model_id=stack.heads.models[f"{stack.alpha}:1"]
                 )
             )
-            pid = int(result.inserted_primary_key[0])
+            pid = inserted_id(result)
             if shadow_key not in stack.heads.models:  # a model the server does not have
                 model_name, version = shadow_key.split(":")
                 added = await conn.execute(
@@ -489,7 +490,7 @@ async def _shadowed_plot_type(stack: Stack, shadow_key: str) -> str:
                         label_order=LABELS,
                     )
                 )
-                stack.heads.models[shadow_key] = int(added.inserted_primary_key[0])
+                stack.heads.models[shadow_key] = inserted_id(added)
             await conn.execute(
                 sa.insert(ModelShadow).values(
                     plot_type_id=pid,
@@ -811,23 +812,17 @@ async def test_a_cbam_model_trains_exports_serves_and_explains(
     engine = make_engine(stack.heads.url)
     try:
         async with engine.begin() as conn:
-            pt_id = int(
-                (
-                    await conn.execute(sa.insert(PlotType).values(name=plot_type))
-                ).inserted_primary_key[0]
-            )
-            model_id = int(
-                (
-                    await conn.execute(
-                        sa.insert(Model).values(
-                            plot_type_id=pt_id,
-                            name=name,
-                            version=1,
-                            architecture=arch.name,
-                            label_order=labels,
-                        )
+            pt_id = inserted_id(await conn.execute(sa.insert(PlotType).values(name=plot_type)))
+            model_id = inserted_id(
+                await conn.execute(
+                    sa.insert(Model).values(
+                        plot_type_id=pt_id,
+                        name=name,
+                        version=1,
+                        architecture=arch.name,
+                        label_order=labels,
                     )
-                ).inserted_primary_key[0]
+                )
             )
             await conn.execute(
                 sa.update(PlotType).where(PlotType.id == pt_id).values(active_model_id=model_id)

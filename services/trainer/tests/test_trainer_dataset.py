@@ -42,7 +42,7 @@ def test_normal_sampling_uses_every_image_once() -> None:
 def test_undersample_draws_every_class_as_often_as_bad() -> None:
     items = _items({"Good": 20, "Bad": 4, "NoData": 2})
     drawn = sample_counts(items, "undersample", np.random.default_rng(0))
-    per_class = Counter()
+    per_class: Counter[str] = Counter()
     for item, copies in drawn:
         per_class[item.label] += copies
     assert per_class == {"Good": 4, "Bad": 4, "NoData": 4}
@@ -59,7 +59,7 @@ def test_undersample_without_bad_uses_smallest_class() -> None:
 def test_oversample_draws_every_class_as_often_as_the_largest() -> None:
     items = _items({"Good": 10, "Bad": 3})
     drawn = sample_counts(items, "oversample", np.random.default_rng(0))
-    per_class = Counter()
+    per_class: Counter[str] = Counter()
     for item, copies in drawn:
         per_class[item.label] += copies
     assert per_class == {"Good": 10, "Bad": 10}
@@ -88,7 +88,7 @@ def test_sampling_applies_to_the_train_split_only() -> None:
     train_ids = {i.plot_id for i, _ in split.train}
     held_ids = {i.plot_id for i in split.validation + split.test}
     assert not train_ids & held_ids
-    per_class = Counter()
+    per_class: Counter[str] = Counter()
     for item, copies in split.train:
         per_class[item.label] += copies
     assert per_class["Good"] == per_class["Bad"] == 24
