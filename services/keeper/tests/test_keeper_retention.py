@@ -289,6 +289,7 @@ def test_batches_metrics_and_forever(own_db: str, tmp_path: Path) -> None:
             assert result.rows == {
                 "monitoring_log": 1,
                 "run_history": 2,
+                "shadow_history": 0,
                 "fed_files": 1,
                 "plots": 1,
             }

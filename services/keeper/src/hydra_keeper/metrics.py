@@ -29,7 +29,7 @@ KNOWN_VERDICTS = (
 )
 KEPT_REASONS = ("bad", "unconfirmed", "unbiased", "uncertain")
 # What retention deletes, in the order one pass deletes it (the log refers to run history).
-RETENTION_TABLES = ("monitoring_log", "run_history", "fed_files", "plots")
+RETENTION_TABLES = ("monitoring_log", "run_history", "shadow_history", "fed_files", "plots")
 
 
 class KeeperMetrics:

@@ -1,4 +1,5 @@
-"""Retention: old run history, monitoring log, ledger rows and kept images are deleted.
+"""Retention: old run history, monitoring log, shadow verdicts, ledger rows and kept images
+are deleted.
 
 Each kind has its own age (``HYDRA_RETENTION_*_DAYS``; 0 keeps it forever). Rows go in
 small batches, one short transaction each, so the keeper's writer and the API never wait
@@ -8,7 +9,12 @@ long behind a purge. What the hall cannot get back is never deleted:
   model's evaluation images or in a training report, or that was imported;
 - the run history row a plot type's Run-page card shows (``run_time``), and any that a
   monitoring-log row still refers to;
-- a ledger row still pending (its file has not been fed to the end).
+- a ledger row still pending (its file has not been fed to the end);
+- a shadow model's verdicts (``shadow_history``, and its disagreement images under
+  ``shadow/``) while that model is still in shadow: its agreement figures and promotion
+  rule read them all, so an evaluation running longer than the retention age keeps its
+  evidence whole. Once the shadow is stopped or promoted they go at the run history's age
+  (``HYDRA_RETENTION_RUN_HISTORY_DAYS``), like the verdicts they were compared with.
 
 The feeder's ledger is the ``fed_files`` table of the shared database, so it is pruned
 here, where the keeper already holds the database. A ledger row is what stops the feeder
@@ -40,10 +46,12 @@ from hydra_common.db.schema import (
     Label,
     LabelHistory,
     ModelEvaluation,
+    ModelShadow,
     MonitoringLog,
     Plot,
     RunHistory,
     RunTime,
+    ShadowHistory,
     TrainingReport,
     TrainingSetImage,
     utcnow,
@@ -62,7 +70,12 @@ class RetentionSettings(HydraSettings):
     """How long the keeper keeps what grows with every image (0 days: forever)."""
 
     retention_run_history_days: float = Field(
-        180.0, ge=0, description="Days of `run_history` kept (0: forever)."
+        180.0,
+        ge=0,
+        description=(
+            "Days of `run_history` kept (0: forever); also of `shadow_history` once its model "
+            "is no longer in shadow."
+        ),
     )
     retention_monitoring_log_days: float = Field(
         180.0, ge=0, description="Days of the monitoring log kept (0: forever)."
@@ -123,6 +136,7 @@ class RetentionPolicy:
         return {
             "monitoring_log": self.monitoring_log_days,
             "run_history": self.run_history_days,
+            "shadow_history": self.run_history_days,
             "fed_files": self.ledger_days,
             "plots": self.images_days,
         }[kind]
@@ -199,6 +213,20 @@ def _candidates(
                 .order_by(rh.c.created_at, rh.c.id)
             ),
         )
+    if kind == "shadow_history":
+        sh = ShadowHistory.__table__
+        return (
+            sh,
+            sh.c.id,
+            (
+                sa.select(sh.c.id)
+                .where(
+                    sh.c.created_at < cutoff,
+                    ~sa.exists().where(ModelShadow.model_id == sh.c.model_id),
+                )
+                .order_by(sh.c.created_at, sh.c.id)
+            ),
+        )
     if kind == "fed_files":
         ff = FedFile.__table__
         return (
@@ -269,6 +297,13 @@ class Pruner:
                     sa.func.count(Plot.image_path) + sa.func.count(Plot.heatmap_path)
                 ).where(_old_plots(images))
                 result.files = int(await conn.scalar(files) or 0)
+            shadow = result.cutoffs["shadow_history"]
+            if shadow is not None:
+                _, _, ids = _candidates("shadow_history", shadow)
+                shadow_files = sa.select(sa.func.count(ShadowHistory.image_path)).where(
+                    ShadowHistory.id.in_(ids.scalar_subquery())
+                )
+                result.files += int(await conn.scalar(shadow_files) or 0)
         return result
 
     async def prune(self) -> PruneResult:
@@ -316,6 +351,11 @@ class Pruner:
                 await conn.execute(
                     sa.update(RunHistory).where(RunHistory.plot_id.in_(ids)).values(plot_id=None)
                 )
+            elif kind == "shadow_history":
+                rows = await conn.execute(
+                    sa.select(ShadowHistory.image_path).where(ShadowHistory.id.in_(ids))
+                )
+                paths += list(rows.scalars())
             await conn.execute(sa.delete(table).where(id_column.in_(ids)))
         return len(ids), self._remove_files(paths)
 
