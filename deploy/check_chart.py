@@ -189,7 +189,8 @@ def _custom_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     schema = json.loads(path.read_text())
     metadata = json.loads((SCHEMAS / "_metadata.json").read_text())
     metadata.pop("$schema", None)
-    return _inline_refs(schema, {"_metadata.json": metadata})
+    inlined: dict[str, Any] = _inline_refs(schema, {"_metadata.json": metadata})
+    return inlined
 
 
 def _inline_refs(node: Any, files: dict[str, Any]) -> Any:

@@ -5,32 +5,18 @@ and promtool (deploy/check_chart.py). No cluster exists here: these are the offl
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from deploy import check_chart as cc
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_check_chart() -> ModuleType:
-    name = "hydra_deploy_check_chart"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "check_chart.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _load_check_chart()
 VALUES = [None, *cc.values_files()]
 IDS = [cc._label(v) for v in VALUES]
 

@@ -4,30 +4,16 @@ rules reach the keeper and the API through the shared settings ConfigMap."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from deploy import check_chart as cc
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = "hydra-check"
 
 
-def _check_chart() -> ModuleType:
-    name = "hydra_deploy_check_chart"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "check_chart.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _check_chart()
 SMALL = cc.CHART / "values-small.yaml"
 
 

@@ -8,36 +8,21 @@ deploy/image_contents.py resolves every image's packages from uv.lock.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from deploy import image_contents as ic
 from hydra_common import plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SERVICES = ("feeder", "balancer", "predictor", "keeper", "api", "trainer", "modelserver")
-
-
-def _load(name: str) -> ModuleType:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-ic = _load("image_contents")
 
 
 def logical_lines(text: str) -> list[str]:

@@ -10,32 +10,19 @@ its ConfigMap, the backup CronJob, the `helm test` Pod), as rendered by the real
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from deploy import check_chart as cc
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = "hydra-check"
 
 
-def _load_check_chart() -> ModuleType:
-    name = "hydra_deploy_check_chart"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "check_chart.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-cc = _load_check_chart()
 NAMESPACES = {
     cc.NAMESPACE: {"kubernetes.io/metadata.name": cc.NAMESPACE},
     "monitoring": {"kubernetes.io/metadata.name": "monitoring"},

@@ -5,34 +5,20 @@ Rendered with the real helm (deploy/check_chart.py); no cluster runs here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from deploy import check_chart as cc
+
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = "hydra-check"
 
 
-def _load_check_chart() -> ModuleType:
-    name = "hydra_deploy_check_chart"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "check_chart.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _load_check_chart()
 Objects = list[dict[str, Any]]
 
 

@@ -3,31 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from deploy import check_chart as cc
 from hydra_keeper.settings import KeeperSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _check_chart() -> ModuleType:
-    name = "hydra_deploy_check_chart"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "check_chart.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _env(sets: list[str]) -> dict[str, str]:
-    objects: list[dict[str, Any]] = _check_chart().helm_template(None, sets)
+    objects: list[dict[str, Any]] = cc.helm_template(None, sets)
     [config] = [
         o
         for o in objects

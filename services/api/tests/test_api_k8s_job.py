@@ -8,20 +8,18 @@ HTTP server that records what the real client sends.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client as k8s_client
 
+from deploy import check_chart as cc
 from hydra_api import k8s
 from hydra_api.settings import ApiSettings
 
@@ -30,18 +28,6 @@ RELEASE = "hydra-check"
 ARGS = ["FTOF_adcEnergy_s1", "--run-id", "42", "--arch", "inceptionv3", "--sampling", "normal"]
 
 
-def _check_chart() -> ModuleType:
-    name = "hydra_deploy_check_chart"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "check_chart.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-cc = _check_chart()
 SETS = [
     "global.imagePullSecrets[0].name=regcred",
     "trainer.activeDeadlineSeconds=7200",
