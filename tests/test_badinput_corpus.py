@@ -11,7 +11,6 @@ every good image around them.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import tempfile
@@ -24,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from hydra_common.db.engine import make_engine
 from hydra_common.launcher import LocalStack, Ports, stack_environment
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
+from hydra_testsupport.rows import sql_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,18 +45,6 @@ class Hall:
     ctx: c.Context
     stack: LocalStack
     goods: list[str]
-
-
-def _sql(url: str, query: str, **params: Any) -> list[Any]:
-    async def run() -> list[Any]:
-        engine = make_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(sa.text(query), params)).all())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +84,9 @@ def hall() -> Iterator[Hall]:
 def _rows(url: str) -> dict[str, list[tuple[str, int]]]:
     """source_path -> [(verdict, run_number)] for every run_history row."""
     found: dict[str, list[tuple[str, int]]] = {}
-    for path, verdict, run in _sql(url, "SELECT source_path, verdict, run_number FROM run_history"):
+    for path, verdict, run in sql_rows(
+        url, "SELECT source_path, verdict, run_number FROM run_history"
+    ):
         found.setdefault(path, []).append((verdict, int(run)))
     return found
 

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from hydra_common.db.engine import make_engine
 from hydra_common.launcher import LocalStack, Ports, hall_environment
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
+from hydra_testsupport.rows import sql_rows
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 
@@ -44,18 +44,6 @@ class Hall:
     input_dir: Path
     stack: LocalStack
     truth: dict[str, str]  # relative source path -> simulated label
-
-
-def _sql(url: str, query: str, **params: Any) -> list[Any]:
-    async def run() -> list[Any]:
-        engine = make_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(sa.text(query), params)).all())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def _train(url: str, data_dir: Path) -> int:
@@ -181,7 +169,7 @@ def _wait_rows(url: str, expected: int, timeout: float = 240.0) -> int:
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
-        count = _sql(url, "SELECT COUNT(*) FROM run_history")[0][0]
+        count = sql_rows(url, "SELECT COUNT(*) FROM run_history")[0][0]
         if count >= expected:
             return int(count)
         time.sleep(1.0)
@@ -225,7 +213,7 @@ def hall() -> Iterator[Hall]:
 
 
 def _rows(url: str) -> list[Any]:
-    return _sql(
+    return sql_rows(
         url,
         """
         SELECT rh.source_path, rh.verdict, rh.confirmed, rh.plot_id, p.kept_reason,
@@ -328,18 +316,18 @@ def test_status_page_shows_every_service_and_the_queue(hall: Hall) -> None:
 
 
 def test_no_duplicate_after_feeder_restart_and_replayed_report(hall: Hall) -> None:
-    before = _sql(hall.url, "SELECT COUNT(*) FROM run_history")[0][0]
+    before = sql_rows(hall.url, "SELECT COUNT(*) FROM run_history")[0][0]
     hall.stack.kill("feeder")  # SIGKILL; the supervisor would restart it, do it by hand
     hall.stack.release("feeder")
     extra = _simulate(hall.input_dir, runs=1, chunks=10, start_run=7000)
     hall.truth.update(extra)
     assert _wait_rows(hall.url, before + len(extra)) == before + len(extra)
     time.sleep(3)
-    assert _sql(hall.url, "SELECT COUNT(*) FROM run_history")[0][0] == before + len(extra)
+    assert sql_rows(hall.url, "SELECT COUNT(*) FROM run_history")[0][0] == before + len(extra)
     # Replay one recorded report straight to the keeper: acknowledged, nothing changes.
-    order_id = _sql(hall.url, "SELECT order_id FROM run_history LIMIT 1")[0][0]
+    order_id = sql_rows(hall.url, "SELECT order_id FROM run_history LIMIT 1")[0][0]
     asyncio.run(_replay(hall.stack.ports.keeper, order_id))
-    assert _sql(hall.url, "SELECT COUNT(*) FROM run_history")[0][0] == before + len(extra)
+    assert sql_rows(hall.url, "SELECT COUNT(*) FROM run_history")[0][0] == before + len(extra)
 
 
 async def _replay(port: int, order_id: str) -> None:
@@ -371,7 +359,7 @@ def test_a_plot_type_with_its_own_labels_serves_them(hall: Hall) -> None:
     alone (the module's set-up), then live verdicts carry them in ``/api/inferences``."""
     from hydra_trainer.simulate import SimulationConfig, run_simulation
 
-    before = _sql(hall.url, "SELECT COUNT(*) FROM run_history")[0][0]
+    before = sql_rows(hall.url, "SELECT COUNT(*) FROM run_history")[0][0]
     truth: dict[str, str] = {}
     cfg = SimulationConfig(
         out_dir=hall.input_dir,
@@ -399,7 +387,7 @@ def test_a_plot_type_with_its_own_labels_serves_them(hall: Hall) -> None:
     assert {i["verdict"] for i in items} <= hall_labels
     assert all(set(i["weights"]) == hall_labels for i in items)
     # The model learnt the hall's labels: most verdicts match what was drawn.
-    drawn = _sql(
+    drawn = sql_rows(
         hall.url,
         "SELECT rh.source_path, rh.verdict FROM run_history rh"
         " JOIN plot_types pt ON pt.id = rh.plot_type_id WHERE pt.name = :name",
@@ -410,7 +398,7 @@ def test_a_plot_type_with_its_own_labels_serves_them(hall: Hall) -> None:
     assert right > len(truth) / 2, drawn
     # Its alarm label is an alarm: a confirmed Dead_ring is in the monitoring log as one.
     dead = CUSTOM_LABELS["Bad"]
-    alarms = _sql(
+    alarms = sql_rows(
         hall.url,
         "SELECT COUNT(*) FROM monitoring_log ml JOIN run_history rh ON rh.id = ml.run_history_id"
         " JOIN plot_types pt ON pt.id = rh.plot_type_id"

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import sqlalchemy as sa
 from PIL import Image
 from playwright.sync_api import Page
 
 from hydra_api.security import SessionSigner
-from hydra_common.db.engine import make_engine
 from hydra_common.launcher import LocalStack
+from hydra_testsupport.rows import fetch_rows
 from tests.browser import browser_seed
 
 T = TypeVar("T")
@@ -75,15 +74,6 @@ def ensure_frontend() -> None:
     subprocess.run(["make", "frontend"], cwd=REPO, check=True)
 
 
-async def _query(url: str, query: str, params: dict[str, Any]) -> list[Any]:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(sa.text(query), params)).all())
-    finally:
-        await engine.dispose()
-
-
 @dataclass
 class Hall:
     """The seeded hall and the running API and keeper."""
@@ -98,7 +88,7 @@ class Hall:
 
     def sql(self, query: str, **params: Any) -> list[Any]:
         """Rows of a SQL query on the hall's database."""
-        return run_async(_query(self.url, query, params))
+        return run_async(fetch_rows(self.url, query, params))
 
     def username(self, who: str) -> str:
         """The seeded username of ``admin``, ``expert``, ``labeler`` or ``viewer``."""
