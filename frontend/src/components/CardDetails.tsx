@@ -4,9 +4,20 @@ import { formatTime, runChunk } from "../lib/format";
 import type { RuntimeItem } from "../lib/types";
 import { useQuery } from "../lib/useQuery";
 import { Badge } from "./Badge";
+import { MaskEditor } from "./MaskEditor";
 
 /** Everything Hydra knows about a card's verdict: weights, thresholds, model, run, time. */
-export function CardDetails({ card, colors, onClose }: { card: RuntimeItem; colors: Record<string, string>; onClose: () => void }) {
+export function CardDetails({
+  card,
+  colors,
+  onClose,
+  onMasksSaved,
+}: {
+  card: RuntimeItem;
+  colors: Record<string, string>;
+  onClose: () => void;
+  onMasksSaved?: () => void; // given when the user may set the plot type's masks
+}) {
   const modelId = card.model_id;
   // The card carries the verdict; every weight and the thresholds used are in its inference.
   const latest = useQuery(`inference-${card.plot_type}-${card.order_id}`, (signal) =>
@@ -82,6 +93,7 @@ export function CardDetails({ card, colors, onClose }: { card: RuntimeItem; colo
             )}
           </p>
         )}
+        {onMasksSaved && <MaskEditor plotTypeId={card.plot_type_id} imageUrl={card.image_url} onSaved={onMasksSaved} />}
       </div>
     </div>
   );

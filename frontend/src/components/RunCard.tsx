@@ -2,6 +2,7 @@ import type { AlarmInfo } from "../lib/alarm";
 import { textOn, verdictColor } from "../lib/colors";
 import { formatTime, percent, runChunk } from "../lib/format";
 import { isUnconfirmed } from "../lib/ordering";
+import { MaskOverlay, type Mask } from "./MaskEditor";
 import type { RuntimeItem } from "../lib/types";
 
 /** File name for "save": plot type, run and chunk, so saved images sort sensibly. */
@@ -22,6 +23,7 @@ export function RunCard({
   onDetails,
   alarm,
   onAcknowledge,
+  masks,
 }: {
   card: RuntimeItem;
   colors: Record<string, string>;
@@ -30,6 +32,7 @@ export function RunCard({
   onDetails: () => void;
   alarm?: AlarmInfo;
   onAcknowledge?: () => void;
+  masks?: Mask[];
 }) {
   const color = verdictColor(card.verdict, colors, card.color);
   const unconfirmed = isUnconfirmed(card);
@@ -73,6 +76,7 @@ export function RunCard({
         {card.heatmap_url && heatmapOpacity > 0 && (
           <img className="heatmap" src={card.heatmap_url} alt="" style={{ opacity: heatmapOpacity }} data-testid="heatmap" />
         )}
+        {masks && <MaskOverlay masks={masks} imageUrl={card.image_url} />}
         {card.stale && (
           <span className="stale-tag" data-testid="stale-tag">
             STALE

@@ -14,6 +14,12 @@ export function canLabel(user: User, plotType: string): boolean {
   return ANY_PLOT_TYPE.has(user.role) || (LABEL_SCOPED.has(user.role) && user.permissions.includes(plotType));
 }
 
+/** May this user set this plot type's masks of accepted problems (an admin, or its expert)? */
+export function canEditMasks(user: User, plotType: string): boolean {
+  if (!user) return false;
+  return user.role === "admin" || (user.role === "expert" && user.permissions.includes(plotType));
+}
+
 /** May this user change this plot type's models: thresholds, promotion, rollback, training? */
 export function canEditModels(user: User, plotType: string): boolean {
   if (!user) return false;

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { CardDetails } from "../components/CardDetails";
+import type { Mask } from "../components/MaskEditor";
 import { Notice } from "../components/Notice";
 import { RunCard } from "../components/RunCard";
 import { beamText, beep, canAcknowledge, newlyRaised, type AlarmInfo, type AlarmState } from "../lib/alarm";
@@ -7,6 +8,7 @@ import { useAuth } from "../lib/auth";
 import { api, errorText, ok } from "../lib/client";
 import { formatTime } from "../lib/format";
 import { needsAttention, orderCards } from "../lib/ordering";
+import { canEditMasks } from "../lib/permissions";
 import type { RuntimeItem } from "../lib/types";
 import { useClassifications } from "../lib/useClassColors";
 import { useQuery } from "../lib/useQuery";
@@ -41,6 +43,9 @@ export function RunPage() {
   const { cards, connection, lastUpdate, error } = useRuntime(alarmLabels, () => {});
   const beam = useQuery("beam", (signal) => ok(api.GET("/api/beam", { signal })), 5_000);
   const alarms = useQuery("alarms", (signal) => ok(api.GET("/api/alarms", { signal })), 2_000);
+  // Masks of accepted problems, drawn on the cards; they change rarely.
+  const masks = useQuery("masks", (signal) => ok(api.GET("/api/masks", { signal })), 30_000);
+  const maskMap = useMemo(() => new Map<string, Mask[]>((masks.data ?? []).map((m) => [m.plot_type, m.masks])), [masks.data]);
   const alarmMap = useMemo(() => new Map<string, AlarmInfo>((alarms.data ?? []).map((a) => [a.plot_type, a])), [alarms.data]);
   const seen = useRef<Map<string, AlarmState> | null>(null);
   useEffect(() => {
@@ -94,6 +99,7 @@ export function RunPage() {
       onDetails={() => setDetails(c.plot_type)}
       alarm={alarmMap.get(c.plot_type)}
       onAcknowledge={crew ? () => void acknowledge(c.plot_type) : undefined}
+      masks={maskMap.get(c.plot_type)}
     />
   );
 
@@ -183,7 +189,14 @@ export function RunPage() {
       <div className="grid" data-testid="run-grid">
         {rest.map(renderCard)}
       </div>
-      {detailCard && <CardDetails card={detailCard} colors={colors} onClose={() => setDetails(null)} />}
+      {detailCard && (
+        <CardDetails
+          card={detailCard}
+          colors={colors}
+          onClose={() => setDetails(null)}
+          onMasksSaved={canEditMasks(me, detailCard.plot_type) ? masks.reload : undefined}
+        />
+      )}
     </section>
   );
 }
