@@ -253,9 +253,23 @@ def _versions_in(base: Path) -> dict[int, Path]:
     }
 
 
-def configured(config_file: Path) -> dict[tuple[str, int], Path] | None:
-    """The versions the model config file lists that are on disk; None when there is no file
-    (blocking). Raises ValueError for a file that is not a ``ModelServerConfig``."""
+# The last parsed config file by path, with the (inode, size, mtime) it had: the poll reads
+# the file every 2 s, and parsing 53 models' text proto was most of the idle model server's
+# CPU. The version directories are still listed every poll (a `latest` policy follows them).
+_CONFIG_CACHE: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+
+
+def _parsed_config(config_file: Path) -> Any:
+    """The file's ``ModelServerConfig`` (re-parsed only when it changed); None when absent."""
+    try:
+        st = config_file.stat()
+    except FileNotFoundError:
+        _CONFIG_CACHE.pop(config_file, None)
+        return None
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _CONFIG_CACHE.get(config_file)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     try:
         text = config_file.read_text()
     except FileNotFoundError:
@@ -264,6 +278,16 @@ def configured(config_file: Path) -> dict[tuple[str, int], Path] | None:
         config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     except text_format.ParseError as exc:
         raise ValueError(f"{config_file}: {exc}") from exc
+    _CONFIG_CACHE[config_file] = (key, config)
+    return config
+
+
+def configured(config_file: Path) -> dict[tuple[str, int], Path] | None:
+    """The versions the model config file lists that are on disk; None when there is no file
+    (blocking). Raises ValueError for a file that is not a ``ModelServerConfig``."""
+    config = _parsed_config(config_file)
+    if config is None:
+        return None
     found: dict[tuple[str, int], Path] = {}
     for model in config.model_config_list.config:
         base = Path(model.base_path)
