@@ -7,6 +7,7 @@ export const FIXED_COLORS: Readonly<Record<string, string>> = {
   Bad: "#d62828",
   NoData: "#8b5a2b",
   Error: "#808080",
+  Accepted: "#1e88e5", // a Bad inside an expert's mask of an accepted problem (the masks' blue)
 };
 
 const FALLBACK = "#6c7a89";
