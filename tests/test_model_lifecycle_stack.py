@@ -9,44 +9,30 @@ fed gets exactly one OK verdict.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from hydra_common import lifecycle
-from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import Model, ModelStatus
 from hydra_common.launcher import LocalStack, Ports, hall_environment
 from hydra_testsupport import eventually
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
+from hydra_testsupport.rows import in_session
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 
 PLOT_TYPE = "FTOF_adcTime_s1"
 SERVICES = ("modelconfig", "modelserver", "keeper", "balancer", "predictor", "feeder")
-T = TypeVar("T")
-
-
-def _db(url: str, work: Callable[[Any], Any]) -> Any:
-    async def run() -> Any:
-        engine = make_engine(url)
-        try:
-            async with make_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 @dataclass
@@ -101,7 +87,7 @@ class Hall:
         async def work(session: Any) -> list[Any]:
             return list((await session.execute(stmt, {"paths": paths})).all())
 
-        rows = _db(self.url, work)
+        rows = in_session(self.url, work)
         return {p: int(v) for p, v in rows} if len(rows) == len(paths) else None
 
     def listed_versions(self) -> set[int]:
@@ -143,7 +129,7 @@ def _record_model(url: str, version: int, labels: tuple[str, ...], parent: int |
         await session.flush()
         return int(model.id)
 
-    return int(_db(url, work))
+    return int(in_session(url, work))
 
 
 def _export(model_dir: Path, version: int, labels: tuple[str, ...]) -> None:
@@ -169,10 +155,12 @@ def hall() -> Iterator[Hall]:
     input_dir.mkdir()
     spec = find_spec(PLOT_TYPE, "demo")
     labels = tuple(spec.labels)
-    _db(url, lambda s: add_plot_type(s, PLOT_TYPE, labels, detector="FTOF", collect_percent=0))
+    in_session(
+        url, lambda s: add_plot_type(s, PLOT_TYPE, labels, detector="FTOF", collect_percent=0)
+    )
     _export(data_dir / "models", 1, labels)
     v1 = _record_model(url, 1, labels, None)
-    _db(url, lambda s: lifecycle.promote(s, v1, "lifecycle-stack"))
+    in_session(url, lambda s: lifecycle.promote(s, v1, "lifecycle-stack"))
     ports = Ports.free()
     env = hall_environment(
         ports,
@@ -210,7 +198,7 @@ def test_promotion_and_rollback_reach_the_model_server_and_lose_nothing(hall: Ha
     candidate_ready = time.monotonic() - started
 
     # Promotion: the next images get version 2's verdicts.
-    _db(hall.url, lambda s: lifecycle.promote(s, hall.models[2], "lifecycle-stack"))
+    in_session(hall.url, lambda s: lifecycle.promote(s, hall.models[2], "lifecycle-stack"))
     promoted = time.monotonic()
     switched = _until_served_by(hall, 2)
     promotion_seconds = time.monotonic() - promoted
@@ -219,7 +207,7 @@ def test_promotion_and_rollback_reach_the_model_server_and_lose_nothing(hall: Ha
     assert set(eventually(lambda: hall.versions_of(after)).values()) == {2}
 
     # Rollback: version 1 again, served at once (it never left the model server).
-    _db(hall.url, lambda s: lifecycle.rollback(s, PLOT_TYPE, "lifecycle-stack"))
+    in_session(hall.url, lambda s: lifecycle.rollback(s, PLOT_TYPE, "lifecycle-stack"))
     rolled = time.monotonic()
     _until_served_by(hall, 1)
     rollback_seconds = time.monotonic() - rolled
@@ -231,7 +219,7 @@ def test_promotion_and_rollback_reach_the_model_server_and_lose_nothing(hall: Ha
         q = "SELECT source_path, status FROM run_history"
         return list((await session.execute(sa.text(q))).all())
 
-    rows = _db(hall.url, summary)
+    rows = in_session(hall.url, summary)
     assert sorted(p for p, _ in rows) == sorted(hall.fed)
     assert {str(s).lower() for _, s in rows} == {"ok"}, rows
     print(

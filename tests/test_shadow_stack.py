@@ -28,6 +28,7 @@ from hydra_common import lifecycle
 from hydra_common.launcher import LocalStack, Ports, hall_environment
 from hydra_testsupport import eventually
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
+from hydra_testsupport.rows import in_session
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 
@@ -35,7 +36,6 @@ pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 from tests.test_model_lifecycle_stack import (  # noqa: E402
     PLOT_TYPE,
     Hall,
-    _db,
     _export,
     _record_model,
 )
@@ -53,7 +53,7 @@ def _sql(url: str, query: str, **params: Any) -> list[Any]:
     async def work(session: Any) -> list[Any]:
         return list((await session.execute(stmt, params)).all())
 
-    return list(_db(url, work))
+    return list(in_session(url, work))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,9 @@ def hall() -> Iterator[Hall]:
     input_dir = data_dir / "input"
     input_dir.mkdir()
     labels = tuple(find_spec(PLOT_TYPE, "demo").labels)
-    _db(url, lambda s: add_plot_type(s, PLOT_TYPE, labels, detector="FTOF", collect_percent=0))
+    in_session(
+        url, lambda s: add_plot_type(s, PLOT_TYPE, labels, detector="FTOF", collect_percent=0)
+    )
     _export(data_dir / "models", 1, labels)
     v1 = _record_model(url, 1, labels, None)
 
@@ -78,7 +80,7 @@ def hall() -> Iterator[Hall]:
         for label in labels:
             await lifecycle.set_threshold(session, v1, label, 0.0, "shadow-stack")
 
-    _db(url, activate)
+    in_session(url, activate)
     rotated = (*labels[1:], labels[0])
     _export(data_dir / "models", 2, rotated)
     v2 = _record_model(url, 2, rotated, parent=v1)

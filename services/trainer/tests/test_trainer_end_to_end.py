@@ -8,9 +8,9 @@ epochs and calls both signatures of the exported SavedModel.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from hydra_common.db import schema as s
-from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_testsupport.rows import in_session
 from hydra_trainer import pipeline
 from hydra_trainer.catalog import hall_catalog
 from hydra_trainer.cli import register
@@ -28,27 +28,14 @@ from hydra_trainer.thresholds import choose_thresholds
 
 tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.tf
-T = TypeVar("T")
 PLOT_TYPE = "RF_time"
-
-
-def _db(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    async def run() -> T:
-        engine = make_engine(url)
-        try:
-            async with make_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def _rows(url: str, query: Any) -> list[Any]:
     async def work(session: Any) -> list[Any]:
         return list((await session.execute(query)).scalars().all())
 
-    return _db(url, work)
+    return in_session(url, work)
 
 
 @pytest.fixture
@@ -111,7 +98,7 @@ def _run_flow(
     assert r.exit_code == 1 and "ImageNet weights for inceptionv3 not found" in r.output
     assert "--init random" in r.output
 
-    run_id = _db(url, add_run)
+    run_id = in_session(url, add_run)
     thresholds_chosen_on: list[np.ndarray] = []
     real_choose = choose_thresholds  # the function pipeline imports, spied on there
 
@@ -272,13 +259,13 @@ def test_a_cancelled_run_stops_at_its_next_progress_report(
         return int(run.id)
 
     # Cancelled while still queued: the trainer stops before it trains anything.
-    queued = _db(sqlite_url, lambda ss: add_run(ss, s.TrainingRunStatus.CANCELLED))
+    queued = in_session(sqlite_url, lambda ss: add_run(ss, s.TrainingRunStatus.CANCELLED))
     r = hydra("train", PLOT_TYPE, "--arch", "small", "--run-id", str(queued), ok=False)
     assert r.exit_code == 1 and "cancelled" in r.output
     assert _rows(sqlite_url, sa.select(s.Model)) == []
 
     # Cancelled during training: at the end of the first epoch.
-    running = _db(sqlite_url, lambda ss: add_run(ss, s.TrainingRunStatus.QUEUED))
+    running = in_session(sqlite_url, lambda ss: add_run(ss, s.TrainingRunStatus.QUEUED))
     db_file = sqlite_url.split("///", 1)[1]
     messages: list[str] = []
 

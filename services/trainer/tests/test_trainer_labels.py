@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,23 +20,11 @@ from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from hydra_common.db import schema as s
-from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_common.db.engine import make_engine
+from hydra_testsupport.rows import in_session
 from hydra_trainer.cli import register
 
 pytestmark = pytest.mark.mysql
-T = TypeVar("T")
-
-
-def _db(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    async def run() -> T:
-        engine = make_engine(url)
-        try:
-            async with make_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def _label(url: str, name: str) -> s.Classification | None:
@@ -46,7 +34,7 @@ def _label(url: str, name: str) -> s.Classification | None:
         )
         return found
 
-    return _db(url, work)
+    return in_session(url, work)
 
 
 def _valid(url: str, plot_type: str) -> list[str]:
@@ -60,7 +48,7 @@ def _valid(url: str, plot_type: str) -> list[str]:
         )
         return list(rows)
 
-    return _db(url, work)
+    return in_session(url, work)
 
 
 def _new(prefix: str) -> str:
@@ -136,7 +124,7 @@ def test_label_add_list_set(hydra: Callable[..., Any], mysql_url: str) -> None:
         )
         return list(rows)
 
-    assert _db(mysql_url, audits) == ["create", "update"]
+    assert in_session(mysql_url, audits) == ["create", "update"]
 
 
 def _png(path: Path, shade: int) -> None:
@@ -168,7 +156,7 @@ def test_import_a_tree_of_new_label_names(
         )
         return dict(rows.tuples().all())
 
-    assert _db(mysql_url, counts) == {"Good": 3, glitch: 3, spark: 1}
+    assert in_session(mysql_url, counts) == {"Good": 3, glitch: 3, spark: 1}
     # A folder named after a label the plot type does not have stops the import.
     _png(tmp_path / "other" / "Bad" / "b.png", 5)
     refused = hydra("import", str(tmp_path / "other"), "--plot-type", plot_type, ok=False)
@@ -212,7 +200,7 @@ def test_keeper_and_predictor_treat_a_new_alarm_label_as_alarm(
         await session.flush()
         pt.active_model_id = model.id
 
-    _db(mysql_url, with_model)
+    in_session(mysql_url, with_model)
 
     async def look() -> tuple[frozenset[str], frozenset[int]]:
         engine = make_engine(mysql_url)

@@ -1,15 +1,18 @@
-"""A test's look at the database: what its INSERT made, and the rows of a query."""
+"""A test's look at the database: what its INSERT made, the rows of a query, a transaction."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from hydra_common.db.engine import make_engine
+from hydra_common.db.engine import make_engine, make_sessionmaker
+
+T = TypeVar("T")
 
 
 def inserted_id(result: CursorResult[Any]) -> int:
@@ -33,3 +36,17 @@ async def fetch_rows(url: str, query: str, params: Mapping[str, Any] | None = No
 def sql_rows(url: str, query: str, **params: Any) -> list[Any]:
     """``fetch_rows`` from synchronous code (a test with no running event loop)."""
     return asyncio.run(fetch_rows(url, query, params))
+
+
+def in_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """``work(session)`` in one transaction on an engine of its own, from synchronous code."""
+
+    async def run() -> T:
+        engine = make_engine(url)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
