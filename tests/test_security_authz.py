@@ -40,7 +40,7 @@ from tests.security.support import Harness  # noqa: E402
 pytestmark = [pytest.mark.mysql]
 
 # support.WATCHED, and the tables the label routes change.
-TABLES = (*sup.WATCHED, "classifications", "plot_type_classifications")
+TABLES = (*sup.WATCHED, "classifications", "plot_type_classifications", "plot_type_masks")
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 ANYONE = "anyone"  # no login needed
@@ -49,6 +49,7 @@ ANONYMOUS = "anonymous"
 LABEL = frozenset({"admin", "developer", "expert+perm", "labeler+perm"})
 MODEL = frozenset({"admin", "developer", "expert+perm"})
 ADMIN = frozenset({"admin"})
+MASKS = frozenset({"admin", "expert+perm"})  # masks of accepted problems
 NEWS = frozenset({"admin", "developer", "liaison"})
 RUN_CONDITIONS = frozenset({"admin", "developer"})
 ANY_USER = frozenset(sup.ROLES)
@@ -66,6 +67,7 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/training-reports/{report_id}/response"): MODEL,
     ("PATCH", "/api/plot-types/{plot_type_id}"): ADMIN,
     ("PUT", "/api/plot-types/{plot_type_id}/labels"): ADMIN,
+    ("PUT", "/api/plot-types/{plot_type_id}/masks"): MASKS,
     ("POST", "/api/classifications"): ADMIN,
     ("PATCH", "/api/classifications/{classification_id}"): ADMIN,
     ("POST", "/api/users"): ADMIN,
@@ -152,6 +154,11 @@ async def _plot_type_labels(h: Harness) -> Call:
     return Call("PUT", f"/api/plot-types/{h.seed.plot_type.id}/labels", body)
 
 
+async def _masks(h: Harness) -> Call:
+    mask = {"x0": 0.1, "y0": 0.1, "x1": 0.3, "y1": 0.4, "reason": "dead channel", "until_run": 9}
+    return Call("PUT", f"/api/plot-types/{h.seed.plot_type.id}/masks", {"masks": [mask]})
+
+
 async def _report(h: Harness) -> Call:
     url = f"/api/training-reports/{h.seed.report_id}/response"
     return Call("POST", url, {"response": "model_wrong"}, ok=201)
@@ -235,6 +242,7 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", "/api/training-reports/{report_id}/response"): _report,
     ("PATCH", "/api/plot-types/{plot_type_id}"): _plot_type,
     ("PUT", "/api/plot-types/{plot_type_id}/labels"): _plot_type_labels,
+    ("PUT", "/api/plot-types/{plot_type_id}/masks"): _masks,
     ("POST", "/api/classifications"): _create_label,
     ("PATCH", "/api/classifications/{classification_id}"): _update_label,
     ("POST", "/api/users"): _create_user,
