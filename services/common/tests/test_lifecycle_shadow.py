@@ -4,14 +4,12 @@ and what the model server holds; on SQLite and on MariaDB."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hydra_common import lifecycle, shadow
-from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import (
     AuditLog,
     Classification,
@@ -26,21 +24,6 @@ from hydra_common.db.schema import (
     ShadowHistory,
 )
 from hydra_common.errors import Conflict, InvalidInput
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
-def db_url(request: pytest.FixtureRequest) -> str:
-    """A migrated database: SQLite of the test's own, or the session's MariaDB database."""
-    return str(request.getfixturevalue(f"{request.param}_url"))
-
-
-@pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(db_url)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 class Hall:
