@@ -220,8 +220,9 @@ def test_network_policies_allow_only_neighbours(renders: dict[str, Objects]) -> 
     assert egress_components("feeder") == {"balancer"}
     assert egress_components("predictor") == {"balancer", "keeper", "tfserving"}
     assert egress_components("keeper") == set()
-    # The API reads the pipeline's /metrics for the Status page, and nothing else of it.
-    assert egress_components("api") == {"feeder", "balancer", "predictor"}
+    # The API reads the pipeline's /metrics for the Status page, and the keeper's commit
+    # notices (WatchCommits) for the Run page; nothing else of it.
+    assert egress_components("api") == {"feeder", "balancer", "predictor", "keeper"}
     assert ingress_components("balancer") == {"feeder", "predictor", "api"}
     values = yaml.safe_load((cc.CHART / "values.yaml").read_text())
     for rule in policies[f"{RELEASE}-balancer"]["spec"]["ingress"]:
@@ -238,8 +239,16 @@ def test_network_policies_allow_only_neighbours(renders: dict[str, Objects]) -> 
         f"{c}=http://{RELEASE}-{c}:{values[c]['metricsPort']}/metrics"
         for c in ("feeder", "balancer", "predictor")
     )
-    # The keeper takes reports from predictors (and `helm test` reads its metrics port).
-    assert ingress_components("keeper") == {"predictor", "test"}
+    # The keeper takes reports from predictors, the API watches its commits (its gRPC port
+    # only), and `helm test` reads its metrics port.
+    assert ingress_components("keeper") == {"predictor", "api", "test"}
+    for rule in policies[f"{RELEASE}-keeper"]["spec"]["ingress"]:
+        sources = {
+            p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            for p in rule.get("from", [])
+        }
+        if "api" in sources:
+            assert [p["port"] for p in rule["ports"]] == [values["keeper"]["port"]]
     assert ingress_components("tfserving") == {"predictor"}
     # With the bundled MariaDB, only database clients reach it.
     small = {p["metadata"]["name"]: p for p in find(renders["values-small.yaml"], "NetworkPolicy")}
