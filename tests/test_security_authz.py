@@ -5,7 +5,8 @@ the design: labelling per plot type; thresholds, promotion, rollback, training (
 it) and answers to the training report need an expert with the plot type's permission, a
 developer or an admin; users, permissions, the hall's labels and a plot type's valid labels
 and settings are the admin's; news belongs to admins, developers and liaisons; run
-conditions to developers, admins and the hall's service token. A role the table allows must
+conditions to developers, admins and the hall's service token; a shadow model like promotion;
+acknowledging an alarm to every logged-in role but a viewer. A role the table allows must
 get its 2xx; any other gets 403 (401 when anonymous) and changes nothing: every watched table
 is compared before and after. A new mutating route that is not in the table fails the test.
 """
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 ROOT = Path(__file__).resolve().parents[1]
 
 from hydra_common.db.schema import (  # noqa: E402
+    AlarmState,
     Classification,
+    ModelShadow,
     ModelStatus,
     News,
     RunCondition,
@@ -40,7 +44,15 @@ from tests.security.support import Harness  # noqa: E402
 pytestmark = [pytest.mark.mysql]
 
 # support.WATCHED, and the tables the label routes change.
-TABLES = (*sup.WATCHED, "classifications", "plot_type_classifications", "plot_type_masks")
+TABLES = (
+    *sup.WATCHED,
+    "classifications",
+    "plot_type_classifications",
+    "plot_type_masks",
+    "model_shadows",
+    "alarm_states",
+    "monitoring_log",
+)
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 ANYONE = "anyone"  # no login needed
@@ -52,6 +64,7 @@ ADMIN = frozenset({"admin"})
 MASKS = frozenset({"admin", "expert+perm"})  # masks of accepted problems
 NEWS = frozenset({"admin", "developer", "liaison"})
 RUN_CONDITIONS = frozenset({"admin", "developer"})
+CREW = frozenset(set(sup.ROLES) - {"viewer"})  # acknowledging an alarm
 ANY_USER = frozenset(sup.ROLES)
 
 # (method, route path) -> roles allowed (keys of support.ROLES), or ANYONE.
@@ -60,6 +73,9 @@ POLICY: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/auth/logout"): ANY_USER,
     ("POST", "/api/labels"): LABEL,
     ("POST", "/api/models/{model_id}/promote"): MODEL,
+    ("POST", "/api/models/{model_id}/shadow"): MODEL,
+    ("DELETE", "/api/models/{model_id}/shadow"): MODEL,
+    ("POST", "/api/alarms/{plot_type}/acknowledge"): CREW,
     ("PUT", "/api/models/{model_id}/thresholds/{label}"): MODEL,
     ("POST", "/api/plot-types/{plot_type_id}/rollback"): MODEL,
     ("POST", "/api/training-runs"): MODEL,
@@ -106,6 +122,40 @@ async def _promote(h: Harness) -> Call:
     model = sup.new_model(h.seed.plot_type)
     await h.add(model)
     return Call("POST", f"/api/models/{model.id}/promote")
+
+
+async def _no_shadow(h: Harness) -> None:
+    """The seeded plot type runs no shadow model (one at a time per plot type)."""
+    async with h.sessionmaker() as s:
+        await s.execute(
+            sa.delete(ModelShadow).where(ModelShadow.plot_type_id == h.seed.plot_type.id)
+        )
+        await s.commit()
+
+
+async def _start_shadow(h: Harness) -> Call:
+    await _no_shadow(h)
+    model = sup.new_model(h.seed.plot_type)
+    await h.add(model)
+    return Call("POST", f"/api/models/{model.id}/shadow", {}, ok=201)
+
+
+async def _stop_shadow(h: Harness) -> Call:
+    await _no_shadow(h)
+    model = sup.new_model(h.seed.plot_type)
+    await h.add(model)
+    pt_id = h.seed.plot_type.id
+    await h.add(ModelShadow(plot_type_id=pt_id, model_id=model.id, started_by="authz"))
+    return Call("DELETE", f"/api/models/{model.id}/shadow")
+
+
+async def _acknowledge(h: Harness) -> Call:
+    pt = h.seed.plot_type
+    async with h.sessionmaker() as s:
+        await s.execute(sa.delete(AlarmState).where(AlarmState.plot_type_id == pt.id))
+        s.add(AlarmState(plot_type_id=pt.id, state="raised", raised_at=utcnow()))
+        await s.commit()
+    return Call("POST", f"/api/alarms/{pt.name}/acknowledge")
 
 
 async def _threshold(h: Harness) -> Call:
@@ -235,6 +285,9 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", "/api/auth/logout"): _logout,
     ("POST", "/api/labels"): _labels,
     ("POST", "/api/models/{model_id}/promote"): _promote,
+    ("POST", "/api/models/{model_id}/shadow"): _start_shadow,
+    ("DELETE", "/api/models/{model_id}/shadow"): _stop_shadow,
+    ("POST", "/api/alarms/{plot_type}/acknowledge"): _acknowledge,
     ("PUT", "/api/models/{model_id}/thresholds/{label}"): _threshold,
     ("POST", "/api/plot-types/{plot_type_id}/rollback"): _rollback,
     ("POST", "/api/training-runs"): _training,
