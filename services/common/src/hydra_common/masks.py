@@ -9,7 +9,7 @@ channel, accepted until run N or date D"), with a reason. Rectangles are image-r
   Every mask has at least one of the two: an accepted problem expires by itself.
 - **Replace**: a plot type's masks are set as a whole (the API's ``PUT``); the change is
   audited (before and after) in the caller's transaction, and the caller commits.
-- The keeper applies them (``hydra_keeper.masks``): a confirmed alarm verdict whose
+- The keeper applies them (its masks module): a confirmed alarm verdict whose
   Grad-CAM mass lies mostly inside the masks in force is recorded ``Accepted``.
 """
 
