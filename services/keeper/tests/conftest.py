@@ -49,6 +49,14 @@ def db_url(request: pytest.FixtureRequest, keeper_sqlite_url: str) -> str:
     return str(request.getfixturevalue("mysql_url"))
 
 
+@pytest.fixture(params=["sqlite", "mysql"])
+def own_db_url(request: pytest.FixtureRequest) -> str:
+    """A database of this test's own, on SQLite and on the MariaDB server: for tests of the
+    beam and alarms, since run conditions and the beam state are global to a database."""
+    name = "sqlite_url" if request.param == "sqlite" else "fresh_mysql_url"
+    return str(request.getfixturevalue(name))
+
+
 @dataclass
 class World:
     """A plot type with an active model and thresholds, made for one test."""

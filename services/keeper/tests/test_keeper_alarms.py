@@ -7,23 +7,14 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from hydra_common.db.engine import make_engine
 from hydra_common.db.schema import RunCondition, utcnow
-
-
-@pytest.fixture(params=["sqlite", "mysql"])
-def own_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A database of this test's own: run conditions are global to a database."""
-    name = "sqlite_url" if request.param == "sqlite" else "fresh_mysql_url"
-    yield str(request.getfixturevalue(name))
 
 
 async def _beam(url: str, current: float | None) -> None:

@@ -121,7 +121,7 @@ def test_an_ioc_refuses_to_start_without_the_loopback_settings(
 
 
 async def test_beam_pvs_raise_suppress_and_go_unknown(
-    ioc: Any, db_url: str, keeper_factory: Any, kit: ModuleType
+    ioc: Any, own_db_url: str, keeper_factory: Any, kit: ModuleType
 ) -> None:
     tag = uuid.uuid4().hex[:8].upper()
     current = ChannelDouble(value=120.0)
@@ -130,9 +130,9 @@ async def test_beam_pvs_raise_suppress_and_go_unknown(
     await ioc.start(
         {f"T{tag}:BEAM": current, f"T{tag}:RUN": run_number, f"T{tag}:RUNTYPE": run_type}
     )
-    world = await kit.make_world(db_url)
+    world = await kit.make_world(own_db_url)
     service, client = await keeper_factory(
-        db_url,
+        own_db_url,
         epics_beam_current_pv=f"T{tag}:BEAM",
         epics_run_number_pv=f"T{tag}:RUN",
         epics_run_type_pv=f"T{tag}:RUNTYPE",
@@ -146,10 +146,17 @@ async def test_beam_pvs_raise_suppress_and_go_unknown(
     watcher = service.beam_watcher
     assert watcher is not None
 
-    def beam_is(state: str, run_type: str = "physics") -> Callable[[], Awaitable[bool]]:
+    def beam_is(
+        state: str, run_type: str = "physics", run_number: int | None = None
+    ) -> Callable[[], Awaitable[bool]]:
+        # Each PV's update arrives on its own: wait for all the ones the step changed.
         async def check() -> bool:
             status = await watcher.status(None)
-            return bool(status.state == state and status.reading.run_type == run_type)
+            return bool(
+                status.state == state
+                and status.reading.run_type == run_type
+                and run_number in (None, status.reading.run_number)
+            )
 
         return check
 
@@ -160,11 +167,11 @@ async def test_beam_pvs_raise_suppress_and_go_unknown(
         return float(kit.metric(service, "hydra_keeper_alarms_suppressed_total", reason=reason))
 
     # Beam on, physics run: the Bad raises the alarm.
-    await eventually(beam_is("on"), "the watcher hears the beam on")
+    await eventually(beam_is("on", run_number=80464), "the watcher hears the beam on")
     assert watcher.reading().run_number == 80464
     await bad()
     assert kit.metric(service, "hydra_keeper_alarms_total") == 1
-    rows = await kit.query(db_url, "SELECT run_number, connected FROM beam_state WHERE id = 1")
+    rows = await kit.query(own_db_url, "SELECT run_number, connected FROM beam_state WHERE id = 1")
     assert rows and rows[0][0] == 80464 and bool(rows[0][1])
 
     # A special run: recorded, not alarmed.
@@ -195,7 +202,7 @@ async def test_beam_pvs_raise_suppress_and_go_unknown(
     assert kit.metric(service, "hydra_keeper_alarms_total") == 2
     assert kit.metric(service, "hydra_keeper_beam_on") == -1
     rows = await kit.query(
-        db_url,
+        own_db_url,
         "SELECT COUNT(*) FROM run_history WHERE plot_type_id = :p AND verdict = 'Bad'",
         p=world.plot_type_id,
     )
@@ -209,7 +216,7 @@ async def test_beam_pvs_raise_suppress_and_go_unknown(
             f"T{tag}:RUNTYPE": ChannelString(value="physics"),
         }
     )
-    await eventually(beam_is("on"), "the watcher hears the IOC again")
+    await eventually(beam_is("on", run_number=80465), "the watcher hears the IOC again")
     assert watcher.reading().run_number == 80465
 
 
@@ -220,13 +227,13 @@ async def _read(ctx: ClientContext, name: str) -> Any:
 
 
 async def test_published_pvs_show_a_bad_verdict_arrive(
-    epics_env: dict[str, str], db_url: str, keeper_factory: Any, kit: ModuleType
+    epics_env: dict[str, str], own_db_url: str, keeper_factory: Any, kit: ModuleType
 ) -> None:
     assert_loopback_only()
     prefix = f"H{uuid.uuid4().hex[:6].upper()}:"
-    world = await kit.make_world(db_url)
+    world = await kit.make_world(own_db_url)
     service, client = await keeper_factory(
-        db_url, epics_publish=True, epics_prefix=prefix, epics_publish_seconds=0.2
+        own_db_url, epics_publish=True, epics_prefix=prefix, epics_publish_seconds=0.2
     )
     assert service.publisher is not None and service.publisher.port > 0
     await client.record([kit.make_report(world, GOOD)])

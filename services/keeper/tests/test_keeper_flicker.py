@@ -98,12 +98,12 @@ async def _acknowledge(world: Any, user: str) -> None:
 
 
 async def test_a_flickering_plot_raises_one_alarm_and_acknowledge_silences_it_until_it_recovers(
-    db_url: str, keeper_factory: Any, kit: ModuleType
+    own_db_url: str, keeper_factory: Any, kit: ModuleType
 ) -> None:
-    world = await kit.make_world(db_url)
+    world = await kit.make_world(own_db_url)
     # Defaults: 2 of 3; beeps repeat at most every 5 minutes (none within this test).
     # No run conditions: the beam is unknown, and the default policy lets alarms through.
-    service, client = await keeper_factory(db_url)
+    service, client = await keeper_factory(own_db_url)
     for weights in (GOOD, BAD, GOOD, BAD, GOOD, BAD, GOOD, BAD, GOOD, BAD):
         await client.record([kit.make_report(world, weights)])
     assert kit.metric(service, "hydra_keeper_alarms_total") == 1
@@ -134,13 +134,13 @@ async def test_a_flickering_plot_raises_one_alarm_and_acknowledge_silences_it_un
 
 
 async def test_a_damaged_alarm_row_does_not_stop_recording(
-    db_url: str, keeper_factory: Any, kit: ModuleType
+    own_db_url: str, keeper_factory: Any, kit: ModuleType
 ) -> None:
-    world = await kit.make_world(db_url)
-    _, client = await keeper_factory(db_url)
+    world = await kit.make_world(own_db_url)
+    _, client = await keeper_factory(own_db_url)
     await client.record([kit.make_report(world, BAD)])
     await kit.execute(
-        db_url,
+        own_db_url,
         "UPDATE alarm_states SET recent = :r WHERE plot_type_id = :p",
         r='["x", 7, null, 2]',
         p=world.plot_type_id,
@@ -151,14 +151,14 @@ async def test_a_damaged_alarm_row_does_not_stop_recording(
 
 
 async def test_a_steady_good_plot_type_stops_writing_its_alarm_row(
-    db_url: str, keeper_factory: Any, kit: ModuleType
+    own_db_url: str, keeper_factory: Any, kit: ModuleType
 ) -> None:
-    world = await kit.make_world(db_url)
-    _, client = await keeper_factory(db_url)
+    world = await kit.make_world(own_db_url)
+    _, client = await keeper_factory(own_db_url)
 
     async def row() -> tuple[Any, ...]:
         rows = await kit.query(
-            db_url,
+            own_db_url,
             "SELECT recent, updated_at FROM alarm_states WHERE plot_type_id = :p",
             p=world.plot_type_id,
         )

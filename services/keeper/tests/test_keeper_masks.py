@@ -4,12 +4,10 @@ by date), it alarms as before."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from hydra_common.db.engine import make_engine
@@ -18,13 +16,6 @@ from hydra_common.db.schema import PlotTypeMask, utcnow
 BAD = (0.1, 0.9)  # Good, Bad: a confirmed Bad (threshold 0.6)
 LEFT_HEAT = (2, 2, [1.0, 0.0, 1.0, 0.0])
 RIGHT_HEAT = (2, 2, [0.0, 1.0, 0.0, 1.0])
-
-
-@pytest.fixture(params=["sqlite", "mysql"])
-def own_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A database of this test's own: run conditions (the beam) are global to a database."""
-    name = "sqlite_url" if request.param == "sqlite" else "fresh_mysql_url"
-    yield str(request.getfixturevalue(name))
 
 
 async def _mask(url: str, plot_type_id: int, **expiry: Any) -> None:
