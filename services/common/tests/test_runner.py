@@ -44,9 +44,13 @@ async def test_a_service_runs_until_sigterm_then_stops_with_metrics_served() -> 
     async def prepare() -> None:
         calls.append("prepare")
 
+    scraped: list[str] = []
+
     def started(service: Toy) -> dict[str, object]:
         calls.append("ready")
-        # The metrics endpoint is up by now, serving the service's registry.
+        # The metrics endpoint is up by now (its own thread), serving the service's registry;
+        # scraped here, before the stop (a scrape racing the start-up could find nothing).
+        scraped.append(_scrape(port))
         loop.call_soon(os.kill, os.getpid(), signal.SIGTERM)
         return {}
 
@@ -61,12 +65,11 @@ async def test_a_service_runs_until_sigterm_then_stops_with_metrics_served() -> 
                 started=started,
             )
         )
-        text = await asyncio.to_thread(_scrape, port)
         service = await asyncio.wait_for(task, 60)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-    assert "hydra_toy_things_total 3.0" in text
+    assert len(scraped) == 1 and "hydra_toy_things_total 3.0" in scraped[0]
     assert calls == ["prepare", "built", "start", "ready", "stop"]
     assert service.calls is calls
 
