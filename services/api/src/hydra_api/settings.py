@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hydra_api.probes import parse_targets
 from hydra_common.beam import BeamSettings
+from hydra_common.settings import PositiveDuration
 
 # Values people paste from examples; a production deployment must not run with them.
 PLACEHOLDER_SECRETS = frozenset(
@@ -67,7 +68,7 @@ class ApiSettings(BeamSettings):
         "",
         description="Creates the user `admin` with this password at start-up if no admin exists.",
     )
-    session_hours: float = Field(12.0, gt=0, description="Lifetime of a login session.")
+    session_hours: PositiveDuration = Field(12.0, description="Lifetime of a login session.")
     cookie_secure: bool | None = Field(
         None,
         description=(
@@ -97,12 +98,11 @@ class ApiSettings(BeamSettings):
             " 4 times that from all addresses together, the whole API 50 times that)."
         ),
     )
-    stale_minutes: float = Field(
-        10.0, gt=0, description="A Run-page card with no update for this long is marked stale."
+    stale_minutes: PositiveDuration = Field(
+        10.0, description="A Run-page card with no update for this long is marked stale."
     )
-    sse_poll_seconds: float = Field(
+    sse_poll_seconds: PositiveDuration = Field(
         5.0,
-        gt=0,
         description=(
             "How often the API reads Run-page updates without a commit notice from the "
             "keeper (a fallback: a notice makes it read at once; one query)."
@@ -115,8 +115,8 @@ class ApiSettings(BeamSettings):
             "notices, which push Run-page updates (empty: poll only)."
         ),
     )
-    sse_heartbeat_seconds: float = Field(
-        15.0, gt=0, description="Interval of keep-alive comments on event streams."
+    sse_heartbeat_seconds: PositiveDuration = Field(
+        15.0, description="Interval of keep-alive comments on event streams."
     )
     status_targets: str = Field(
         "",
@@ -127,8 +127,8 @@ class ApiSettings(BeamSettings):
             " `hydra up` and the Helm chart fill it in."
         ),
     )
-    status_probe_timeout: float = Field(
-        1.0, gt=0, le=30, description="Seconds the Status page waits for a service's `/metrics`."
+    status_probe_timeout: PositiveDuration = Field(
+        1.0, le=30, description="Seconds the Status page waits for a service's `/metrics`."
     )
     static_dir: str = Field(
         "", description="Built front end to serve; empty = the package's `static/` folder."

@@ -2,16 +2,24 @@
 
 Each service defines its own subclass next to its code (``FeederSettings``...), so a
 service's settings are documented in one place and the README's table is generated from
-them.
+them. Durations use the two types below, so the rule on their zero lives in one place.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A time that must pass (a period, an interval, a timeout, a lifetime; the setting's name
+# gives the unit): zero would make a loop spin or a thing expire at once, so it is refused
+# at start-up.
+PositiveDuration = Annotated[float, Field(gt=0)]
+# A time or an age whose zero is a choice of its own (at once, off, or forever, as the
+# setting's description says); only a negative one is refused.
+Duration = Annotated[float, Field(ge=0)]
 
 
 class HydraSettings(BaseSettings):
@@ -49,12 +57,11 @@ class HydraSettings(BaseSettings):
             "model config file); default the model directory."
         ),
     )
-    model_config_poll_seconds: float = Field(
-        10.0, gt=0, description="How often `hydra model-config watch` re-reads the database."
+    model_config_poll_seconds: PositiveDuration = Field(
+        10.0, description="How often `hydra model-config watch` re-reads the database."
     )
-    model_prune_seconds: float = Field(
+    model_prune_seconds: Duration = Field(
         86400.0,
-        ge=0,
         description=(
             "Grace period after which `hydra model-config watch` deletes version directories "
             "no longer listed (retired, failed or unknown ones)."

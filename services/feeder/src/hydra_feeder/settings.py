@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from hydra_common.settings import HydraSettings
+from hydra_common.settings import Duration, HydraSettings, PositiveDuration
 
 
 class FeederSettings(HydraSettings):
@@ -30,28 +30,25 @@ class FeederSettings(HydraSettings):
             "convention."
         ),
     )
-    rescan_seconds: float = Field(
-        5.0, gt=0, description="Period of the full rescan (NFS gives no inotify events)."
+    rescan_seconds: PositiveDuration = Field(
+        5.0, description="Period of the full rescan (NFS gives no inotify events)."
     )
-    stable_seconds: float = Field(
+    stable_seconds: Duration = Field(
         1.0,
-        ge=0,
         description=(
             "A file is read once its size and mtime held this long (at once if its mtime is"
             " already this much plus 2 s old when first seen)."
         ),
     )
-    requeue_seconds: float = Field(
+    requeue_seconds: Duration = Field(
         600.0,
-        ge=0,
         description=(
             "How long a file quarantined as truncated or empty is watched: if its writer"
             " finishes it meanwhile, it is moved back and fed (0: never)."
         ),
     )
-    max_file_age_days: float = Field(
+    max_file_age_days: Duration = Field(
         14.0,
-        ge=0,
         description=(
             "A file the ledger does not know whose mtime is older than this is left in place,"
             " not fed (`too_old`): keep it below the keeper's `HYDRA_RETENTION_LEDGER_DAYS`, so"
@@ -74,8 +71,8 @@ class FeederSettings(HydraSettings):
         2_000, ge=1, description="Most orders fed and not yet done; the feeder waits beyond."
     )
     feeder_batch: int = Field(64, ge=1, description="Most orders in one message to the balancer.")
-    feeder_refresh_seconds: float = Field(
-        10.0, gt=0, description="How often plot types are re-read from the database."
+    feeder_refresh_seconds: PositiveDuration = Field(
+        10.0, description="How often plot types are re-read from the database."
     )
     feeder_id: str = Field("", description="Name of this feeder in logs; default the host name.")
 

@@ -57,7 +57,7 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.logs import get_logger
-from hydra_common.settings import HydraSettings
+from hydra_common.settings import Duration, HydraSettings, PositiveDuration
 from hydra_keeper.metrics import RETENTION_TABLES, RetentionMetrics
 
 log = get_logger(__name__)
@@ -69,29 +69,26 @@ FIRST_PASS_DELAY_SECONDS = 300.0
 class RetentionSettings(HydraSettings):
     """How long the keeper keeps what grows with every image (0 days: forever)."""
 
-    retention_run_history_days: float = Field(
+    retention_run_history_days: Duration = Field(
         180.0,
-        ge=0,
         description=(
             "Days of `run_history` kept (0: forever); also of `shadow_history` once its model "
             "is no longer in shadow."
         ),
     )
-    retention_monitoring_log_days: float = Field(
-        180.0, ge=0, description="Days of the monitoring log kept (0: forever)."
+    retention_monitoring_log_days: Duration = Field(
+        180.0, description="Days of the monitoring log kept (0: forever)."
     )
-    retention_ledger_days: float = Field(
+    retention_ledger_days: Duration = Field(
         30.0,
-        ge=0,
         description=(
             "Days a done row of the feeder's ledger (`fed_files`) is kept (0: forever); keep "
             "it longer than the feeder's `HYDRA_MAX_FILE_AGE_DAYS`, or an old file still in the "
             "input directory is fed again."
         ),
     )
-    retention_images_days: float = Field(
+    retention_images_days: Duration = Field(
         180.0,
-        ge=0,
         description=(
             "Days a kept image nobody labelled is kept (0: forever); labelled images and "
             "those in a training set are never deleted."
@@ -100,11 +97,11 @@ class RetentionSettings(HydraSettings):
     retention_batch_size: int = Field(
         1000, ge=1, le=50_000, description="Rows deleted per transaction."
     )
-    retention_interval_seconds: float = Field(
-        3600.0, gt=0, description="How often the keeper's retention pass runs."
+    retention_interval_seconds: PositiveDuration = Field(
+        3600.0, description="How often the keeper's retention pass runs."
     )
-    retention_pause_seconds: float = Field(
-        0.05, ge=0, description="Pause between two batches (leaves the database to the writer)."
+    retention_pause_seconds: Duration = Field(
+        0.05, description="Pause between two batches (leaves the database to the writer)."
     )
 
 
@@ -180,6 +177,15 @@ def _old_plots(cutoff: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(Plot.created_at < cutoff, ~_protected_plot())
 
 
+def _oldest_first(
+    table: sa.Table, stamp: str, *conditions: sa.ColumnElement[bool]
+) -> tuple[sa.Table, sa.ColumnElement[int], sa.Select[Any]]:
+    """(table, id column, select of the ids meeting the conditions, oldest first by the
+    ``stamp`` column); the id breaks ties, so every batch takes the same rows in order."""
+    key = table.c.id
+    return table, key, sa.select(key).where(*conditions).order_by(table.c[stamp], key)
+
+
 def _candidates(
     kind: str, cutoff: datetime, log_kept_after: datetime | None = None
 ) -> tuple[sa.Table, sa.ColumnElement[int], sa.Select[Any]]:
@@ -190,61 +196,32 @@ def _candidates(
     """
     if kind == "monitoring_log":
         ml = MonitoringLog.__table__
-        return (
-            ml,
-            ml.c.id,
-            sa.select(ml.c.id).where(ml.c.created_at < cutoff).order_by(ml.c.created_at, ml.c.id),
-        )
+        return _oldest_first(ml, "created_at", ml.c.created_at < cutoff)
     if kind == "run_history":
         rh = RunHistory.__table__
         referenced = MonitoringLog.run_history_id == rh.c.id
         if log_kept_after is not None:
             referenced = sa.and_(referenced, MonitoringLog.created_at >= log_kept_after)
-        return (
+        return _oldest_first(
             rh,
-            rh.c.id,
-            (
-                sa.select(rh.c.id)
-                .where(
-                    rh.c.created_at < cutoff,
-                    ~sa.exists().where(RunTime.run_history_id == rh.c.id),
-                    ~sa.exists().where(referenced),
-                )
-                .order_by(rh.c.created_at, rh.c.id)
-            ),
+            "created_at",
+            rh.c.created_at < cutoff,
+            ~sa.exists().where(RunTime.run_history_id == rh.c.id),
+            ~sa.exists().where(referenced),
         )
     if kind == "shadow_history":
         sh = ShadowHistory.__table__
-        return (
+        return _oldest_first(
             sh,
-            sh.c.id,
-            (
-                sa.select(sh.c.id)
-                .where(
-                    sh.c.created_at < cutoff,
-                    ~sa.exists().where(ModelShadow.model_id == sh.c.model_id),
-                )
-                .order_by(sh.c.created_at, sh.c.id)
-            ),
+            "created_at",
+            sh.c.created_at < cutoff,
+            ~sa.exists().where(ModelShadow.model_id == sh.c.model_id),
         )
     if kind == "fed_files":
         ff = FedFile.__table__
-        return (
-            ff,
-            ff.c.id,
-            (
-                sa.select(ff.c.id)
-                .where(ff.c.state == "done", ff.c.done_at < cutoff)
-                .order_by(ff.c.done_at, ff.c.id)
-            ),
-        )
+        return _oldest_first(ff, "done_at", ff.c.state == "done", ff.c.done_at < cutoff)
     if kind == "plots":
-        pl = Plot.__table__
-        return (
-            pl,
-            pl.c.id,
-            (sa.select(pl.c.id).where(_old_plots(cutoff)).order_by(pl.c.created_at, pl.c.id)),
-        )
+        return _oldest_first(Plot.__table__, "created_at", _old_plots(cutoff))
     raise ValueError(f"unknown retention kind {kind!r}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from hydra_common.beam import BeamSettings
+from hydra_common.settings import Duration, PositiveDuration
 from hydra_keeper.drift import DriftSettings
 from hydra_keeper.retention import RetentionSettings
 
@@ -24,8 +25,8 @@ class KeeperSettings(BeamSettings, RetentionSettings, DriftSettings):
     commit_max_batch: int = Field(
         256, ge=1, description="Most reports written in one database transaction."
     )
-    commit_max_wait_ms: float = Field(
-        20.0, ge=0, description="Longest wait for more reports before committing a batch."
+    commit_max_wait_ms: Duration = Field(
+        20.0, description="Longest wait for more reports before committing a batch."
     )
     keeper_queue_size: int = Field(
         10_000,
@@ -50,9 +51,8 @@ class KeeperSettings(BeamSettings, RetentionSettings, DriftSettings):
             "use the two above)."
         ),
     )
-    alarm_repeat_seconds: float = Field(
+    alarm_repeat_seconds: Duration = Field(
         300.0,
-        ge=0,
         description=(
             "Least time between two beeps of one raised, unacknowledged alarm "
             "(0: beep for every alarm verdict while raised)."
@@ -62,11 +62,11 @@ class KeeperSettings(BeamSettings, RetentionSettings, DriftSettings):
         "",
         description="Command run for every alarm with the alarm as JSON on stdin (empty: none).",
     )
-    keeper_refresh_seconds: float = Field(
-        10.0, gt=0, description="How often thresholds, plot types and labels are re-read."
+    keeper_refresh_seconds: PositiveDuration = Field(
+        10.0, description="How often thresholds, plot types and labels are re-read."
     )
-    heartbeat_seconds: float = Field(
-        10.0, gt=0, description="How often the keeper writes its `service_status` heartbeat."
+    heartbeat_seconds: PositiveDuration = Field(
+        10.0, description="How often the keeper writes its `service_status` heartbeat."
     )
     default_threshold: float = Field(
         0.5,
@@ -105,6 +105,6 @@ class KeeperSettings(BeamSettings, RetentionSettings, DriftSettings):
         max_length=40,
         description="Prefix of the published PV names (`<prefix><plot type>:VERDICT`...).",
     )
-    epics_publish_seconds: float = Field(
-        2.0, gt=0, description="How often the published PVs are refreshed from the database."
+    epics_publish_seconds: PositiveDuration = Field(
+        2.0, description="How often the published PVs are refreshed from the database."
     )
