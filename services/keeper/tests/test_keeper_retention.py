@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,27 +40,9 @@ from hydra_common.db.schema import (
 from hydra_keeper.cli import register
 from hydra_keeper.metrics import RetentionMetrics
 from hydra_keeper.retention import Pruner, RetentionPolicy
-from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 OLD = timedelta(days=400)  # past every default retention
 NEW = timedelta(days=1)  # within every default retention
-
-
-@pytest.fixture(params=["sqlite", "mysql"])
-def own_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated database of this test's own, on SQLite and on MariaDB."""
-    if request.param == "sqlite":
-        from hydra_common.db.migrate import upgrade
-
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hydra.db'}"
-        upgrade(url)
-        yield url
-        return
-    url = create_mysql_database("hydra_retention")
-    try:
-        yield url
-    finally:
-        drop_mysql_database(url)
 
 
 @dataclass
@@ -219,11 +200,11 @@ async def scalar(url: str, stmt: Any) -> Any:
 
 
 def test_prune_dry_run_reports_then_prune_removes_and_keeps_labelled_images(
-    own_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    own_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = tmp_path / "storage"
-    seeded = asyncio.run(seed(own_db, storage))
-    monkeypatch.setenv("HYDRA_DATABASE_URL", own_db)
+    seeded = asyncio.run(seed(own_db_url, storage))
+    monkeypatch.setenv("HYDRA_DATABASE_URL", own_db_url)
     monkeypatch.setenv("HYDRA_STORAGE_DIR", str(storage))
     app = typer.Typer()
     register(app)
@@ -241,14 +222,16 @@ def test_prune_dry_run_reports_then_prune_removes_and_keeps_labelled_images(
     ):
         assert line in dry.output, dry.output
     # Nothing went.
-    assert asyncio.run(present(own_db, Plot, seeded.plots)) == set(seeded.plots)
-    assert asyncio.run(present(own_db, RunHistory, seeded.run_history)) == set(seeded.run_history)
+    assert asyncio.run(present(own_db_url, Plot, seeded.plots)) == set(seeded.plots)
+    assert asyncio.run(present(own_db_url, RunHistory, seeded.run_history)) == set(
+        seeded.run_history
+    )
     assert all(p.exists() for paths in seeded.files.values() for p in paths)
 
     done = runner.invoke(app, ["prune"])
     assert done.exit_code == 0, done.output
     assert "run_history: removed 2" in done.output and "image files: removed 2" in done.output
-    assert asyncio.run(present(own_db, Plot, seeded.plots)) == {
+    assert asyncio.run(present(own_db_url, Plot, seeded.plots)) == {
         "old_labelled",
         "old_trained",
         "old_imported",
@@ -257,31 +240,34 @@ def test_prune_dry_run_reports_then_prune_removes_and_keeps_labelled_images(
     assert not any(p.exists() for p in seeded.files["old_unlabelled"])
     for kept in ("old_labelled", "old_trained", "old_imported", "new_unlabelled"):
         assert all(p.exists() for p in seeded.files[kept]), kept
-    assert asyncio.run(present(own_db, RunHistory, seeded.run_history)) == {"old_current", "new"}
+    assert asyncio.run(present(own_db_url, RunHistory, seeded.run_history)) == {
+        "old_current",
+        "new",
+    }
     current = seeded.run_history["old_current"]
     plot_of_current = sa.select(RunHistory.plot_id).where(RunHistory.id == current)
-    assert asyncio.run(scalar(own_db, plot_of_current)) is None
-    assert asyncio.run(present(own_db, FedFile, seeded.ledger)) == {"old_pending", "new_done"}
+    assert asyncio.run(scalar(own_db_url, plot_of_current)) is None
+    assert asyncio.run(present(own_db_url, FedFile, seeded.ledger)) == {"old_pending", "new_done"}
     log_rows = sa.select(sa.func.count()).select_from(MonitoringLog)
-    assert asyncio.run(scalar(own_db, log_rows)) == 1
+    assert asyncio.run(scalar(own_db_url, log_rows)) == 1
 
     again = runner.invoke(app, ["prune"])
     assert "plots: removed 0" in again.output and "run_history: removed 0" in again.output
 
 
-def test_batches_metrics_and_forever(own_db: str, tmp_path: Path) -> None:
+def test_batches_metrics_and_forever(own_db_url: str, tmp_path: Path) -> None:
     storage = tmp_path / "storage"
     registry = CollectorRegistry()
 
     async def run() -> None:
-        seeded = await seed(own_db, storage)
-        engine = make_engine(own_db)
+        seeded = await seed(own_db_url, storage)
+        engine = make_engine(own_db_url)
         try:
             forever = Pruner(engine, storage, RetentionPolicy(0, 0, 0, 0))
             assert not forever.policy.enabled
             nothing = await forever.prune()
             assert sum(nothing.rows.values()) == 0 and nothing.files == 0
-            assert await present(own_db, Plot, seeded.plots) == set(seeded.plots)
+            assert await present(own_db_url, Plot, seeded.plots) == set(seeded.plots)
 
             metrics = RetentionMetrics(registry)
             pruner = Pruner(engine, storage, RetentionPolicy(batch_size=1), metrics)
@@ -293,7 +279,7 @@ def test_batches_metrics_and_forever(own_db: str, tmp_path: Path) -> None:
                 "fed_files": 1,
                 "plots": 1,
             }
-            assert await present(own_db, Plot, seeded.plots) >= {"old_labelled", "old_trained"}
+            assert await present(own_db_url, Plot, seeded.plots) >= {"old_labelled", "old_trained"}
         finally:
             await engine.dispose()
 

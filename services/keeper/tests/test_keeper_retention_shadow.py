@@ -7,38 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_common.db.engine import make_engine
 from hydra_common.db.schema import Model, ModelShadow, PlotType, ShadowHistory, utcnow
 from hydra_keeper.retention import Pruner, RetentionPolicy
-from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 OLD = timedelta(days=400)  # past the default run-history age (180 days)
 NEW = timedelta(days=1)
-
-
-@pytest.fixture(params=["sqlite", "mysql"])
-def own_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated database of this test's own, on SQLite and on MariaDB."""
-    if request.param == "sqlite":
-        from hydra_common.db.migrate import upgrade
-
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hydra.db'}"
-        upgrade(url)
-        yield url
-        return
-    url = create_mysql_database("hydra_retention_shadow")
-    try:
-        yield url
-    finally:
-        drop_mysql_database(url)
 
 
 async def _seed(url: str, storage: Path) -> tuple[dict[str, int], dict[str, Path], int]:
@@ -103,21 +83,21 @@ async def _present(url: str, ids: dict[str, int]) -> set[str]:
     return {k for k, v in ids.items() if v in found}
 
 
-def test_shadow_history_pruned_only_after_the_shadow_ends(own_db: str, tmp_path: Path) -> None:
+def test_shadow_history_pruned_only_after_the_shadow_ends(own_db_url: str, tmp_path: Path) -> None:
     storage = tmp_path / "storage"
 
     async def run() -> None:
-        ids, files, running = await _seed(own_db, storage)
-        engine = make_engine(own_db)
+        ids, files, running = await _seed(own_db_url, storage)
+        engine = make_engine(own_db_url)
         try:
             pruner = Pruner(engine, storage, RetentionPolicy())
             dry = await pruner.dry_run()
             assert dry.rows["shadow_history"] == 1 and dry.files == 1
-            assert await _present(own_db, ids) == set(ids)
+            assert await _present(own_db_url, ids) == set(ids)
 
             result = await pruner.prune()
             assert result.rows["shadow_history"] == 1 and result.files == 1
-            assert await _present(own_db, ids) == {"old_running", "new_stopped"}
+            assert await _present(own_db_url, ids) == {"old_running", "new_stopped"}
             assert not files["old_stopped"].exists()
             assert files["old_running"].exists() and files["new_stopped"].exists()
 
@@ -126,7 +106,7 @@ def test_shadow_history_pruned_only_after_the_shadow_ends(own_db: str, tmp_path:
                 await conn.execute(sa.delete(ModelShadow).where(ModelShadow.model_id == running))
             again = await pruner.prune()
             assert again.rows["shadow_history"] == 1
-            assert await _present(own_db, ids) == {"new_stopped"}
+            assert await _present(own_db_url, ids) == {"new_stopped"}
             assert not files["old_running"].exists() and files["new_stopped"].exists()
 
             # Kept forever with a run-history age of 0.
