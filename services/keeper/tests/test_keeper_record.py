@@ -148,9 +148,9 @@ async def test_keeper_run_time_keeps_the_newest(
 async def test_keeper_live_image_replaced(
     db_url: str, keeper_factory: Any, kit: ModuleType, tmp_path: Any, monkeypatch: Any
 ) -> None:
-    from hydra_keeper import writer
+    from hydra_keeper import files
 
-    monkeypatch.setattr(writer, "LIVE_FILE_GRACE_SECONDS", 0.0)  # no grace: gone at once
+    monkeypatch.setattr(files, "LIVE_FILE_GRACE_SECONDS", 0.0)  # no grace: gone at once
     world = await kit.make_world(db_url)
     _, client = await keeper_factory(db_url)
     first = kit.make_report(world, (0.9, 0.1), image=kit.png_bytes())
@@ -221,11 +221,11 @@ async def test_a_replaced_live_image_stays_a_while_for_pages_that_just_saw_it(
 ) -> None:
     """The Run page loads the live image it was told about; if the keeper deleted it the
     moment a newer one committed, the page would show a broken image (and a 404)."""
-    from hydra_keeper import writer
+    from hydra_keeper import files
 
     now = [1000.0]  # a clock the test turns: no wall-time assumption
-    monkeypatch.setattr(writer, "clock", lambda: now[0])
-    monkeypatch.setattr(writer, "LIVE_FILE_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(files, "clock", lambda: now[0])
+    monkeypatch.setattr(files, "LIVE_FILE_GRACE_SECONDS", 0.5)
     world = await kit.make_world(db_url)
     _, client = await keeper_factory(db_url)
     first = kit.make_report(world, (0.9, 0.1), run_number=1, image=kit.png_bytes())

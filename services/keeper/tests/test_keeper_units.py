@@ -12,7 +12,7 @@ from hydra_common.db.schema import InferenceStatus
 from hydra_common.ids import uuid7
 from hydra_keeper import storage
 from hydra_keeper.verdicts import judge, stage_seconds
-from hydra_keeper.writer import sampled
+from hydra_keeper.keeping import sampled
 
 ALARM = frozenset({"Bad"})
 

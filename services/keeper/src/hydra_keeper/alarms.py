@@ -29,6 +29,7 @@ import asyncio
 import json
 import shlex
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hydra_common.beam import BeamStatus
 from hydra_common.db.schema import AlarmState
 from hydra_common.logs import get_logger
+from hydra_keeper.beam import BeamGate
 from hydra_keeper.dbutil import upsert
+from hydra_keeper.entries import Entry
 from hydra_keeper.metrics import KeeperMetrics
 
 log = get_logger(__name__)
@@ -254,6 +257,87 @@ async def decide(
         rows = [r for r in changed if ("acknowledged_at" in r) == raised]
         await upsert(conn, alarm_states_t, rows, ["plot_type_id"])
     return outcomes
+
+
+@dataclass
+class BatchAlarms:
+    """What a batch did to its plot types' alarms, beyond the marks on its entries."""
+
+    beam: BeamStatus | None = None  # looked up when the batch held a confirmed alarm verdict
+    events: Counter[str] = field(default_factory=Counter)  # raise / clear
+    suppressed: Counter[str] = field(default_factory=Counter)  # by reason (beam_off...)
+
+
+async def mark_alarms(
+    conn: AsyncConnection,
+    entries: Sequence[Entry],
+    rules: AlarmRules,
+    gate: BeamGate,
+    now: datetime,
+) -> BatchAlarms:
+    """Run a batch's images through their plot types' alarms (``decide``), in the caller's
+    transaction: mark each entry's beep and raise / clear event. The beam status is asked
+    for only when the batch holds a confirmed alarm verdict.
+    """
+    sightings = []
+    for e in entries:  # late arrivals too: every Bad counts, in the order recorded
+        j = e.judgement
+        value = CONFIRMED if j.alarm else UNCONFIRMED if j.alarm_label else OTHER
+        order = e.report.order
+        sightings.append(
+            Sighting(
+                e.order_id,
+                e.plot_type.id,
+                e.plot_type.name,
+                order.run_number,
+                j.status.value == "ok",
+                value,
+            )
+        )
+    out = BatchAlarms()
+    if any(s.value == CONFIRMED for s in sightings):
+        out.beam = await gate.status(conn)
+    outcomes = await decide(conn, sightings, rules, out.beam, now)
+    for e in entries:
+        outcome = outcomes.get(e.order_id)
+        if outcome is None:
+            continue
+        e.alarm, e.alarm_event = outcome.beep, outcome.event
+        if outcome.event:
+            out.events[outcome.event] += 1
+        if outcome.suppressed:
+            out.suppressed[outcome.suppressed] += 1
+    return out
+
+
+def beeps(entries: Iterable[Entry], beam: BeamStatus | None) -> list[Alarm]:
+    """The alarms to raise for a committed batch: one per entry marked to beep."""
+    alarms = []
+    for e in entries:
+        if not e.alarm:
+            continue
+        j = e.judgement
+        order = e.report.order
+        alarms.append(
+            Alarm(
+                order_id=e.order_id,
+                plot_type=e.plot_type.name,
+                run_period=order.run_period,
+                run_number=order.run_number,
+                chunk=order.chunk,
+                verdict=j.verdict,
+                confidence=j.confidence,
+                threshold=j.thresholds[j.verdict],
+                beam_current=beam.reading.beam_current if beam else None,
+                model_id=e.model_id,
+                image_path=e.image_path or e.live_image,
+                heatmap_path=e.heatmap_path or e.live_heatmap,
+                event="raise" if e.alarm_event == "raise" else "repeat",
+                beam=beam.state if beam else "unknown",
+                run_type=beam.reading.run_type if beam else "",
+            )
+        )
+    return alarms
 
 
 class AlarmDispatcher:

@@ -1,0 +1,214 @@
+"""The batch's rows: which reports are recorded already, and the inserts of a new batch
+(plots, run_history, stage_hourly, monitoring_log, run_time), in the caller's transaction.
+
+A fixed number of statements per batch whatever its size; lookups by order id go in chunks
+of ``IN_CHUNK``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hydra_common.db.schema import MonitoringLog, Plot, RunHistory, RunTime, StageHourly, utcnow
+from hydra_common.stagestats import hourly_rows
+from hydra_keeper.dbutil import add_counts, upsert
+from hydra_keeper.entries import Entry
+from hydra_keeper.verdicts import stage_seconds
+
+run_history_t = RunHistory.__table__
+run_time_t = RunTime.__table__
+monitoring_log_t = MonitoringLog.__table__
+plots_t = Plot.__table__
+stage_hourly_t = StageHourly.__table__
+
+# SQL engines cap bound parameters per statement; lookups by id go in chunks this size.
+IN_CHUNK = 500
+
+T = TypeVar("T")
+
+
+def in_chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    """``items`` in slices of at most ``IN_CHUNK``."""
+    for i in range(0, len(items), IN_CHUNK):
+        yield items[i : i + IN_CHUNK]
+
+
+async def existing(conn: AsyncConnection, order_ids: Sequence[str]) -> set[str]:
+    """Which of these order ids run_history holds already (a replay records nothing)."""
+    found: set[str] = set()
+    for part in in_chunks(order_ids):
+        rows = await conn.execute(
+            sa.select(run_history_t.c.order_id).where(run_history_t.c.order_id.in_(part))
+        )
+        found.update(rows.scalars())
+    return found
+
+
+async def insert(conn: AsyncConnection, entries: Sequence[Entry], now: datetime) -> None:
+    """Insert a batch's rows: plots of the kept images, run_history, the stage times'
+    hourly figures, the monitoring log, and run_time for each plot type's newest entry."""
+    now_ns = int(now.timestamp() * 1e9)
+    plot_ids = await _insert_plots(conn, entries)
+    history = await _insert_history(conn, entries, plot_ids, now, now_ns)
+    await _add_stage_hours(conn, history)
+    history_ids = await _history_ids(
+        conn,
+        [e.order_id for e in entries if e.newest or e.judgement.logged or e.alarm_event],
+    )
+    await _insert_log(conn, entries, history_ids, now)
+    await _upsert_run_time(conn, entries, history_ids, now)
+
+
+async def _insert_plots(conn: AsyncConnection, entries: Sequence[Entry]) -> dict[str, int]:
+    kept = [e for e in entries if e.kept and e.image_path]
+    if not kept:
+        return {}
+    rows = []
+    for e in kept:
+        order = e.report.order
+        rows.append(
+            {
+                "plot_type_id": e.plot_type.id,
+                "run_period": order.run_period,
+                "run_number": order.run_number,
+                "chunk": order.chunk,
+                "image_path": e.image_path,
+                "heatmap_path": e.heatmap_path,
+                "order_id": e.order_id,
+                "kept_reason": e.kept,
+                "source_path": order.source_path[:1024],
+                "file_time": _file_time(order.stages.file_ns),
+                "created_at": utcnow(),
+            }
+        )
+    await conn.execute(sa.insert(plots_t), rows)
+    ids = [e.order_id for e in kept]
+    found = await conn.execute(
+        sa.select(plots_t.c.order_id, plots_t.c.id).where(plots_t.c.order_id.in_(ids))
+    )
+    return {oid: pid for oid, pid in found}
+
+
+async def _insert_history(
+    conn: AsyncConnection,
+    entries: Sequence[Entry],
+    plot_ids: dict[str, int],
+    now: datetime,
+    now_ns: int,
+) -> list[dict[str, Any]]:
+    rows = []
+    for e in entries:
+        order = e.report.order
+        j = e.judgement
+        rows.append(
+            {
+                "order_id": e.order_id,
+                "plot_type_id": e.plot_type.id,
+                "run_period": order.run_period,
+                "run_number": order.run_number,
+                "chunk": order.chunk,
+                "status": j.status,
+                "model_id": e.model_id,
+                "verdict": j.verdict,
+                "confidence": j.confidence,
+                "confirmed": j.confirmed,
+                "weights": j.weights,
+                "thresholds": j.thresholds,
+                "stage_seconds": stage_seconds(order.stages, now_ns),
+                "error": j.error[:1024],
+                "source_path": order.source_path[:1024],
+                "plot_id": plot_ids.get(e.order_id),
+                "predictor_id": e.report.predictor_id[:128],
+                "file_time": _file_time(order.stages.file_ns),
+                "created_at": now,
+            }
+        )
+    await conn.execute(sa.insert(run_history_t), rows)
+    return rows
+
+
+async def _add_stage_hours(conn: AsyncConnection, history: list[dict[str, Any]]) -> None:
+    """Add the batch's stage times to the Status page's hourly figures (same commit)."""
+    rows = hourly_rows((r["created_at"], r["run_number"], r["stage_seconds"]) for r in history)
+    await add_counts(conn, stage_hourly_t, rows, ["hour", "run_number", "stage", "bin"])
+
+
+async def _history_ids(conn: AsyncConnection, order_ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    c = run_history_t.c
+    for part in in_chunks(order_ids):
+        rows = await conn.execute(sa.select(c.order_id, c.id).where(c.order_id.in_(part)))
+        out.update({oid: rid for oid, rid in rows})
+    return out
+
+
+async def _insert_log(
+    conn: AsyncConnection,
+    entries: Sequence[Entry],
+    history_ids: dict[str, int],
+    now: datetime,
+) -> None:
+    rows = []
+    for e in entries:
+        j = e.judgement
+        if not (j.logged or e.alarm_event):
+            continue
+        order = e.report.order
+        rows.append(
+            {
+                "run_history_id": history_ids[e.order_id],
+                "plot_type_id": e.plot_type.id,
+                "run_number": order.run_number,
+                "chunk": order.chunk,
+                "verdict": j.verdict,
+                "confirmed": j.confirmed,
+                "transition": bool(e.transition_kind),
+                "transition_kind": e.transition_kind,
+                "alarm": e.alarm,
+                "event": e.alarm_event,
+                "created_at": now,
+            }
+        )
+    if rows:
+        await conn.execute(sa.insert(monitoring_log_t), rows)
+
+
+async def _upsert_run_time(
+    conn: AsyncConnection,
+    entries: Sequence[Entry],
+    history_ids: dict[str, int],
+    now: datetime,
+) -> None:
+    rows = []
+    for e in entries:
+        if not e.newest:
+            continue
+        order = e.report.order
+        j = e.judgement
+        rows.append(
+            {
+                "plot_type_id": e.plot_type.id,
+                "run_history_id": history_ids[e.order_id],
+                "order_id": e.order_id,
+                "run_period": order.run_period,
+                "run_number": order.run_number,
+                "chunk": order.chunk,
+                "verdict": j.verdict,
+                "confidence": j.confidence,
+                "confirmed": j.confirmed,
+                "model_id": e.model_id,
+                "image_path": e.live_image,
+                "heatmap_path": e.live_heatmap,
+                "updated_at": now,
+            }
+        )
+    await upsert(conn, run_time_t, rows, ["plot_type_id"])
+
+
+def _file_time(file_ns: int) -> datetime | None:
+    return datetime.fromtimestamp(file_ns / 1e9, UTC) if file_ns > 0 else None
