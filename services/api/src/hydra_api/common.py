@@ -1,19 +1,17 @@
-"""Small helpers the routers share: pagination, image URLs, colours and the audit log."""
+"""Small helpers the routers and the domain share: pagination, image URLs and the audit log
+(the queries they share: ``hydra_api.domain.queries``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import sqlalchemy as sa
 from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.models import MAX_LIMIT
-from hydra_common.db.schema import AuditLog, Classification, PlotType, User
-from hydra_common.errors import NotFound
+from hydra_common.db.schema import AuditLog, User
 
-NO_MODEL_COLOR = "#000000"
 # The database's OFFSET is an unsigned 64-bit number; past it MariaDB fails the query (500).
 MAX_OFFSET = 2**63 - 1
 
@@ -45,28 +43,6 @@ def file_url(path: str | None) -> str | None:
     if not path:
         return None
     return "/api/files/" + quote(path.lstrip("/"))
-
-
-async def colors(session: AsyncSession) -> dict[str, str]:
-    """Label name -> display colour ("NoModel" is black)."""
-    rows = await session.execute(sa.select(Classification.name, Classification.color))
-    result = {name: color for name, color in rows.tuples()}
-    result.setdefault("NoModel", NO_MODEL_COLOR)
-    return result
-
-
-async def plot_type_by_name(session: AsyncSession, name: str) -> PlotType:
-    """The plot type called name; 404 when there is none."""
-    pt = await session.scalar(sa.select(PlotType).where(PlotType.name == name))
-    if pt is None:
-        raise NotFound(f"no plot type {name!r}")
-    return pt
-
-
-async def count(session: AsyncSession, stmt: sa.Select[*tuple[Any, ...]]) -> int:
-    """Rows a select would return."""
-    total = await session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
-    return int(total or 0)
 
 
 def audit(

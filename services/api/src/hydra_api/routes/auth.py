@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from hydra_api.deps import CurrentUser, SessionDep, StateDep, client_address, is_https
+from hydra_api.domain import sessions
+from hydra_api.domain.users import user_out
 from hydra_api.models import Detail, LoginIn, Me
-from hydra_api.routes.users import user_out
 from hydra_api.security import CSRF_COOKIE, SESSION_COOKIE, SessionClaims, verify_password
-from hydra_common.db.schema import RevokedSession, User, utcnow
 from hydra_common.errors import Unauthenticated
 from hydra_common.logs import get_logger
 
@@ -53,7 +51,7 @@ async def login(
         raise HTTPException(
             429, "too many failed logins; try again later", headers={"Retry-After": str(wait)}
         )
-    user = await session.scalar(sa.select(User).where(User.username == body.username))
+    user = await sessions.user_named(session, body.username)
     ok = await asyncio.to_thread(
         verify_password, user.password_hash if user else None, body.password
     )
@@ -91,17 +89,7 @@ async def logout(
     claims: SessionClaims | None = getattr(request.state, "session_claims", None)
     if claims is not None:
         state.signer.revoke(claims)
-        now = utcnow()
-        await session.execute(sa.delete(RevokedSession).where(RevokedSession.expires_at < now))
-        if await session.get(RevokedSession, claims.nonce) is None:
-            session.add(
-                RevokedSession(
-                    nonce=claims.nonce,
-                    user_id=user.id,
-                    expires_at=datetime.fromtimestamp(claims.expires, UTC),
-                )
-            )
-        await session.commit()
+        await sessions.revoke(session, claims, user)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
     return Detail(detail=f"{user.username} logged out")

@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from hydra_api.common import PageDep, count, plot_type_by_name
+from hydra_api.common import PageDep
 from hydra_api.deps import Reader, SessionDep
+from hydra_api.domain.drift import drift_rows
 from hydra_api.models import Page
-from hydra_common.db.schema import Model, ModelDrift, PlotType
 
 router = APIRouter(tags=["drift"])
 
@@ -64,23 +63,7 @@ async def list_drift(
 ) -> Page[DriftOut]:
     """Drift of every plot type with an active model: retraining suggested first, then the
     largest drift score."""
-    stmt = (
-        sa.select(ModelDrift, PlotType.name, PlotType.detector, Model.name, Model.version)
-        .join(PlotType, PlotType.id == ModelDrift.plot_type_id)
-        .outerjoin(Model, Model.id == ModelDrift.model_id)
-    )
-    if plot_type is not None:
-        pt = await plot_type_by_name(session, plot_type)
-        stmt = stmt.where(ModelDrift.plot_type_id == pt.id)
-    if retrain_suggested is not None:
-        stmt = stmt.where(ModelDrift.retrain_suggested.is_(retrain_suggested))
-    total = await count(session, stmt)
-    ordered = stmt.order_by(
-        ModelDrift.retrain_suggested.desc(),
-        sa.func.coalesce(ModelDrift.drift_score, -1.0).desc(),
-        PlotType.name,
-    )
-    rows = (await session.execute(ordered.limit(page.limit).offset(page.offset))).tuples()
+    rows, total = await drift_rows(session, page, plot_type, retrain_suggested)
     items = [
         DriftOut(
             plot_type=name,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import text
 
 from hydra_api.deps import SessionDep
+from hydra_api.domain.queries import database_answers
 from hydra_api.models import Detail, Health
 from hydra_common.errors import ModelNotReady
 
@@ -20,7 +20,7 @@ class DatabaseUnavailable(ModelNotReady):
 async def health(session: SessionDep) -> Health:
     """OK when the database answers a query."""
     try:
-        await session.execute(text("SELECT 1"))
+        await database_answers(session)
     except Exception as exc:
         raise DatabaseUnavailable("database unreachable") from exc
     return Health()

@@ -10,16 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_api.deps import CurrentUser, Reader, SessionDep, has_plot_type_permission
+from hydra_api.domain import masks as mask_rows
+from hydra_api.domain.queries import plot_type_by_id
 from hydra_api.inputs import Id, Input, RunNumber, UtcDatetime
 from hydra_common import masks
-from hydra_common.db.schema import PlotType, PlotTypeMask, Role, RunTime, User, utcnow
-from hydra_common.errors import NotFound, PermissionDenied
+from hydra_common.db.schema import PlotTypeMask, Role, User, utcnow
+from hydra_common.errors import PermissionDenied
 
 router = APIRouter(tags=["plot-types"])
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -79,13 +80,6 @@ async def _check_mask_editing(session: AsyncSession, user: User, plot_type_id: i
     raise PermissionDenied("only an admin, or an expert of this plot type, may set its masks")
 
 
-async def _plot_type(session: AsyncSession, plot_type_id: int) -> PlotType:
-    pt = await session.get(PlotType, plot_type_id)
-    if pt is None:
-        raise NotFound(f"no plot type {plot_type_id}")
-    return pt
-
-
 def _out(
     pt_id: int, name: str, current_run: int | None, rows: list[PlotTypeMask]
 ) -> PlotTypeMasksOut:
@@ -114,17 +108,12 @@ def _out(
     )
 
 
-async def _current_runs(session: AsyncSession) -> dict[int, int]:
-    rows = await session.execute(sa.select(RunTime.plot_type_id, RunTime.run_number))
-    return {pid: run for pid, run in rows.tuples()}
-
-
 @router.get("/api/plot-types/{plot_type_id}/masks", response_model=PlotTypeMasksOut)
 async def get_masks(plot_type_id: Id, session: SessionDep, _reader: Reader) -> PlotTypeMasksOut:
     """The plot type's masks of accepted problems, each saying whether it is in force for
     the plot type's current run (the run of its latest image) now."""
-    pt = await _plot_type(session, plot_type_id)
-    current = (await _current_runs(session)).get(pt.id)
+    pt = await plot_type_by_id(session, plot_type_id)
+    current = await mask_rows.current_run(session, pt.id)
     return _out(pt.id, pt.name, current, await masks.masks_of(session, pt.id))
 
 
@@ -136,7 +125,7 @@ async def put_masks(
     Bad whose heat map lies mostly inside the masks is recorded ``Accepted`` and does not
     alarm. Each needs a non-empty rectangle within 0..1, a reason and an expiry (a run, a
     date, or both); at most 16. Audited."""
-    pt = await _plot_type(session, plot_type_id)
+    pt = await plot_type_by_id(session, plot_type_id)
     await _check_mask_editing(session, user, pt.id)
     specs = [
         masks.MaskSpec(masks.Rect(m.x0, m.y0, m.x1, m.y1), m.reason, m.until_run, m.until_time)
@@ -144,7 +133,7 @@ async def put_masks(
     ]
     await masks.replace(session, pt.id, specs, user.username)
     await session.commit()
-    current = (await _current_runs(session)).get(pt.id)
+    current = await mask_rows.current_run(session, pt.id)
     return _out(pt.id, pt.name, current, await masks.masks_of(session, pt.id))
 
 
@@ -157,9 +146,8 @@ async def list_masks(session: SessionDep, _reader: Reader) -> list[PlotTypeMasks
     by_type: dict[int, list[PlotTypeMask]] = {}
     for m in rows:
         by_type.setdefault(m.plot_type_id, []).append(m)
-    query = sa.select(PlotType.id, PlotType.name).where(PlotType.id.in_(list(by_type)))
-    names = {pid: name for pid, name in (await session.execute(query)).tuples()}
-    current = await _current_runs(session)
+    names = await mask_rows.plot_type_names(session, list(by_type))
+    current = await mask_rows.current_runs(session)
     return [
         _out(pid, names.get(pid, ""), current.get(pid), ms) for pid, ms in sorted(by_type.items())
     ]

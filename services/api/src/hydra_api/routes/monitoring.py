@@ -4,51 +4,29 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 
-from hydra_api.common import PageDep, audit, colors, count
+from hydra_api.common import PageDep
 from hydra_api.deps import AdminUser, OptionalUser, Reader, SessionDep, StateDep
+from hydra_api.domain import monitoring
 from hydra_api.inputs import Id, RunNumberQuery
 from hydra_api.models import (
     Detail,
-    LogEntry,
-    LogGroup,
     LogPage,
     Page,
-    RunAverage,
     RunConditionIn,
     RunConditionOut,
     ServiceStatusOut,
-    StageDistribution,
     StatusOut,
     SummaryOut,
-    ThroughputPoint,
 )
-from hydra_common.db.schema import (
-    Classification,
-    Label,
-    Model,
-    ModelStatus,
-    MonitoringLog,
-    PlotType,
-    Role,
-    RunCondition,
-    RunHistory,
-    ServiceStatus,
-    StageHourly,
-    utcnow,
-)
-from hydra_common.errors import NotFound, PermissionDenied, Unauthenticated
-from hydra_common.stagestats import INFERENCES, STAGE_EDGES, hour_of
+from hydra_common.db.schema import Role
+from hydra_common.errors import PermissionDenied, Unauthenticated
 
 router = APIRouter(tags=["monitoring"])
 
-ALIVE_SECONDS = 120
 SUMMARY_CACHE_SECONDS = 30.0
 
 
@@ -63,100 +41,7 @@ async def get_log(
 ) -> LogPage:
     """Confirmed alarms and unconfirmed verdicts of the trailing hours, by detector
     (newest first within each); ``transition`` marks where something changed."""
-    window = [MonitoringLog.created_at >= utcnow() - timedelta(hours=hours)]
-    if transitions_only:
-        window.append(MonitoringLog.transition == sa.true())  # "IS true" would not use the index
-    # Detector by detector (the database's order of names), never sorting the whole window:
-    # the window's entries per plot type come from one index (plot type, time), and the
-    # page's from the ranges of the one or two detectors it falls in.
-    types = await session.execute(
-        sa.select(PlotType.id, PlotType.detector).order_by(PlotType.detector, PlotType.id)
-    )
-    detectors: dict[str, list[int]] = {}
-    for pid, det in types.tuples():
-        if detector is None or det == detector:
-            detectors.setdefault(det, []).append(pid)
-    per_type = dict(
-        (
-            await session.execute(
-                sa.select(MonitoringLog.plot_type_id, sa.func.count())
-                .where(*window)
-                .group_by(MonitoringLog.plot_type_id)
-            )
-        )
-        .tuples()
-        .all()
-    )
-    sizes = [(ids, sum(per_type.get(i, 0) for i in ids)) for ids in detectors.values()]
-    total = sum(n for _, n in sizes)
-    rows: list[tuple[MonitoringLog, str, str]] = []
-    skip, want = page.offset, page.limit
-    for ids, n in sizes:
-        if want <= 0:
-            break
-        if skip >= n:
-            skip -= n
-            continue
-        stmt = (
-            sa.select(MonitoringLog, PlotType.name, PlotType.detector)
-            .join(PlotType, PlotType.id == MonitoringLog.plot_type_id)
-            .where(*window, MonitoringLog.plot_type_id.in_(ids))
-            .order_by(MonitoringLog.created_at.desc(), MonitoringLog.id.desc())
-            .limit(want)
-            .offset(skip)
-        )
-        if transitions_only:
-            # MariaDB would read every entry of the detector's plot types for the flag
-            # (0.7 s on 30 days of ePIC); the transitions' own index holds it (0.1 s).
-            stmt = stmt.with_hint(
-                MonitoringLog, "FORCE INDEX (ix_monitoring_log_transition)", "mysql"
-            )
-        part = await session.execute(stmt)
-        got = part.tuples().all()
-        rows += got
-        want -= len(got)
-        skip = 0
-    palette = await colors(session)
-    groups: dict[str, list[LogEntry]] = {}
-    for entry, name, det in rows:
-        groups.setdefault(det, []).append(
-            LogEntry(
-                id=entry.id,
-                plot_type=name,
-                detector=det,
-                run_number=entry.run_number,
-                chunk=entry.chunk,
-                verdict=entry.verdict,
-                confirmed=entry.confirmed,
-                transition=entry.transition,
-                transition_kind=entry.transition_kind,
-                alarm=entry.alarm,
-                event=entry.event,
-                actor=entry.actor,
-                time=entry.created_at,
-                color=palette.get(entry.verdict, palette["NoModel"]),
-            )
-        )
-    return LogPage(
-        groups=[LogGroup(detector=d, entries=e) for d, e in groups.items()],
-        total=total,
-        next=page.next_offset(len(rows), total),
-    )
-
-
-def _quantile(counts: list[int], q: float) -> float:
-    """The q-quantile of a histogram over ``STAGE_EDGES``, linear within its bin."""
-    total = sum(counts)
-    if not total:
-        return 0.0
-    rank = q * total
-    seen = 0
-    for i, n in enumerate(counts):
-        if n and seen + n >= rank:
-            lo, hi = STAGE_EDGES[i], STAGE_EDGES[i + 1]
-            return lo + (hi - lo) * max(0.0, rank - seen) / n
-        seen += n
-    return STAGE_EDGES[-1]
+    return await monitoring.log_page(session, page, hours, detector, transitions_only)
 
 
 @router.get("/api/status", response_model=StatusOut)
@@ -169,23 +54,8 @@ async def get_status(
     """Services' heartbeats, per-stage processing-time distributions and per-run averages,
     and inferences per hour: every inference of the window (from its first whole hour),
     from the hourly figures the keeper keeps (``stage_hourly``)."""
-    now = utcnow()
-    since = hour_of(now - timedelta(hours=hours))
-    services = [
-        ServiceStatusOut(
-            service=s.service,
-            instance=s.instance,
-            state=s.state,
-            details=s.details or {},
-            last_seen=s.last_seen,
-            alive=(now - s.last_seen).total_seconds() < ALIVE_SECONDS,
-        )
-        for s in await session.scalars(
-            sa.select(ServiceStatus).order_by(ServiceStatus.service, ServiceStatus.instance)
-        )
-    ]
     # Services without a database heartbeat (the balancer above all): their own /metrics.
-    services += [
+    probed = [
         ServiceStatusOut(
             service=r.target.service,
             instance=r.target.instance,
@@ -196,75 +66,7 @@ async def get_status(
         )
         for r in await state.probe.read()
     ]
-    sh = StageHourly
-    rows = (
-        await session.execute(
-            sa.select(
-                sh.stage, sh.bin, sh.run_number, sa.func.sum(sh.count), sa.func.sum(sh.seconds_sum)
-            )
-            .where(sh.hour >= since)
-            .group_by(sh.stage, sh.bin, sh.run_number)
-        )
-    ).tuples()
-    bins = len(STAGE_EDGES) - 1
-    per_stage: dict[str, list[int]] = defaultdict(lambda: [0] * bins)
-    stage_sum: dict[str, float] = defaultdict(float)
-    per_run: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
-    per_run_n: dict[int, int] = defaultdict(int)
-    for stage, b, run_number, n, total in rows:
-        n, total = int(n or 0), float(total or 0.0)
-        if stage == INFERENCES:
-            per_run_n[run_number] += n
-            continue
-        per_stage[stage][min(int(b), bins - 1)] += n
-        stage_sum[stage] += total
-        cell = per_run[run_number][stage]
-        cell[0] += n
-        cell[1] += total
-    stages = [
-        StageDistribution(
-            stage=stage,
-            bin_edges=STAGE_EDGES,
-            counts=counts,
-            count=sum(counts),
-            mean=stage_sum[stage] / sum(counts),
-            p50=_quantile(counts, 0.5),
-            p95=_quantile(counts, 0.95),
-        )
-        for stage, counts in sorted(per_stage.items())
-        if sum(counts)
-    ]
-    runs = [
-        RunAverage(
-            run_number=run,
-            inferences=per_run_n[run],
-            mean_seconds={s: c[1] / c[0] for s, c in per_run[run].items() if c[0]},
-        )
-        for run in sorted(per_run_n, reverse=True)[:200]
-    ]
-    throughput = [
-        ThroughputPoint(hour=_aware(hour), count=int(n or 0))
-        for hour, n in (
-            await session.execute(
-                sa.select(sh.hour, sa.func.sum(sh.count))
-                .where(sh.hour >= since, sh.stage == INFERENCES)
-                .group_by(sh.hour)
-                .order_by(sh.hour)
-            )
-        ).tuples()
-    ]
-    return StatusOut(
-        since=since,
-        services=services,
-        stages=stages,
-        runs=runs,
-        throughput=throughput,
-        sampled=sum(per_run_n.values()),
-    )
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return await monitoring.status(session, hours, probed)
 
 
 @router.get("/api/summary", response_model=SummaryOut)
@@ -274,27 +76,7 @@ async def get_summary(session: SessionDep, state: StateDep, _reader: Reader) -> 
     if cached is not None and time.monotonic() - cached[0] < SUMMARY_CACHE_SECONDS:
         summary: SummaryOut = cached[1]
         return summary
-    alarm_labels = sa.select(Classification.name).where(Classification.alarm.is_(True))
-
-    async def scalar(stmt: sa.Select[Any]) -> int:
-        return int(await session.scalar(stmt) or 0)
-
-    summary = SummaryOut(
-        hall=state.settings.hall,
-        labelled_images=await scalar(sa.select(sa.func.count()).select_from(Label)),
-        plot_types=await scalar(
-            sa.select(sa.func.count()).select_from(PlotType).where(PlotType.ignored.is_(False))
-        ),
-        active_models=await scalar(
-            sa.select(sa.func.count()).select_from(Model).where(Model.status == ModelStatus.ACTIVE)
-        ),
-        runs_with_bad=await scalar(
-            sa.select(sa.func.count(sa.distinct(RunHistory.run_number))).where(
-                RunHistory.verdict.in_(alarm_labels)
-            )
-        ),
-        total_analysed=await scalar(sa.select(sa.func.count()).select_from(RunHistory)),
-    )
+    summary = await monitoring.summary(session, state.settings.hall)
     state.extras["summary"] = (time.monotonic(), summary)
     return summary
 
@@ -304,17 +86,7 @@ async def list_run_conditions(
     session: SessionDep, page: PageDep, _reader: Reader, run_number: RunNumberQuery = None
 ) -> Page[RunConditionOut]:
     """Recorded run conditions, latest first (``limit=1`` for the current ones)."""
-    stmt = sa.select(RunCondition)
-    if run_number is not None:
-        stmt = stmt.where(RunCondition.run_number == run_number)
-    total = await count(session, stmt)
-    rows = await session.scalars(
-        stmt.order_by(RunCondition.recorded_at.desc(), RunCondition.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
-    items = [RunConditionOut.model_validate(r) for r in rows]
-    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+    return await monitoring.run_conditions(session, page, run_number)
 
 
 def _service_token_ok(request: Request, token: str) -> bool:
@@ -341,12 +113,7 @@ async def record_run_conditions(
         raise PermissionDenied(f"role {user.role.value} may not record run conditions")
     else:
         who = user.username
-    rc = RunCondition(**body.model_dump())
-    session.add(rc)
-    await session.flush()
-    audit(session, who, "record", "run_condition", rc.id, after=body.model_dump())
-    await session.commit()
-    return RunConditionOut.model_validate(rc)
+    return await monitoring.record_run_conditions(session, body, who)
 
 
 @router.delete("/api/run-conditions/{run_condition_id}", response_model=Detail)
@@ -354,11 +121,5 @@ async def delete_run_condition(
     run_condition_id: Id, session: SessionDep, admin: AdminUser
 ) -> Detail:
     """Remove a wrongly recorded run-conditions row (admins; audited with what it held)."""
-    rc = await session.get(RunCondition, run_condition_id)
-    if rc is None:
-        raise NotFound(f"no run conditions {run_condition_id}")
-    before = RunConditionOut.model_validate(rc).model_dump(mode="json")
-    audit(session, admin, "delete", "run_condition", rc.id, before=before)
-    await session.delete(rc)
-    await session.commit()
+    await monitoring.delete_run_condition(session, run_condition_id, admin)
     return Detail(detail="deleted")

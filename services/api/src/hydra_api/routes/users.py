@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from hydra_api import accounts
-from hydra_api.common import PageDep, audit, count
+from hydra_api.common import PageDep
 from hydra_api.deps import AdminUser, SessionDep
+from hydra_api.domain import users
 from hydra_api.inputs import INT32_MAX, Id, TextQuery, UtcDatetime
 from hydra_api.models import (
     MAX_LIMIT,
-    AuditEntry,
     AuditPage,
     Page,
     PermissionsIn,
@@ -24,93 +19,20 @@ from hydra_api.models import (
     UserOut,
     UserUpdate,
 )
-from hydra_api.security import hash_password
-from hydra_common.db.schema import AuditLog, PlotType, User, UserPermission
-from hydra_common.errors import Conflict, InvalidInput, NotFound
 
 router = APIRouter(tags=["users"])
-
-
-async def permissions_of(session: AsyncSession, user_ids: list[int]) -> dict[int, list[str]]:
-    """Plot-type names each user may label."""
-    rows = await session.execute(
-        sa.select(UserPermission.user_id, PlotType.name)
-        .join(PlotType, PlotType.id == UserPermission.plot_type_id)
-        .where(UserPermission.user_id.in_(user_ids))
-        .order_by(PlotType.name)
-    )
-    result: dict[int, list[str]] = {uid: [] for uid in user_ids}
-    for uid, name in rows.tuples():
-        result[uid].append(name)
-    return result
-
-
-def to_user_out(user: User, permissions: list[str]) -> UserOut:
-    """The public view of a user."""
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        active=user.active,
-        has_password=bool(user.password_hash),
-        created_at=user.created_at,
-        permissions=permissions,
-    )
-
-
-async def user_out(session: AsyncSession, user: User) -> UserOut:
-    """A user with their permissions."""
-    return to_user_out(user, (await permissions_of(session, [user.id]))[user.id])
-
-
-def _snapshot(user: User) -> dict[str, object]:
-    return {
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role.value,
-        "active": user.active,
-    }
-
-
-async def _get_user(session: AsyncSession, user_id: int) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"no user {user_id}")
-    return user
 
 
 @router.get("/api/users", response_model=Page[UserOut])
 async def list_users(session: SessionDep, page: PageDep, _admin: AdminUser) -> Page[UserOut]:
     """Every user, by name."""
-    stmt = sa.select(User)
-    total = await count(session, stmt)
-    users = list(
-        await session.scalars(stmt.order_by(User.username).limit(page.limit).offset(page.offset))
-    )
-    perms = await permissions_of(session, [u.id for u in users])
-    items = [to_user_out(u, perms[u.id]) for u in users]
-    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+    return await users.list_users(session, page)
 
 
 @router.post("/api/users", response_model=UserOut, status_code=201)
 async def create_user(body: UserCreate, session: SessionDep, admin: AdminUser) -> UserOut:
     """Create a local user."""
-    pw_hash = await asyncio.to_thread(hash_password, body.password) if body.password else None
-    user = User(
-        username=body.username,
-        display_name=body.display_name or body.username,
-        role=body.role,
-        password_hash=pw_hash,
-    )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"user {body.username!r} exists") from exc
-    audit(session, admin, "create", "user", user.id, after=_snapshot(user))
-    await session.commit()
-    return to_user_out(user, [])
+    return await users.create_user(session, body, admin)
 
 
 @router.patch("/api/users/{user_id}", response_model=UserOut)
@@ -118,23 +40,7 @@ async def update_user(
     user_id: Id, body: UserUpdate, session: SessionDep, admin: AdminUser
 ) -> UserOut:
     """Change a user's role, name, password or whether they may log in."""
-    user = await _get_user(session, user_id)
-    before = _snapshot(user)
-    if user.id == admin.id and (body.role not in (None, admin.role) or body.active is False):
-        raise InvalidInput("an admin cannot demote or disable themselves")
-    if body.display_name is not None:
-        user.display_name = body.display_name
-    if body.role is not None:
-        user.role = body.role
-    if body.active is not None:
-        accounts.set_active(user, body.active)
-    after = _snapshot(user)
-    if body.password is not None:
-        user.password_hash = await asyncio.to_thread(hash_password, body.password)
-        after["password"] = "changed"
-    audit(session, admin, "update", "user", user.id, before=before, after=after)
-    await session.commit()
-    return await user_out(session, user)
+    return await users.update_user(session, user_id, body, admin)
 
 
 @router.put("/api/users/{user_id}/permissions", response_model=UserOut)
@@ -142,60 +48,7 @@ async def set_permissions(
     user_id: Id, body: PermissionsIn, session: SessionDep, admin: AdminUser
 ) -> UserOut:
     """Set the plot types the user may label (replaces the previous set)."""
-    user = await _get_user(session, user_id)
-    wanted = sorted(set(body.plot_types))
-    ids: dict[str, int] = dict(
-        (
-            await session.execute(
-                sa.select(PlotType.name, PlotType.id).where(PlotType.name.in_(wanted))
-            )
-        )
-        .tuples()
-        .all()
-    )
-    missing = [n for n in wanted if n not in ids]
-    if missing:
-        raise InvalidInput(f"unknown plot types: {', '.join(missing[:20])}")
-    before = (await permissions_of(session, [user.id]))[user.id]
-    await session.execute(sa.delete(UserPermission).where(UserPermission.user_id == user.id))
-    session.add_all(UserPermission(user_id=user.id, plot_type_id=ids[n]) for n in wanted)
-    audit(
-        session,
-        admin,
-        "set_permissions",
-        "user",
-        user.id,
-        before={"plot_types": before},
-        after={"plot_types": wanted},
-    )
-    await session.commit()
-    return to_user_out(user, wanted)
-
-
-async def _grant_or_revoke(
-    session: AsyncSession, admin: User, user_id: int, plot_type_id: int, grant: bool
-) -> UserOut:
-    user = await _get_user(session, user_id)
-    pt = await session.get(PlotType, plot_type_id)
-    if pt is None:
-        raise NotFound(f"no plot type {plot_type_id}")
-    before = await accounts.permissions(session, user)
-    if grant:
-        changed = await accounts.grant(session, user, [pt.name])
-    else:
-        changed = await accounts.revoke(session, user, [pt.name])
-    if changed:
-        audit(
-            session,
-            admin,
-            "grant" if grant else "revoke",
-            "user",
-            user.id,
-            before={"plot_types": before},
-            after={"plot_types": await accounts.permissions(session, user), "changed": changed},
-        )
-    await session.commit()
-    return await user_out(session, user)
+    return await users.set_permissions(session, user_id, body.plot_types, admin)
 
 
 @router.put("/api/users/{user_id}/permissions/{plot_type_id}", response_model=UserOut)
@@ -203,7 +56,7 @@ async def grant_permission(
     user_id: Id, plot_type_id: Id, session: SessionDep, admin: AdminUser
 ) -> UserOut:
     """Let the user label one more plot type (nothing changes when they already may)."""
-    return await _grant_or_revoke(session, admin, user_id, plot_type_id, grant=True)
+    return await users.grant_or_revoke(session, admin, user_id, plot_type_id, grant=True)
 
 
 @router.delete("/api/users/{user_id}/permissions/{plot_type_id}", response_model=UserOut)
@@ -211,7 +64,7 @@ async def revoke_permission(
     user_id: Id, plot_type_id: Id, session: SessionDep, admin: AdminUser
 ) -> UserOut:
     """Stop the user labelling one plot type (nothing changes when they could not)."""
-    return await _grant_or_revoke(session, admin, user_id, plot_type_id, grant=False)
+    return await users.grant_or_revoke(session, admin, user_id, plot_type_id, grant=False)
 
 
 @router.get("/api/audit", response_model=AuditPage)
@@ -236,21 +89,14 @@ async def list_audit(
 ) -> AuditPage:
     """Recorded changes, newest first, filtered; page on with ``before_id`` =
     ``next_before_id`` (a keyset: no count, no offset, as fast on page 1000 as on page 1)."""
-    stmt = sa.select(AuditLog)
-    for column, value in (
-        (AuditLog.entity, entity),
-        (AuditLog.entity_id, entity_id),
-        (AuditLog.username, username),
-        (AuditLog.action, action),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if since is not None:
-        stmt = stmt.where(AuditLog.at >= since)
-    if until is not None:
-        stmt = stmt.where(AuditLog.at < until)
-    if before_id is not None:
-        stmt = stmt.where(AuditLog.id < before_id)
-    rows = list(await session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
-    items = [AuditEntry.model_validate(r) for r in rows[:limit]]
-    return AuditPage(items=items, next_before_id=items[-1].id if len(rows) > limit else None)
+    return await users.audit_page(
+        session,
+        limit,
+        entity=entity,
+        entity_id=entity_id,
+        username=username,
+        action=action,
+        since=since,
+        until=until,
+        before_id=before_id,
+    )
