@@ -6,13 +6,14 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hydra.v1 import report_pb2
 
 from hydra_common.db.engine import make_engine
 from hydra_common.db.migrate import upgrade
@@ -124,43 +125,6 @@ async def test_keeper_stop_commits_what_is_queued(
     assert rows[0][0] == 50
 
 
-async def test_keeper_batch_falls_back_to_rows_on_integrity_error(
-    db_url: str, kit: ModuleType, tmp_path: Path
-) -> None:
-    good_world = await kit.make_world(db_url)
-    gone_world = await kit.make_world(db_url)
-    engine = make_engine(db_url)
-    try:
-        writer = BatchWriter(engine, tmp_path, ReferenceCache(3600), 1.0)
-        await writer.write([kit.make_report(gone_world, (0.9, 0.1))])  # caches the plot type
-        # The plot type is deleted behind the keeper's back: its next report cannot be stored.
-        await kit.execute(
-            db_url, "DELETE FROM monitoring_log WHERE plot_type_id = :p", p=gone_world.plot_type_id
-        )
-        for table in ("run_time", "run_history"):
-            await kit.execute(
-                db_url, f"DELETE FROM {table} WHERE plot_type_id = :p", p=gone_world.plot_type_id
-            )
-        await kit.execute(
-            db_url, "DELETE FROM thresholds WHERE model_id = :m", m=gone_world.model_id
-        )
-        await kit.execute(db_url, "DELETE FROM models WHERE id = :m", m=gone_world.model_id)
-        await kit.execute(db_url, "DELETE FROM plot_types WHERE id = :p", p=gone_world.plot_type_id)
-        ok = kit.make_report(good_world, (0.9, 0.1))
-        orphan = kit.make_report(gone_world, (0.9, 0.1))
-        result = await writer.write([ok, orphan])
-        assert (result.recorded, result.rejected) == (1, 1)
-        rows = await kit.query(
-            db_url,
-            "SELECT order_id FROM run_history WHERE order_id IN (:a, :b)",
-            a=ok.order.order_id,
-            b=orphan.order.order_id,
-        )
-        assert rows == [(ok.order.order_id,)]
-    finally:
-        await engine.dispose()
-
-
 async def test_keeper_concurrent_writers_record_once(
     db_url: str, kit: ModuleType, tmp_path: Path
 ) -> None:
@@ -181,21 +145,63 @@ async def test_keeper_concurrent_writers_record_once(
     assert rows[0][0] == 20
 
 
-async def test_keeper_rejects_a_report_the_columns_cannot_hold(
-    mysql_url: str, kit: ModuleType, tmp_path: Path
+async def _of_a_deleted_plot_type(
+    kit: ModuleType, url: str, writer: BatchWriter, world: Any
+) -> report_pb2.Report:
+    """A report of a plot type deleted behind the keeper's back once the writer cached it:
+    it cannot be stored (IntegrityError)."""
+    gone = await kit.make_world(url)
+    await writer.write([kit.make_report(gone, (0.9, 0.1))])  # caches the plot type
+    for table in ("monitoring_log", "run_time", "run_history"):
+        await kit.execute(url, f"DELETE FROM {table} WHERE plot_type_id = :p", p=gone.plot_type_id)
+    await kit.execute(url, "DELETE FROM thresholds WHERE model_id = :m", m=gone.model_id)
+    await kit.execute(url, "DELETE FROM models WHERE id = :m", m=gone.model_id)
+    await kit.execute(url, "DELETE FROM plot_types WHERE id = :p", p=gone.plot_type_id)
+    orphan: report_pb2.Report = kit.make_report(gone, (0.9, 0.1))
+    return orphan
+
+
+async def _too_long_for_its_column(
+    kit: ModuleType, url: str, writer: BatchWriter, world: Any
+) -> report_pb2.Report:
+    """A value MariaDB refuses (DataError): the run period column holds 64 characters."""
+    bad: report_pb2.Report = kit.make_report(world, (0.9, 0.1))
+    bad.order.run_period = "RunPeriod-" + "x" * 200
+    return bad
+
+
+BadReport = Callable[[ModuleType, str, BatchWriter, Any], Awaitable[report_pb2.Report]]
+
+
+@pytest.mark.parametrize(
+    ("database", "bad_report"),
+    [
+        pytest.param("keeper_sqlite_url", _of_a_deleted_plot_type, id="integrity-sqlite"),
+        pytest.param("mysql_url", _of_a_deleted_plot_type, id="integrity-mysql"),
+        # SQLite holds a string of any length: the DataError is MariaDB's alone.
+        pytest.param("mysql_url", _too_long_for_its_column, id="data-mysql"),
+    ],
+)
+async def test_keeper_rejects_only_the_report_the_database_refuses(
+    request: pytest.FixtureRequest,
+    database: str,
+    bad_report: BadReport,
+    kit: ModuleType,
+    tmp_path: Path,
 ) -> None:
-    """A value MariaDB refuses (DataError) rejects that report only; its batch goes through."""
-    world = await kit.make_world(mysql_url)
-    engine = make_engine(mysql_url)
+    """A report the database refuses (IntegrityError, DataError) is rejected alone: its batch
+    falls back to rows and the rest goes through."""
+    url = str(request.getfixturevalue(database))
+    world = await kit.make_world(url)
+    engine = make_engine(url)
     try:
         writer = BatchWriter(engine, tmp_path, ReferenceCache(3600), 1.0)
+        bad = await bad_report(kit, url, writer, world)
         ok = kit.make_report(world, (0.9, 0.1))
-        bad = kit.make_report(world, (0.9, 0.1))
-        bad.order.run_period = "RunPeriod-" + "x" * 200  # the column holds 64 characters
         result = await writer.write([ok, bad])
         assert (result.recorded, result.rejected) == (1, 1)
         rows = await kit.query(
-            mysql_url,
+            url,
             "SELECT order_id FROM run_history WHERE order_id IN (:a, :b)",
             a=ok.order.order_id,
             b=bad.order.order_id,
