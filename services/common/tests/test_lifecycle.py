@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -16,87 +12,17 @@ from hydra_common import lifecycle
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import (
     AuditLog,
-    Classification,
-    Model,
     ModelStatus,
-    PlotType,
-    PlotTypeClassification,
     Threshold,
-    utcnow,
 )
 from hydra_common.errors import Conflict, InvalidInput, NotFound
-
-T = TypeVar("T")
-
-
-class Hall:
-    """A plot type of its own (the MariaDB database is shared) and helpers to add models."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-        self.name = f"pt_{uuid.uuid4().hex[:8]}"
-        self.plot_type_id = 0
-        self._version = 0
-
-    async def setup(self) -> Hall:
-        async with self.sessions() as s, s.begin():
-            pt = PlotType(name=self.name)
-            s.add(pt)
-            await s.flush()
-            for label in ("Good", "Bad"):
-                cid = await s.scalar(
-                    sa.select(Classification.id).where(Classification.name == label)
-                )
-                s.add(PlotTypeClassification(plot_type_id=pt.id, classification_id=cid))
-            self.plot_type_id = pt.id
-        return self
-
-    async def model(
-        self,
-        status: ModelStatus = ModelStatus.TRAINED,
-        parent: int | None = None,
-        promoted_ago: float | None = None,
-    ) -> int:
-        self._version += 1
-        async with self.sessions() as s, s.begin():
-            m = Model(
-                plot_type_id=self.plot_type_id,
-                name=self.name,
-                version=self._version,
-                architecture="small",
-                label_order=["Good", "Bad"],
-                status=status,
-                parent_model_id=parent,
-                promoted_at=None
-                if promoted_ago is None
-                else utcnow() - timedelta(seconds=promoted_ago),
-            )
-            s.add(m)
-            await s.flush()
-            if status == ModelStatus.ACTIVE:
-                pt = await s.get(PlotType, self.plot_type_id)
-                assert pt is not None
-                pt.active_model_id = m.id
-            return int(m.id)
-
-    async def state(self) -> tuple[int | None, dict[int, ModelStatus]]:
-        async with self.sessions() as s:
-            pt = await s.get(PlotType, self.plot_type_id)
-            assert pt is not None
-            rows = await s.execute(
-                sa.select(Model.id, Model.status).where(Model.plot_type_id == self.plot_type_id)
-            )
-            return pt.active_model_id, dict(rows.tuples().all())
-
-    async def run(self, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-        async with self.sessions() as s, s.begin():
-            return await fn(s, *args)
+from hydra_testsupport.halls import ModelHall
 
 
 async def test_promote_retires_the_previous_and_audits_who(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     v1 = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
     v2 = await hall.model(parent=v1)
     model = await hall.run(lifecycle.promote, v2, "alice")
@@ -117,7 +43,7 @@ async def test_promote_retires_the_previous_and_audits_who(
 async def test_promote_refuses_what_cannot_serve(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     active = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
     failed = await hall.model(ModelStatus.FAILED)
     training = await hall.model(ModelStatus.TRAINING)
@@ -129,7 +55,7 @@ async def test_promote_refuses_what_cannot_serve(
         await hall.run(lifecycle.promote, 10**9, "alice")
     with pytest.raises(InvalidInput):
         await hall.run(lifecycle.promote, trained, " ")
-    other = await Hall(sessions).setup()
+    other = await ModelHall(sessions).setup()
     async with sessions() as s, s.begin():
         with pytest.raises(InvalidInput):
             await lifecycle.promote(s, trained, "alice", plot_type_id=other.plot_type_id)
@@ -138,7 +64,7 @@ async def test_promote_refuses_what_cannot_serve(
 
 
 async def test_a_retired_model_serves_again(sessions: async_sessionmaker[AsyncSession]) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     old = await hall.model(ModelStatus.RETIRED)  # retired without ever serving
     current = await hall.model(ModelStatus.ACTIVE, promoted_ago=5)
     await hall.run(lifecycle.promote, old, "bob")
@@ -148,7 +74,7 @@ async def test_a_retired_model_serves_again(sessions: async_sessionmaker[AsyncSe
 async def test_rollback_prefers_the_parent_that_served(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     grandparent = await hall.model(ModelStatus.RETIRED, promoted_ago=300)
     recent = await hall.model(ModelStatus.RETIRED, promoted_ago=100)
     current = await hall.model(ModelStatus.ACTIVE, parent=grandparent, promoted_ago=10)
@@ -171,7 +97,7 @@ async def test_rollback_prefers_the_parent_that_served(
 async def test_rollback_without_a_served_parent_takes_the_latest_served(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     never_served = await hall.model(ModelStatus.RETIRED)
     older = await hall.model(ModelStatus.RETIRED, promoted_ago=300)
     latest = await hall.model(ModelStatus.RETIRED, promoted_ago=100)
@@ -184,7 +110,7 @@ async def test_rollback_without_a_served_parent_takes_the_latest_served(
 async def test_rollback_with_nothing_served_before_is_a_conflict(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     with pytest.raises(Conflict, match="no previously active model"):
         await hall.run(lifecycle.rollback, hall.name, "carol")
     await hall.model(ModelStatus.RETIRED)  # retired, never served
@@ -199,7 +125,7 @@ async def test_rollback_with_nothing_served_before_is_a_conflict(
 async def test_promote_then_rollback_round_trip(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     v1 = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
     v2 = await hall.model(parent=v1)
     await hall.run(lifecycle.promote, v2, "alice")
@@ -212,7 +138,7 @@ async def test_promote_then_rollback_round_trip(
 async def test_candidates_are_the_newest_trained_after_the_active(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     stale = await hall.model()  # trained before the active one: not a candidate
     active = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
     await hall.model(ModelStatus.FAILED)
@@ -232,13 +158,13 @@ async def test_candidates_are_the_newest_trained_after_the_active(
 async def test_serving_versions_hold_active_candidates_and_previous(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     await hall.model(ModelStatus.RETIRED, promoted_ago=300)  # v1: served long ago
     await hall.model(ModelStatus.RETIRED, promoted_ago=100)  # v2: the previous active
     await hall.model(ModelStatus.ACTIVE, promoted_ago=10)  # v3
     await hall.model(ModelStatus.FAILED)  # v4
     await hall.model()  # v5: candidate
-    empty = await Hall(sessions).setup()
+    empty = await ModelHall(sessions).setup()
     async with sessions() as s:
         served = await lifecycle.serving_versions(s)
     assert served[hall.name] == {2, 3, 5}
@@ -246,7 +172,7 @@ async def test_serving_versions_hold_active_candidates_and_previous(
 
 
 async def test_retire(sessions: async_sessionmaker[AsyncSession]) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     active = await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
     trained = await hall.model()
     await hall.run(lifecycle.retire, trained, "dave")
@@ -264,7 +190,7 @@ async def test_retire(sessions: async_sessionmaker[AsyncSession]) -> None:
 async def test_set_threshold_records_who_and_manual(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    hall = await Hall(sessions).setup()
+    hall = await ModelHall(sessions).setup()
     model_id = await hall.model()
     first = await hall.run(lifecycle.set_threshold, model_id, "Bad", 0.7, "erin")
     assert (first.threshold, first.method, first.set_by) == (0.7, "manual", "erin")
@@ -293,7 +219,7 @@ async def test_concurrent_promotions_serialise_on_the_plot_type(mysql_url: str) 
     engine = make_engine(mysql_url)
     sessions = make_sessionmaker(engine)
     try:
-        hall = await Hall(sessions).setup()
+        hall = await ModelHall(sessions).setup()
         await hall.model(ModelStatus.ACTIVE, promoted_ago=60)
         a, b = await hall.model(), await hall.model()
         await asyncio.gather(

@@ -4,6 +4,7 @@ and what the model server holds; on SQLite and on MariaDB."""
 from __future__ import annotations
 
 import uuid
+from typing import Self
 
 import pytest
 import sqlalchemy as sa
@@ -19,55 +20,23 @@ from hydra_common.db.schema import (
     ModelShadow,
     ModelStatus,
     Plot,
-    PlotType,
-    PlotTypeClassification,
     ShadowHistory,
 )
 from hydra_common.errors import Conflict, InvalidInput
+from hydra_testsupport.halls import ModelHall
 
 
-class Hall:
+class Hall(ModelHall):
     """A plot type of its own with an active model v1 and models added on demand."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-        self.name = f"pt_{uuid.uuid4().hex[:8]}"
-        self.plot_type_id = 0
+        super().__init__(sessions)
         self.active = 0
-        self._version = 0
 
-    async def setup(self) -> Hall:
-        async with self.sessions() as s, s.begin():
-            pt = PlotType(name=self.name)
-            s.add(pt)
-            await s.flush()
-            for label in ("Good", "Bad"):
-                cid = await s.scalar(
-                    sa.select(Classification.id).where(Classification.name == label)
-                )
-                s.add(PlotTypeClassification(plot_type_id=pt.id, classification_id=cid))
-            self.plot_type_id = pt.id
+    async def setup(self) -> Self:
+        await super().setup()
         self.active = await self.model(ModelStatus.ACTIVE)
         return self
-
-    async def model(self, status: ModelStatus = ModelStatus.TRAINED) -> int:
-        self._version += 1
-        async with self.sessions() as s, s.begin():
-            m = Model(
-                plot_type_id=self.plot_type_id,
-                name=self.name,
-                version=self._version,
-                architecture="small",
-                label_order=["Good", "Bad"],
-                status=status,
-            )
-            s.add(m)
-            await s.flush()
-            if status == ModelStatus.ACTIVE:
-                pt = await s.get(PlotType, self.plot_type_id)
-                assert pt is not None
-                pt.active_model_id = m.id
-            return int(m.id)
 
     async def verdicts(
         self, model_id: int, pairs: list[tuple[str, str]], label: str | None = None
@@ -119,8 +88,7 @@ class Hall:
             return await lifecycle.start_shadow(s, model_id, "alice", **rule)  # type: ignore[arg-type]
 
     async def promote(self, model_id: int) -> Model:
-        async with self.sessions() as s, s.begin():
-            return await lifecycle.promote(s, model_id, "alice")
+        return await self.run(lifecycle.promote, model_id, "alice")
 
     async def shadow(self) -> ModelShadow | None:
         async with self.sessions() as s:
