@@ -1,7 +1,8 @@
 import { useState } from "react";
 import type { components } from "../../api/schema";
+import { useAdminActions } from "../../components/admin/useAdminActions";
 import { Notice } from "../../components/Notice";
-import { api, errorText, ok } from "../../lib/client";
+import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
 
 type User = components["schemas"]["UserOut"];
@@ -13,8 +14,7 @@ const SCOPED = new Set(["expert", "labeler"]);
 /** Who may label which plot type: a grid of plot types (rows) by labellers and experts
  * (columns); a tick grants or revokes one plot type at once. */
 export function PermissionsAdmin() {
-  const [version, setVersion] = useState(0);
-  const [error, setError] = useState("");
+  const { version, error, act } = useAdminActions();
   const [filter, setFilter] = useState("");
   const [busy, setBusy] = useState("");
   const users = useQuery(`perm-users-${version}`, (signal) => ok(api.GET("/api/users", { params: { query: { limit: 500 } }, signal })));
@@ -25,18 +25,12 @@ export function PermissionsAdmin() {
   const rows = plotTypes.data?.items ?? [];
   const toggle = async (user: User, plotTypeId: number, granted: boolean) => {
     const key = `${user.id}:${plotTypeId}`;
+    const path = { user_id: user.id, plot_type_id: plotTypeId };
     setBusy(key);
-    try {
-      const path = { user_id: user.id, plot_type_id: plotTypeId };
-      if (granted) await ok(api.DELETE("/api/users/{user_id}/permissions/{plot_type_id}", { params: { path } }));
-      else await ok(api.PUT("/api/users/{user_id}/permissions/{plot_type_id}", { params: { path } }));
-      setError("");
-      setVersion((v) => v + 1);
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy("");
-    }
+    await act(() =>
+      granted ? ok(api.DELETE("/api/users/{user_id}/permissions/{plot_type_id}", { params: { path } })) : ok(api.PUT("/api/users/{user_id}/permissions/{plot_type_id}", { params: { path } })),
+    );
+    setBusy("");
   };
   return (
     <div data-testid="permissions-admin">

@@ -1,8 +1,11 @@
 import { useState } from "react";
 import { Link } from "react-router-dom";
 import type { components } from "../../api/schema";
+import { AdminTable } from "../../components/admin/AdminTable";
+import { useAdminActions, type AdminActions } from "../../components/admin/useAdminActions";
+import { Options } from "../../components/Form";
 import { Notice } from "../../components/Notice";
-import { api, errorText, ok } from "../../lib/client";
+import { api, ok } from "../../lib/client";
 import { textOn } from "../../lib/colors";
 import type { Classification, PlotType } from "../../lib/types";
 import { useQuery } from "../../lib/useQuery";
@@ -17,13 +20,13 @@ function PlotTypeRow({
   labels,
   options,
   canEdit,
-  onDone,
+  act,
 }: {
   plotType: PlotType;
   labels: Map<string, Classification>;
   options: Options | undefined;
   canEdit: boolean;
-  onDone: (error: string) => void;
+  act: AdminActions["act"];
 }) {
   const [collect, setCollect] = useState(String(plotType.collect_percent));
   const [ignored, setIgnored] = useState(plotType.ignored);
@@ -40,12 +43,7 @@ function PlotTypeRow({
       default_architecture: (arch || null) as Update["default_architecture"],
       default_sampling: (sampling || null) as Update["default_sampling"],
     };
-    try {
-      await ok(api.PATCH("/api/plot-types/{plot_type_id}", { params: { path: { plot_type_id: plotType.id } }, body }));
-      onDone("");
-    } catch (err) {
-      onDone(errorText(err));
-    }
+    await act(() => ok(api.PATCH("/api/plot-types/{plot_type_id}", { params: { path: { plot_type_id: plotType.id } }, body })));
   };
   return (
     <tr className={plotType.ignored ? "disabled" : ""} data-testid="pt-row" data-plot-type={plotType.name} data-ignored={String(plotType.ignored)} data-collect={String(plotType.collect_percent)}>
@@ -79,21 +77,13 @@ function PlotTypeRow({
       <td>
         <select value={arch} disabled={!canEdit} onChange={(e) => setArch(e.target.value)} data-testid="pt-arch" aria-label={`default architecture of ${plotType.name}`}>
           <option value="">Hydra's ({options?.default_architecture ?? "…"})</option>
-          {(options?.architectures ?? []).map((a) => (
-            <option key={a} value={a}>
-              {a}
-            </option>
-          ))}
+          <Options values={options?.architectures ?? []} />
         </select>
       </td>
       <td>
         <select value={sampling} disabled={!canEdit} onChange={(e) => setSampling(e.target.value)} data-testid="pt-sampling" aria-label={`default sampling of ${plotType.name}`}>
           <option value="">Hydra's ({options?.default_sampling ?? "…"})</option>
-          {(options?.sampling_methods ?? []).map((m) => (
-            <option key={m} value={m}>
-              {m}
-            </option>
-          ))}
+          <Options values={options?.sampling_methods ?? []} />
         </select>
       </td>
       <td className="num">
@@ -112,8 +102,7 @@ function PlotTypeRow({
 
 /** Plot types: labels, collection percentage, ignored or active, training defaults. */
 export function PlotTypesAdmin({ canEdit }: { canEdit: boolean }) {
-  const [version, setVersion] = useState(0);
-  const [error, setError] = useState("");
+  const { version, error, act } = useAdminActions();
   const [filter, setFilter] = useState("");
   const list = useQuery(`admin-plot-types-${filter}-${version}`, (signal) =>
     ok(api.GET("/api/plot-types", { params: { query: { limit: 500, ...(filter ? { name: filter } : {}) } }, signal })),
@@ -121,10 +110,6 @@ export function PlotTypesAdmin({ canEdit }: { canEdit: boolean }) {
   const classes = useQuery("admin-classifications", (signal) => ok(api.GET("/api/classifications", { signal })));
   const options = useQuery("admin-training-options", (signal) => ok(api.GET("/api/training-options", { signal })));
   const labels = new Map((classes.data?.items ?? []).map((c) => [c.name, c]));
-  const done = (message: string) => {
-    setError(message);
-    if (!message) setVersion((v) => v + 1);
-  };
   const items = list.data?.items ?? [];
   return (
     <div data-testid="plot-types-admin">
@@ -151,32 +136,31 @@ export function PlotTypesAdmin({ canEdit }: { canEdit: boolean }) {
           {list.data?.total && list.data.total > items.length ? ` of ${list.data.total}` : ""} plot types
         </span>
       </div>
-      <table data-testid="plot-types">
-        <thead>
-          <tr>
-            <th>Plot type</th>
-            <th>Labels</th>
-            <th className="num">Collect %</th>
-            <th>State</th>
-            <th>Default architecture</th>
-            <th>Default sampling</th>
-            <th className="num">Labelled / kept</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {items.map((pt) => (
-            <PlotTypeRow
-              key={`${pt.id}-${version}-${pt.collect_percent}-${pt.ignored}-${pt.default_architecture}-${pt.default_sampling}`}
-              plotType={pt}
-              labels={labels}
-              options={options.data}
-              canEdit={canEdit}
-              onDone={done}
-            />
-          ))}
-        </tbody>
-      </table>
+      <AdminTable
+        testId="plot-types"
+        columns={[
+          "Plot type",
+          "Labels",
+          { title: "Collect %", className: "num" },
+          "State",
+          "Default architecture",
+          "Default sampling",
+          { title: "Labelled / kept", className: "num" },
+          "",
+        ]}
+        rows={items}
+      >
+        {(pt) => (
+          <PlotTypeRow
+            key={`${pt.id}-${version}-${pt.collect_percent}-${pt.ignored}-${pt.default_architecture}-${pt.default_sampling}`}
+            plotType={pt}
+            labels={labels}
+            options={options.data}
+            canEdit={canEdit}
+            act={act}
+          />
+        )}
+      </AdminTable>
     </div>
   );
 }

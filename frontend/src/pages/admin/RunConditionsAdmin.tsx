@@ -1,6 +1,9 @@
 import { useState } from "react";
+import { AdminTable } from "../../components/admin/AdminTable";
+import { useAdminActions } from "../../components/admin/useAdminActions";
+import { Field, SubmitForm } from "../../components/Form";
 import { Notice } from "../../components/Notice";
-import { api, errorText, ok } from "../../lib/client";
+import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
 
 function beam(current: number | null | undefined): string {
@@ -10,8 +13,7 @@ function beam(current: number | null | undefined): string {
 /** Run conditions: the current ones (live), the recorded rows, adding one by hand and
  * deleting a wrong one (admins). */
 export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
-  const [version, setVersion] = useState(0);
-  const [error, setError] = useState("");
+  const { version, error, act } = useAdminActions();
   const [run, setRun] = useState("");
   const [current, setCurrent] = useState("");
   const [runType, setRunType] = useState("");
@@ -19,17 +21,6 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
   const latest = useQuery(`rc-latest-${version}`, (signal) => ok(api.GET("/api/run-conditions", { params: { query: { limit: 1 } }, signal })), 5000);
   const live = useQuery(`rc-beam-${version}`, (signal) => ok(api.GET("/api/beam", { signal })), 5000);
   const list = useQuery(`rc-list-${version}`, (signal) => ok(api.GET("/api/run-conditions", { params: { query: { limit: 100 } }, signal })));
-  const act = async (call: () => Promise<unknown>) => {
-    try {
-      await call();
-      setError("");
-      setVersion((v) => v + 1);
-      return true;
-    } catch (err) {
-      setError(errorText(err));
-      return false;
-    }
-  };
   const runNumber = Number(run);
   const valid = run.trim() !== "" && Number.isInteger(runNumber) && runNumber >= 0 && (current.trim() === "" || Number.isFinite(Number(current)));
   const add = async () => {
@@ -95,64 +86,40 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
           <p className="muted">No run conditions recorded.</p>
         )}
       </section>
-      <form
-        className="toolbar"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void add();
-        }}
-      >
-        <label className="field">
-          run
+      <SubmitForm onSubmit={() => void add()} submit="Record" submitTestId="rc-add" disabled={!valid}>
+        <Field label="run">
           <input type="number" min={0} step={1} value={run} onChange={(e) => setRun(e.target.value)} data-testid="rc-run" />
-        </label>
-        <label className="field">
-          beam current (nA)
+        </Field>
+        <Field label="beam current (nA)">
           <input type="number" step="any" value={current} placeholder="unknown" onChange={(e) => setCurrent(e.target.value)} data-testid="rc-beam" />
-        </label>
-        <label className="field">
-          run type
+        </Field>
+        <Field label="run type">
           <input type="text" value={runType} maxLength={64} onChange={(e) => setRunType(e.target.value)} placeholder="production, cosmics…" data-testid="rc-type" />
-        </label>
+        </Field>
         <label className="field">
           <input type="checkbox" checked={special} onChange={(e) => setSpecial(e.target.checked)} data-testid="rc-special" />
           special run
         </label>
-        <button type="submit" className="primary" disabled={!valid} data-testid="rc-add">
-          Record
-        </button>
-      </form>
+      </SubmitForm>
       <Notice text={live.error || latest.error || list.error || error} />
-      <table data-testid="rc-list">
-        <thead>
-          <tr>
-            <th className="num">Run</th>
-            <th>Beam</th>
-            <th>Run type</th>
-            <th>Special</th>
-            <th>Recorded</th>
-            <th />
+      <AdminTable testId="rc-list" columns={[{ title: "Run", className: "num" }, "Beam", "Run type", "Special", "Recorded", ""]} rows={list.data?.items ?? []}>
+        {(rc) => (
+          <tr key={rc.id} data-testid="rc-row" data-run={String(rc.run_number)} data-id={String(rc.id)}>
+            <td className="num">{rc.run_number}</td>
+            <td>{beam(rc.beam_current)}</td>
+            <td>{rc.run_type}</td>
+            <td>{rc.special ? "yes" : ""}</td>
+            <td>{new Date(rc.recorded_at).toLocaleString()}</td>
+            <td>
+              {canDelete && (
+                <button type="button" onClick={() => void act(() => ok(api.DELETE("/api/run-conditions/{run_condition_id}", { params: { path: { run_condition_id: rc.id } } })))} data-testid="rc-delete">
+                  Delete
+                </button>
+              )}
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {(list.data?.items ?? []).map((rc) => (
-            <tr key={rc.id} data-testid="rc-row" data-run={String(rc.run_number)} data-id={String(rc.id)}>
-              <td className="num">{rc.run_number}</td>
-              <td>{beam(rc.beam_current)}</td>
-              <td>{rc.run_type}</td>
-              <td>{rc.special ? "yes" : ""}</td>
-              <td>{new Date(rc.recorded_at).toLocaleString()}</td>
-              <td>
-                {canDelete && (
-                  <button type="button" onClick={() => void act(() => ok(api.DELETE("/api/run-conditions/{run_condition_id}", { params: { path: { run_condition_id: rc.id } } })))} data-testid="rc-delete">
-                    Delete
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        )}
+      </AdminTable>
     </div>
   );
 }

@@ -1,7 +1,10 @@
 import { useState } from "react";
 import type { components } from "../../api/schema";
+import { AdminTable } from "../../components/admin/AdminTable";
+import { useAdminActions, type AdminActions } from "../../components/admin/useAdminActions";
+import { Field, Options, SubmitForm } from "../../components/Form";
 import { Notice } from "../../components/Notice";
-import { api, errorText, ok } from "../../lib/client";
+import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
 
 type User = components["schemas"]["UserOut"];
@@ -12,17 +15,11 @@ export const ROLES: Role[] = ["admin", "developer", "expert", "labeler", "viewer
 const USERNAME_RULE = /^[A-Za-z0-9_.@-]{1,64}$/;
 
 /** One user: role, active or disabled, and a new password. */
-function UserRow({ user, isMe, onDone }: { user: User; isMe: boolean; onDone: (error: string) => void }) {
+function UserRow({ user, isMe, act }: { user: User; isMe: boolean; act: AdminActions["act"] }) {
   const [role, setRole] = useState<Role>(user.role);
   const [password, setPassword] = useState("");
   const update = async (body: UserUpdate) => {
-    try {
-      await ok(api.PATCH("/api/users/{user_id}", { params: { path: { user_id: user.id } }, body }));
-      setPassword("");
-      onDone("");
-    } catch (err) {
-      onDone(errorText(err));
-    }
+    if (await act(() => ok(api.PATCH("/api/users/{user_id}", { params: { path: { user_id: user.id } }, body })))) setPassword("");
   };
   return (
     <tr className={user.active ? "" : "disabled"} data-testid="user-row" data-username={user.username} data-role={user.role} data-active={String(user.active)}>
@@ -30,11 +27,7 @@ function UserRow({ user, isMe, onDone }: { user: User; isMe: boolean; onDone: (e
       <td>{user.display_name}</td>
       <td>
         <select value={role} disabled={isMe} onChange={(e) => setRole(e.target.value as Role)} data-testid="user-role" aria-label={`role of ${user.username}`}>
-          {ROLES.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
+          <Options values={ROLES} />
         </select>{" "}
         <button type="button" disabled={role === user.role} onClick={() => void update({ role })} data-testid="user-save-role">
           Save role
@@ -59,95 +52,59 @@ function UserRow({ user, isMe, onDone }: { user: User; isMe: boolean; onDone: (e
 }
 
 /** A new local user (no password: single sign-on only). */
-function NewUserForm({ onDone }: { onDone: (error: string) => void }) {
+function NewUserForm({ act }: { act: AdminActions["act"] }) {
   const [username, setUsername] = useState("");
   const [displayName, setDisplayName] = useState("");
   const [role, setRole] = useState<Role>("labeler");
   const [password, setPassword] = useState("");
   const valid = USERNAME_RULE.test(username) && (password === "" || password.length >= 8);
   const create = async () => {
-    try {
-      await ok(api.POST("/api/users", { body: { username, display_name: displayName, role, password: password || null } }));
+    if (await act(() => ok(api.POST("/api/users", { body: { username, display_name: displayName, role, password: password || null } })))) {
       setUsername("");
       setDisplayName("");
       setPassword("");
-      onDone("");
-    } catch (err) {
-      onDone(errorText(err));
     }
   };
   return (
-    <form
-      className="toolbar"
-      data-testid="new-user"
-      onSubmit={(e) => {
-        e.preventDefault();
-        void create();
-      }}
+    <SubmitForm
+      onSubmit={() => void create()}
+      testId="new-user"
+      submit="Create user"
+      submitTestId="new-user-create"
+      disabled={!valid}
+      after={password !== "" && password.length < 8 && <span className="muted">a password has at least 8 characters</span>}
     >
-      <label className="field">
-        username
+      <Field label="username">
         <input type="text" value={username} maxLength={64} onChange={(e) => setUsername(e.target.value)} data-testid="new-user-name" />
-      </label>
-      <label className="field">
-        name
+      </Field>
+      <Field label="name">
         <input type="text" value={displayName} maxLength={128} onChange={(e) => setDisplayName(e.target.value)} data-testid="new-user-display" />
-      </label>
-      <label className="field">
-        role
+      </Field>
+      <Field label="role">
         <select value={role} onChange={(e) => setRole(e.target.value as Role)} data-testid="new-user-role">
-          {ROLES.map((r) => (
-            <option key={r} value={r}>
-              {r}
-            </option>
-          ))}
+          <Options values={ROLES} />
         </select>
-      </label>
-      <label className="field">
-        password
+      </Field>
+      <Field label="password">
         <input type="password" value={password} autoComplete="new-password" placeholder="empty: SSO only" onChange={(e) => setPassword(e.target.value)} data-testid="new-user-password" />
-      </label>
-      <button type="submit" className="primary" disabled={!valid} data-testid="new-user-create">
-        Create user
-      </button>
-      {password !== "" && password.length < 8 && <span className="muted">a password has at least 8 characters</span>}
-    </form>
+      </Field>
+    </SubmitForm>
   );
 }
 
 /** Users: create, change role, disable or enable, reset a password. */
 export function UsersAdmin({ myId }: { myId: number }) {
-  const [version, setVersion] = useState(0);
-  const [error, setError] = useState("");
+  const { version, error, act } = useAdminActions();
   const users = useQuery(`admin-users-${version}`, (signal) => ok(api.GET("/api/users", { params: { query: { limit: 500 } }, signal })));
-  const done = (message: string) => {
-    setError(message);
-    if (!message) setVersion((v) => v + 1);
-  };
   return (
     <div data-testid="users-admin">
       <h2>Users</h2>
       <p className="muted">Disabling a user ends their sessions at once. Labellers and experts label the plot types granted on the Permissions tab.</p>
       <Notice text={users.error || error} />
-      <NewUserForm onDone={done} />
-      <table data-testid="users">
-        <thead>
-          <tr>
-            <th>Username</th>
-            <th>Name</th>
-            <th>Role</th>
-            <th>Login</th>
-            <th>State</th>
-            <th>Password</th>
-            <th>May label</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(users.data?.items ?? []).map((u) => (
-            <UserRow key={`${u.id}-${version}`} user={u} isMe={u.id === myId} onDone={done} />
-          ))}
-        </tbody>
-      </table>
+      <NewUserForm act={act} />
+      <AdminTable testId="users" columns={["Username", "Name", "Role", "Login", "State", "Password", "May label"]} rows={users.data?.items ?? []}>
+        {(u) => <UserRow key={`${u.id}-${version}`} user={u} isMe={u.id === myId} act={act} />}
+      </AdminTable>
     </div>
   );
 }

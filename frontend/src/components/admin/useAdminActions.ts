@@ -1,0 +1,29 @@
+import { useCallback, useState } from "react";
+import { errorText } from "../../lib/client";
+
+/** What an admin page's changes share: the list's version (in its query key, so a change
+ * reloads it) and the last change's error. */
+export interface AdminActions {
+  version: number;
+  error: string;
+  /** Run a change: on success the error clears and the list reloads; on failure the error
+   * says why. Resolves to whether it succeeded, so a form clears only what was saved. */
+  act: (call: () => Promise<unknown>) => Promise<boolean>;
+}
+
+export function useAdminActions(): AdminActions {
+  const [version, setVersion] = useState(0);
+  const [error, setError] = useState("");
+  const act = useCallback(async (call: () => Promise<unknown>) => {
+    try {
+      await call();
+      setError("");
+      setVersion((v) => v + 1);
+      return true;
+    } catch (err) {
+      setError(errorText(err));
+      return false;
+    }
+  }, []);
+  return { version, error, act };
+}
