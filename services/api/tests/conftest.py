@@ -23,6 +23,8 @@ from hydra_api.security import hash_password
 from hydra_api.settings import ApiSettings
 from hydra_common.db.schema import (
     Classification,
+    Model,
+    ModelStatus,
     PlotType,
     PlotTypeClassification,
     Role,
@@ -144,6 +146,25 @@ class Api:
         client = self.new_client(cookies={"hydra_session": token, "hydra_csrf": csrf})
         client.headers["X-CSRF-Token"] = csrf
         return client
+
+    async def active_and_candidate(self, pt: PlotType, **candidate: Any) -> tuple[Model, Model]:
+        """Two models of the plot type: v1 active (served), v2 trained (with ``candidate``'s
+        columns)."""
+        common: dict[str, Any] = {
+            "plot_type_id": pt.id,
+            "name": pt.name,
+            "architecture": "small",
+            "label_order": ["Good", "Bad"],
+        }
+        v1 = Model(**common, version=1, status=ModelStatus.ACTIVE)
+        v2 = Model(**common, version=2, status=ModelStatus.TRAINED, **candidate)
+        await self.add(v1, v2)
+        async with self.session() as s:
+            row = await s.get(PlotType, pt.id)
+            assert row is not None
+            row.active_model_id = v1.id
+            await s.commit()
+        return v1, v2
 
     async def class_id(self, name: str) -> int:
         async with self.session() as s:

@@ -55,29 +55,10 @@ async def seed_models(api: Any) -> tuple[PlotType, Model, Model, list[Plot]]:
             for p in ps[:3]
         )
     )
-    v1 = Model(
-        plot_type_id=pt.id,
-        name=pt.name,
-        version=1,
-        architecture="small",
-        label_order=["Good", "Bad"],
-        status=ModelStatus.ACTIVE,
+    v1, v2 = await api.active_and_candidate(
+        pt, training_set_id=ts.id, sampling_method="undersample", metrics={"accuracy": 0.8}
     )
-    v2 = Model(
-        plot_type_id=pt.id,
-        name=pt.name,
-        version=2,
-        architecture="small",
-        label_order=["Good", "Bad"],
-        status=ModelStatus.TRAINED,
-        training_set_id=ts.id,
-        sampling_method="undersample",
-        metrics={"accuracy": 0.8},
-    )
-    await api.add(v1, v2)
     async with api.session() as s:
-        row = await s.get(PlotType, pt.id)
-        row.active_model_id = v1.id
         s.add(Threshold(model_id=v2.id, classification_id=bad, threshold=0.7))
         # true Good -> predicted Good at 0.95 and 0.97, Good -> Bad at 0.55, Bad -> Bad at 0.9
         for p, t, pr, w in (

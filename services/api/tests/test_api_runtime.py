@@ -10,13 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
 
+from hydra_api.domain.runtime import load_runtime_items_by_ids
 from hydra_api.events import RuntimeBroadcaster
 from hydra_api.main import create_app
 from hydra_api.metrics import ApiMetrics
-from hydra_api.routes.runtime import load_runtime_items_by_ids
 from hydra_common.db.schema import InferenceStatus, PlotType, Role, RunHistory, RunTime, utcnow
 from hydra_common.ids import uuid7
 
@@ -220,7 +221,9 @@ async def test_heartbeat_comments_on_idle_stream(api: Any, settings_factory: Any
         await asyncio.wait_for(task, 30)
 
 
-async def test_one_poll_query_serves_many_clients(api: Any) -> None:
+@pytest.fixture
+def counting_broadcaster(api: Any) -> tuple[RuntimeBroadcaster, dict[str, int]]:
+    """A broadcaster on the app's database, and how many sessions (polls) it opened."""
     sessions = {"opened": 0}
     real = api.sessionmaker
 
@@ -229,11 +232,18 @@ async def test_one_poll_query_serves_many_clients(api: Any) -> None:
         return real()
 
     broadcaster = RuntimeBroadcaster(
-        counting,  # type: ignore[arg-type]
+        counting,  # type: ignore[arg-type]  # a plain callable stands in for the sessionmaker
         functools.partial(load_runtime_items_by_ids, stale_minutes=10),
         ApiMetrics(CollectorRegistry()),
         poll_seconds=0.1,
     )
+    return broadcaster, sessions
+
+
+async def test_one_poll_query_serves_many_clients(
+    api: Any, counting_broadcaster: tuple[RuntimeBroadcaster, dict[str, int]]
+) -> None:
+    broadcaster, sessions = counting_broadcaster
     pt = await api.plot_type()
     queues = [broadcaster.subscribe() for _ in range(5)]
     await broadcaster.poll_once()  # learns the state
@@ -248,20 +258,10 @@ async def test_one_poll_query_serves_many_clients(api: Any) -> None:
     assert all(q.empty() for q in queues)
 
 
-async def test_no_poll_query_while_no_run_page_is_open(api: Any) -> None:
-    sessions = {"opened": 0}
-    real = api.sessionmaker
-
-    def counting() -> Any:
-        sessions["opened"] += 1
-        return real()
-
-    broadcaster = RuntimeBroadcaster(
-        counting,  # type: ignore[arg-type]
-        functools.partial(load_runtime_items_by_ids, stale_minutes=10),
-        ApiMetrics(CollectorRegistry()),
-        poll_seconds=0.1,
-    )
+async def test_no_poll_query_while_no_run_page_is_open(
+    api: Any, counting_broadcaster: tuple[RuntimeBroadcaster, dict[str, int]]
+) -> None:
+    broadcaster, sessions = counting_broadcaster
     pt = await api.plot_type()
     await write_runtime(api, pt, "Bad")
     for _ in range(3):

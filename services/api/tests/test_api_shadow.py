@@ -15,7 +15,6 @@ from hydra_common.db.schema import (
     Label,
     Model,
     ModelShadow,
-    ModelStatus,
     Plot,
     PlotType,
     Role,
@@ -34,27 +33,7 @@ async def any_api(request: pytest.FixtureRequest, api_factory: Any) -> Any:
 
 async def _seed(api: Any) -> tuple[PlotType, Model, Model]:
     pt = await api.plot_type(labels=("Good", "Bad"))
-    v1 = Model(
-        plot_type_id=pt.id,
-        name=pt.name,
-        version=1,
-        architecture="small",
-        label_order=["Good", "Bad"],
-        status=ModelStatus.ACTIVE,
-    )
-    v2 = Model(
-        plot_type_id=pt.id,
-        name=pt.name,
-        version=2,
-        architecture="small",
-        label_order=["Good", "Bad"],
-        status=ModelStatus.TRAINED,
-    )
-    await api.add(v1, v2)
-    async with api.session() as s:
-        row = await s.get(PlotType, pt.id)
-        row.active_model_id = v1.id
-        await s.commit()
+    v1, v2 = await api.active_and_candidate(pt)
     return pt, v1, v2
 
 

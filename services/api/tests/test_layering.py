@@ -1,0 +1,44 @@
+"""The API's layers: routers parse, authorise, call the domain and shape the answer; the SQL
+lives in ``hydra_api.domain`` (issue 16). A router that builds a statement fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import hydra_api.routes
+
+ROUTES = Path(hydra_api.routes.__file__).parent
+ROUTERS = sorted(p for p in ROUTES.glob("*.py") if p.name != "__init__.py")
+# Only the session type may come from SQLAlchemy (a route's dependency hands one down).
+ALLOWED_IMPORTS = {"sqlalchemy.ext.asyncio": {"AsyncSession"}}
+STATEMENT_TEXT = ("text(", "select(", ".execute(")
+
+
+def _sqlalchemy_imports(tree: ast.Module) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "sqlalchemy"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            allowed = ALLOWED_IMPORTS.get(node.module or "", set())
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name not in allowed]
+    return found
+
+
+def test_there_are_routers_to_check() -> None:
+    assert len(ROUTERS) >= 10
+
+
+@pytest.mark.parametrize("path", ROUTERS, ids=lambda p: p.name)
+def test_routers_build_no_sql(path: Path) -> None:
+    source = path.read_text()
+    assert _sqlalchemy_imports(ast.parse(source)) == []
+    assert [t for t in STATEMENT_TEXT if t in source] == []
+
+
+def test_the_check_sees_a_statement() -> None:
+    tree = ast.parse("import sqlalchemy as sa\nfrom sqlalchemy import select, text\n")
+    assert _sqlalchemy_imports(tree) == ["sqlalchemy", "sqlalchemy.select", "sqlalchemy.text"]
