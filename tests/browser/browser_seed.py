@@ -8,7 +8,8 @@ its training set and the disagreements of its training report, news, run conditi
 service heartbeats, and one user of each kind the tests act as.
 
 Images are real PNGs drawn by the trainer's simulator; heat maps are rendered by the
-keeper's own renderer from a Grad-CAM-like blob over the simulated defect.
+keeper's own renderer from a Grad-CAM-like blob over the simulated defect. A test that adds
+a plot type of its own takes it out again with ``remove_plot_type``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from hydra_common.db.schema import (
     Label,
     LabelHistory,
     Model,
+    ModelDrift,
     ModelEvaluation,
     ModelStatus,
     MonitoringLog,
@@ -567,5 +569,35 @@ async def seed(url: str, storage: Path, password_hash: str) -> Seeded:
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
             return await Seeder(session, storage, password_hash).run()
+    finally:
+        await engine.dispose()
+
+
+async def remove_plot_type(url: str, plot_type_id: int) -> None:
+    """Delete a plot type a test added, with its models, images, inferences, labels and
+    drift, so the shared hall's other pages keep their counts. Children go first: not every
+    foreign key cascades, and the plot type names its active model."""
+    plots = sa.select(Plot.id).where(Plot.plot_type_id == plot_type_id)
+    models = sa.select(Model.id).where(Model.plot_type_id == plot_type_id)
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.update(PlotType).where(PlotType.id == plot_type_id).values(active_model_id=None)
+            )
+            for delete in (
+                sa.delete(ModelDrift).where(ModelDrift.plot_type_id == plot_type_id),
+                sa.delete(ModelEvaluation).where(ModelEvaluation.model_id.in_(models)),
+                sa.delete(LabelHistory).where(LabelHistory.plot_id.in_(plots)),
+                sa.delete(Label).where(Label.plot_type_id == plot_type_id),
+                sa.delete(RunHistory).where(RunHistory.plot_type_id == plot_type_id),
+                sa.delete(Plot).where(Plot.plot_type_id == plot_type_id),
+                sa.delete(Model).where(Model.plot_type_id == plot_type_id),
+                sa.delete(PlotTypeClassification).where(
+                    PlotTypeClassification.plot_type_id == plot_type_id
+                ),
+                sa.delete(PlotType).where(PlotType.id == plot_type_id),
+            ):
+                await conn.execute(delete)
     finally:
         await engine.dispose()

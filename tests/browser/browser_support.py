@@ -96,8 +96,12 @@ class Hall:
 
     def cookies(self, who: str) -> list[dict[str, Any]]:
         """Session and CSRF cookies of a seeded user, signed with the API's key."""
+        return self.session_cookies(self.seeded.users[who][0])
+
+    def session_cookies(self, user_id: int) -> list[dict[str, Any]]:
+        """Session and CSRF cookies of any user (whose password hash is the seeded one)."""
         signer = SessionSigner(self.secret_key)
-        token = signer.issue(self.seeded.users[who][0], self.seeded.password_hash, 3600)
+        token = signer.issue(user_id, self.seeded.password_hash, 3600)
         claims = signer.verify(token)
         assert claims is not None
         csrf = signer.csrf_token(claims.nonce)
@@ -123,6 +127,10 @@ class Tab:
     def assert_no_console_errors(self) -> None:
         """Fail on any console error or uncaught exception the page had."""
         assert self.errors == [], f"console errors on {self.page.url}: {self.errors}"
+
+
+# open_tab(path, cookies): a path of the front end in a browser context of its own.
+OpenTab = Callable[[str, list[dict[str, Any]]], Tab]
 
 
 def wait_for_images(page: Page) -> None:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, expect, sync_playwright
@@ -30,6 +31,7 @@ from tests.browser.browser_support import (
     CHROMIUM_ARGS,
     VIEWPORT,
     Hall,
+    OpenTab,
     Tab,
     ensure_frontend,
     log_tails,
@@ -111,15 +113,16 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def open_page(hall: Hall, browser: Browser) -> Iterator[Callable[..., Tab]]:
-    """Open a path of the front end as a seeded user (or anonymously), 1600x1000."""
+def open_tab(hall: Hall, browser: Browser) -> Iterator[OpenTab]:
+    """Open a path of the front end with these cookies, in a browser context of its own
+    (1600x1000) that records the page's console errors; the contexts close after the test."""
     contexts = []
 
-    def open_(path: str, who: str | None = None) -> Tab:
+    def open_(path: str, cookies: list[dict[str, Any]]) -> Tab:
         context = browser.new_context(viewport=VIEWPORT, base_url=hall.base)  # type: ignore[arg-type]
         contexts.append(context)
-        if who is not None:
-            context.add_cookies(hall.cookies(who))  # type: ignore[arg-type]
+        if cookies:
+            context.add_cookies(cookies)  # type: ignore[arg-type]
         page = context.new_page()
         page.set_default_timeout(30_000)
         tab = Tab(page)
@@ -136,3 +139,13 @@ def open_page(hall: Hall, browser: Browser) -> Iterator[Callable[..., Tab]]:
     yield open_
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def open_page(hall: Hall, open_tab: OpenTab) -> Callable[..., Tab]:
+    """Open a path of the front end as a seeded user (or anonymously)."""
+
+    def open_(path: str, who: str | None = None) -> Tab:
+        return open_tab(path, [] if who is None else hall.cookies(who))
+
+    return open_

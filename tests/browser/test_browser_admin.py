@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
-from hydra_api.security import SessionSigner
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.db.schema import (
     AuditLog,
@@ -35,7 +34,7 @@ from hydra_common.db.schema import (
     User,
     utcnow,
 )
-from tests.browser.browser_support import VIEWPORT, Hall, Tab, run_async, screenshot
+from tests.browser.browser_support import Hall, OpenTab, Tab, run_async, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 
@@ -84,37 +83,14 @@ async def _make(hall: Hall) -> Made:
 
 
 @pytest.fixture
-def open_as(hall: Hall, browser: Browser) -> Iterator[Callable[[int, str], Tab]]:
+def open_as(hall: Hall, open_tab: OpenTab) -> Callable[[int, str], Tab]:
     """Open a path with a session of any user (signed with the API's key), as open_page
     does for the seeded ones."""
-    contexts = []
 
     def open_(user_id: int, path: str) -> Tab:
-        signer = SessionSigner(hall.secret_key)
-        token = signer.issue(user_id, hall.seeded.password_hash, 3600)
-        claims = signer.verify(token)
-        assert claims is not None
-        context = browser.new_context(viewport=VIEWPORT, base_url=hall.base)  # type: ignore[arg-type]
-        contexts.append(context)
-        context.add_cookies(
-            [
-                {"name": "hydra_session", "value": token, "url": hall.base, "httpOnly": True},
-                {"name": "hydra_csrf", "value": signer.csrf_token(claims.nonce), "url": hall.base},
-            ]
-        )
-        page = context.new_page()
-        tab = Tab(page)
-        page.on(
-            "console",
-            lambda msg: tab.errors.append(msg.text) if msg.type == "error" else None,
-        )
-        page.on("pageerror", lambda exc: tab.errors.append(f"uncaught: {exc}"))
-        page.goto(path)
-        return tab
+        return open_tab(path, hall.session_cookies(user_id))
 
-    yield open_
-    for context in contexts:
-        context.close()
+    return open_
 
 
 def _one(hall: Hall, query: str, **params: Any) -> Any:

@@ -27,7 +27,6 @@ from hydra_common.db.schema import (
     KeptReason,
     Label,
     Model,
-    ModelDrift,
     ModelEvaluation,
     ModelStatus,
     Plot,
@@ -38,6 +37,7 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.ids import uuid7
+from tests.browser.browser_seed import remove_plot_type
 from tests.browser.browser_support import Hall, Tab, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
@@ -136,37 +136,13 @@ async def _seed(hall: Hall) -> Drifted:
         await engine.dispose()
 
 
-async def _remove(hall: Hall, d: Drifted) -> None:
-    engine = make_engine(hall.url)
-    try:
-        async with engine.begin() as conn:
-            pt = d.plot_type_id
-            await conn.execute(
-                sa.update(PlotType).where(PlotType.id == pt).values(active_model_id=None)
-            )
-            await conn.execute(sa.delete(ModelDrift).where(ModelDrift.plot_type_id == pt))
-            await conn.execute(
-                sa.delete(ModelEvaluation).where(ModelEvaluation.model_id == d.model_id)
-            )
-            await conn.execute(sa.delete(Label).where(Label.plot_type_id == pt))
-            await conn.execute(sa.delete(RunHistory).where(RunHistory.plot_type_id == pt))
-            await conn.execute(sa.delete(Plot).where(Plot.plot_type_id == pt))
-            await conn.execute(sa.delete(Model).where(Model.id == d.model_id))
-            await conn.execute(
-                sa.delete(PlotTypeClassification).where(PlotTypeClassification.plot_type_id == pt)
-            )
-            await conn.execute(sa.delete(PlotType).where(PlotType.id == pt))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
 def drifted(hall: Hall) -> Iterator[Drifted]:
     d = run_async(_seed(hall))
     try:
         yield d
     finally:
-        run_async(_remove(hall, d))
+        run_async(remove_plot_type(hall.url, d.plot_type_id))
 
 
 def _measured(tab: Tab, name: str, deadline_s: float = 60.0) -> dict[str, Any]:

@@ -20,8 +20,6 @@ from hydra_common.db.schema import (
     Classification,
     InferenceStatus,
     KeptReason,
-    Label,
-    LabelHistory,
     Plot,
     PlotType,
     PlotTypeClassification,
@@ -29,7 +27,7 @@ from hydra_common.db.schema import (
 )
 from hydra_common.ids import uuid7
 from hydra_trainer.catalog import PlotTypeSpec
-from tests.browser.browser_seed import Images
+from tests.browser.browser_seed import Images, remove_plot_type
 from tests.browser.browser_support import Hall, Tab, run_async
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
@@ -101,24 +99,6 @@ async def _seed(hall: Hall) -> Seeded:
         await engine.dispose()
 
 
-async def _remove(hall: Hall, seeded: Seeded) -> None:
-    engine = make_engine(hall.url)
-    try:
-        async with engine.begin() as conn:
-            plot_ids = list(seeded.ids.values())
-            await conn.execute(sa.delete(LabelHistory).where(LabelHistory.plot_id.in_(plot_ids)))
-            await conn.execute(sa.delete(Label).where(Label.plot_id.in_(plot_ids)))
-            pt = seeded.plot_type_id
-            await conn.execute(sa.delete(RunHistory).where(RunHistory.plot_type_id == pt))
-            await conn.execute(sa.delete(Plot).where(Plot.plot_type_id == pt))
-            await conn.execute(
-                sa.delete(PlotTypeClassification).where(PlotTypeClassification.plot_type_id == pt)
-            )
-            await conn.execute(sa.delete(PlotType).where(PlotType.id == pt))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
 def uncertain(hall: Hall) -> Iterator[Seeded]:
     """A plot type with six kept, unlabelled images and the weights that kept them."""
@@ -126,7 +106,7 @@ def uncertain(hall: Hall) -> Iterator[Seeded]:
     try:
         yield seeded
     finally:
-        run_async(_remove(hall, seeded))
+        run_async(remove_plot_type(hall.url, seeded.plot_type_id))
 
 
 def _shown(tab: Tab) -> list[int]:
