@@ -1,6 +1,6 @@
 """Names that parse but cannot travel in an order or be stored are refused as ``bad_name``.
 
-Before this check, such a file made ``_order`` (protobuf int64/int32/UTF-8) or the keeper's
+Before this check, such a file made ``make_order`` (protobuf int64/int32/UTF-8) or the keeper's
 insert fail, and its whole batch was retried for ever: the good files beside it never went.
 """
 
@@ -9,13 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
+from hydra_feeder.intake import unrepresentable
 from hydra_feeder.naming import parse_hydra
+from hydra_feeder.orders import make_order
 from hydra_feeder.quarantine import quarantine
 from hydra_feeder.scanner import FileStat
-from hydra_feeder.service import FeederService, _order, _unrepresentable
-from hydra_feeder.settings import FeederSettings
 
 
 @pytest.mark.parametrize(
@@ -31,14 +30,14 @@ from hydra_feeder.settings import FeederSettings
 def test_unrepresentable_names(rel: str, why: str) -> None:
     parsed = parse_hydra(rel)
     assert parsed is not None
-    assert why in _unrepresentable(rel, parsed)
+    assert why in unrepresentable(rel, parsed)
 
 
 def test_representable_names_make_orders() -> None:
     rel = f"RunPeriod-2026-01/Run{2**63 - 1}/P_{2**31 - 1}.png"
     parsed = parse_hydra(rel)
-    assert parsed is not None and _unrepresentable(rel, parsed) == ""
-    order = _order("id", rel, parsed, FileStat(1, 1), b"x")
+    assert parsed is not None and unrepresentable(rel, parsed) == ""
+    order = make_order("id", rel, parsed, FileStat(1, 1), b"x")
     assert order.run_number == 2**63 - 1 and order.chunk == 2**31 - 1
 
 
@@ -64,12 +63,3 @@ def test_quarantine_note_for_a_250_character_name(tmp_path: Path) -> None:
         notes = list(target.parent.glob(target.name[:100] + "*.reason.txt"))
         assert notes and "reason: bad_name" in notes[0].read_text()
     assert len(list((tmp_path / "q" / "bad_name").iterdir())) == 4
-
-
-async def test_file_vanished_before_read_is_counted(tmp_path: Path, sqlite_url: str) -> None:
-    settings = FeederSettings(database_url=sqlite_url, data_dir=tmp_path)
-    service = FeederService(settings, CollectorRegistry())
-    parsed = parse_hydra("Run1/P.png")
-    assert parsed is not None
-    assert await service._read("Run1/P.png", FileStat(10, 1), parsed) is None
-    assert service.metrics.rejected.labels("vanished")._value.get() == 1

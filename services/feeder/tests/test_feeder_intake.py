@@ -1,0 +1,88 @@
+"""The intake alone, on a real ledger and input folder, with no balancer: files become
+pending orders, skipped files wait for their plot type, bad ones go to the quarantine."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import sqlalchemy as sa
+from PIL import Image
+from prometheus_client import CollectorRegistry
+
+from hydra_common.db.engine import make_engine
+from hydra_common.db.schema import FedFile
+from hydra_feeder.intake import Intake
+from hydra_feeder.ledger import Ledger, PlotTypeInfo
+from hydra_feeder.metrics import FeederMetrics
+from hydra_feeder.naming import make_parser, parse_hydra
+from hydra_feeder.orders import PendingOrders
+from hydra_feeder.scanner import FileStat
+from hydra_feeder.settings import FeederSettings
+from hydra_feeder.watch import ScanRequests
+from hydra_testsupport import eventually_async as eventually
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 12), (1, 2, 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def make_intake(
+    tmp_path: Path, url: str, ledger: Ledger, metrics: FeederMetrics
+) -> tuple[Intake, PendingOrders]:
+    settings = FeederSettings(
+        database_url=url, data_dir=tmp_path, stable_seconds=0, rescan_seconds=0.05
+    )
+    pending = PendingOrders(settings.feeder_window)
+    parse = make_parser(settings.file_pattern)
+    return Intake(settings, parse, ledger, pending, ScanRequests(), metrics), pending
+
+
+async def test_files_become_pending_orders(tmp_path: Path, sqlite_url: str) -> None:
+    root = tmp_path / "input"
+    (root / "Run7").mkdir(parents=True)
+    (root / "Run7" / "CDC_occupancy.png").write_bytes(png())
+    (root / "Run7" / "BST_hits2d.png").write_bytes(png())
+    (root / "Run7" / "CDC_occupancy_0002.png").write_bytes(b"not an image")
+    ledger = Ledger(make_engine(sqlite_url))
+    intake, pending = make_intake(tmp_path, sqlite_url, ledger, FeederMetrics(CollectorRegistry()))
+    intake.use_plot_types({"CDC_occupancy": PlotTypeInfo("png", False)})
+    task = asyncio.create_task(intake.run())
+    try:
+        quarantined = tmp_path / "quarantine" / "not_an_image" / "Run7/CDC_occupancy_0002.png"
+        await eventually(
+            lambda: len(pending) == 1 and "Run7/BST_hits2d.png" in intake.handled,
+        )
+        await eventually(quarantined.exists)
+        (first,) = pending.orders.values()
+        assert first.entry.source_path == "Run7/CDC_occupancy.png"
+        assert first.order is not None and first.order.image == png()
+        assert pending.take_unsent(10) == [first.entry.order_id]
+        assert intake.handled["Run7/BST_hits2d.png"].outcome == "unknown_plot_type"
+        # The plot type appears: the skipped file is judged again and fed.
+        intake.use_plot_types(
+            {name: PlotTypeInfo("png", False) for name in ("CDC_occupancy", "BST_hits2d")}
+        )
+        await eventually(lambda: len(pending) == 2)
+        t = FedFile.__table__
+        async with ledger.engine.connect() as conn:
+            rows = dict((await conn.execute(sa.select(t.c.source_path, t.c.state))).all())
+        assert rows == {"Run7/CDC_occupancy.png": "pending", "Run7/BST_hits2d.png": "pending"}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ledger.engine.dispose()
+
+
+async def test_file_vanished_before_read_is_counted(tmp_path: Path, sqlite_url: str) -> None:
+    ledger = Ledger(make_engine(sqlite_url))
+    metrics = FeederMetrics(CollectorRegistry())
+    intake, _ = make_intake(tmp_path, sqlite_url, ledger, metrics)
+    parsed = parse_hydra("Run1/P.png")
+    assert parsed is not None
+    assert await intake.read_one("Run1/P.png", FileStat(10, 1), parsed) is None
+    assert metrics.rejected.labels("vanished")._value.get() == 1
+    await ledger.engine.dispose()
