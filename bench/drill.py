@@ -72,6 +72,8 @@ from bench.private_mariadb import PrivateMariaDB, available
 from bench.small_volume import SmallVolume
 from hydra_common.db.engine import make_engine, make_sessionmaker
 from hydra_common.launcher import LocalStack, Ports, hall_environment
+from hydra_common.plugins import replica_counts
+from hydra_common.supervisor import ready
 
 log = logging.getLogger("bench.drill")
 
@@ -185,8 +187,9 @@ def prepare_hall(
 def stack_env(
     url: str, data_dir: Path, input_dir: Path, **extra: str
 ) -> tuple[dict[str, str], Ports]:
-    """Free ports and the environment of a drill's stack: quick rescans, INFO logs."""
-    ports = Ports.free()
+    """Free ports and the environment of a drill's stack: quick rescans, INFO logs; as many
+    copies of a service as ``extra`` asks for (``HYDRA_MODEL_SERVER_REPLICAS``)."""
+    ports = Ports.free(replica_counts(extra))
     env = hall_environment(
         ports,
         url,
@@ -435,6 +438,11 @@ class DrillConfig:
     kill_until_images: bool = True  # go on killing until `images` are written
     keep: bool = False  # keep the data dir (database, logs) afterwards
     volume_mb: int = 512  # size of the image storage volume (filled only in the episode)
+    # Model server copies, as a hall runs them (the chart's modelServer.replicas): the kill
+    # hits the first; the predictors go on with the other while it restarts. 1 measures a
+    # lone model server, whose restart (TensorFlow's import, every model's load) stops all
+    # verdicts for its whole length.
+    modelserver_replicas: int = 2
     env: dict[str, str] = field(default_factory=dict)  # extra settings of the stack
 
 
@@ -448,6 +456,7 @@ class Kill:
     images_written: int  # images written when it happened
     burst: bool = False  # it hit a burst of images (a backlog in every stage)
     outage_s: float | None = None  # MariaDB only: SIGKILL to answering again
+    restart_s: float | None = None  # a server: SIGKILL to the killed copy answering again
 
 
 @dataclass
@@ -543,6 +552,9 @@ class Outcome:
                 "recover_mean_s": round(sum(done) / len(done), 2) if done else None,
                 "recover_s": [None if v is None else round(v, 2) for v in values],
             }
+            restarts = [k.restart_s for k in self.kills if k.target == target and k.restart_s]
+            if restarts:
+                per[target]["restart_max_s"] = round(max(restarts), 2)
         outage = [k.outage_s for k in self.kills if k.outage_s is not None]
         return {
             "images": self.images,
@@ -561,6 +573,11 @@ class Outcome:
             "not_recovered": sum(k.recover_s is None for k in self.kills),
             "recover_max_s": round(max(times), 2) if times else None,
             "recovery": per,
+            "recover_note": (
+                "recover: SIGKILL to a fresh verdict through the killed service (the model"
+                " server: one its model made); restart_max_s: to the killed copy answering"
+                " health again"
+            ),
             "mariadb_kill9": sum(k.target == "mariadb" for k in self.kills),
             "mariadb_crash_recoveries": self.mariadb_crash_recoveries,
             "mariadb_outage_max_s": round(max(outage), 2) if outage else None,
@@ -669,6 +686,7 @@ class Drill:
                 HYDRA_STABLE_SECONDS="1.0",
                 # Longer than a model server restart: a restart costs time, not verdicts.
                 HYDRA_MODEL_SERVER_RETRY_SECONDS="90",
+                HYDRA_MODEL_SERVER_REPLICAS=str(self.cfg.modelserver_replicas),
                 **extra,
             )
             self.logs = data_dir / "logs"
@@ -804,6 +822,14 @@ class Drill:
                 kill.recover_s = time.monotonic() - t0
                 break
             time.sleep(0.25)
+        if target in stack.ports.servers:
+            # The killed copy itself back (with a second model server the pipeline moves on
+            # before it is): one fault at a time, and its own restart time on record.
+            while time.monotonic() < deadline:
+                if ready(target, stack.ports):
+                    kill.restart_s = time.monotonic() - t0
+                    break
+                time.sleep(0.25)
         return kill
 
     def _progressed(
@@ -1003,6 +1029,9 @@ def main() -> None:
     parser.add_argument("--no-disk-full", dest="disk_full", action="store_false")
     parser.add_argument("--no-corpus", dest="corpus", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the database and logs")
+    parser.add_argument(
+        "--modelserver-replicas", type=int, default=2, help="model server copies (1: a lone one)"
+    )
     parser.add_argument("--no-record", dest="record", action="store_false")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
@@ -1016,9 +1045,15 @@ def main() -> None:
         interval=args.interval,
         seed=args.seed,
         keep=args.keep,
+        modelserver_replicas=args.modelserver_replicas,
     )
     outcome = Drill(cfg).run()
-    figures = {**outcome.figures(), "seed": cfg.seed, "cycles": cfg.cycles}
+    figures = {
+        **outcome.figures(),
+        "seed": cfg.seed,
+        "cycles": cfg.cycles,
+        "modelserver_replicas": cfg.modelserver_replicas,
+    }
     if args.record:
         path = record("drill", figures)
         print(f"figures written to {path}")

@@ -768,6 +768,52 @@ async def test_model_server_restart_costs_time_not_verdicts(stack: Stack, fakes:
         assert fakes.keeper.reports[order.order_id].status == report_pb2.REPORT_STATUS_OK
 
 
+def _predicts(server: ModelServerService) -> float:
+    """Predict calls a model server answered."""
+    return sum(
+        sample.value
+        for family in server.metrics.requests.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+async def test_two_model_servers_one_stopped_costs_no_verdict(stack: Stack, fakes: Fakes) -> None:
+    """``hydra up`` with HYDRA_MODEL_SERVER_REPLICAS=2 hands the predictor both addresses
+    (``ipv4:a,b``): calls go round robin, and with one copy gone they go to the other at once.
+    No retry time is allowed here, so a call that stayed with the stopped copy would end in an
+    Error report."""
+    second = ModelServerService(
+        ModelServerSettings(
+            model_dir=stack.server.settings.model_dir,
+            model_server_host="127.0.0.1",
+            model_server_port=0,
+            model_poll_seconds=60,
+            grace_seconds=0,
+        ),
+        CollectorRegistry(),
+    )
+    await second.start()
+    address = f"ipv4:127.0.0.1:{stack.server.port},127.0.0.1:{second.port}"
+    before = [make_order(stack.pa, IMAGES[i % len(IMAGES)]) for i in range(8)]
+    after = [make_order(stack.pa, IMAGES[i % len(IMAGES)]) for i in range(8)]
+    try:
+        async with running_predictor(
+            stack, fakes, model_server_address=address, model_server_retry_seconds=0, max_batch=1
+        ):
+            fakes.balancer.add(before)
+            await eventually(lambda: len(fakes.balancer.done) >= len(before))
+            served = [_predicts(s) for s in (stack.server, second)]
+            await second.stop()
+            fakes.balancer.add(after)
+            await eventually(lambda: len(fakes.balancer.done) >= len(before) + len(after))
+    finally:
+        await second.stop()
+    assert all(n > 0 for n in served), f"round robin used one copy only: {served}"
+    for order in (*before, *after):
+        assert fakes.keeper.reports[order.order_id].status == report_pb2.REPORT_STATUS_OK
+
+
 async def test_a_cbam_model_trains_exports_serves_and_explains(
     stack: Stack, fakes: Fakes, tmp_path: Path
 ) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Literal
@@ -74,6 +74,10 @@ class ServiceDescriptor:
     stop_order: int = 100
     # What its container image runs: ``hydra <image_command...>``.
     image_command: tuple[str, ...] = ()
+    # The settings field that says how many copies of it ``hydra up`` runs (``None``: one).
+    # Copy k (from 2) is the instance ``<name>-k``, on the listener's port + k - 1 and its
+    # ``/metrics`` port + 100 (k - 1); the address its clients dial lists every copy.
+    replicas_setting: str | None = None
 
     @property
     def runs_in_stack(self) -> bool:
@@ -109,9 +113,42 @@ def services() -> dict[str, ServiceDescriptor]:
     return {d.name: d for d in found}
 
 
+def instance_of(name: str) -> str:
+    """The service an instance of a local stack belongs to (``modelserver-2``:
+    ``modelserver``); a service's own name for its first (or only) copy."""
+    base, dash, number = name.rpartition("-")
+    return base if dash and number.isdigit() else name
+
+
+def instance_names(name: str, replicas: int) -> list[str]:
+    """The instances of ``replicas`` copies of a service: ``name``, ``name-2``, ..."""
+    return [name, *(f"{name}-{k}" for k in range(2, replicas + 1))]
+
+
+def replica_counts(env: Mapping[str, str]) -> dict[str, int]:
+    """How many copies of each service ``env`` asks for (only those with a replicas
+    setting; an unset or empty one means 1)."""
+    counts = {}
+    for name, d in services().items():
+        if d.replicas_setting:
+            raw = env.get(env_name(d.replicas_setting)) or "1"
+            try:
+                count = int(raw)
+            except ValueError:
+                raise ValueError(
+                    f"{env_name(d.replicas_setting)}={raw!r} is not a whole number"
+                ) from None
+            if count < 1:
+                raise ValueError(f"{env_name(d.replicas_setting)} must be at least 1, not {count}")
+            counts[name] = count
+    return counts
+
+
 def service(name: str) -> ServiceDescriptor:
-    """One installed service; a clear error naming the installed ones otherwise."""
+    """One installed service (an instance name such as ``modelserver-2`` names its
+    service); a clear error naming the installed ones otherwise."""
     known = services()
+    name = instance_of(name)
     if name not in known:
         raise KeyError(f"no Hydra service {name!r} is installed (installed: {', '.join(known)})")
     return known[name]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra_common import plugins
-from hydra_common.plugins import ServiceDescriptor
+from hydra_common.plugins import ServiceDescriptor, env_name
 from hydra_common.stackenv import Ports
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,11 @@ class LocalStack:
         self.env = dict(env)
         self.ports = ports
         self.log_dir = log_dir
-        self.services = plugins.stack_services() if services is None else services
+        self.services = (
+            tuple(i for s in plugins.stack_services() for i in ports.instances(s))
+            if services is None
+            else services
+        )
         self.restart = restart
         self.crash_policy = crash_policy or CrashPolicy()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -123,6 +127,9 @@ class LocalStack:
 
     def _spawn(self, service: str) -> subprocess.Popen[bytes]:
         env = dict(self.env)
+        listener = plugins.service(service).listener
+        if listener is not None and service in self.ports.servers:
+            env[env_name(listener.port_setting)] = str(self.ports.servers[service])
         if service in self.ports.metrics:
             env["HYDRA_METRICS_PORT"] = str(self.ports.metrics[service])
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +153,7 @@ class LocalStack:
         The model config file is written once before anything starts, so the model server
         loads exactly the versions the database names from its first scan."""
         for service in self.services:
-            if plugins.service(service).prepare:
+            if plugins.service(service).prepare and service == plugins.instance_of(service):
                 run_hydra(*plugins.service(service).prepare, env=self.env)
         grpc_servers = _grpc_servers(self.services)
         for service in self.services:
@@ -171,7 +178,7 @@ class LocalStack:
             alive = proc is not None and proc.poll() is None
             if proc is not None and not alive and not self.restart:
                 raise RuntimeError(f"{service} exited with {proc.returncode}; see its log")
-            if alive and _ready(service, self.ports):
+            if alive and ready(service, self.ports):
                 pending.pop(0)
                 continue
             if time.monotonic() > deadline:
@@ -276,7 +283,9 @@ def _command(descriptor: ServiceDescriptor) -> list[str]:
     raise ValueError(f"{descriptor.name} does not run as a process")
 
 
-def _ready(service: str, ports: Ports) -> bool:
+def ready(service: str, ports: Ports) -> bool:
+    """Whether a service (instance) of a stack answers: gRPC health SERVING, or the HTTP
+    health path 200; True for one that listens on no port."""
     listener = plugins.service(service).listener
     port = ports.servers.get(service)
     if listener is None or port is None:

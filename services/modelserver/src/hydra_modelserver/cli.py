@@ -43,4 +43,5 @@ SERVICE = ServiceDescriptor(
     order=10,
     stop_order=40,
     image_command=("model-server",),
+    replicas_setting="model_server_replicas",
 )

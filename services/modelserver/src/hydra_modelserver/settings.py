@@ -19,6 +19,16 @@ class ModelServerSettings(HydraSettings):
     model_server_port: int = Field(
         8500, description="Port of the model server's TF Serving gRPC API."
     )
+    model_server_replicas: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Model server processes `hydra up` runs (copy k on the port + k - 1); the "
+            "predictors round-robin over them, so one restarting (a crash, TensorFlow's "
+            "import, loading every model) does not stop the verdicts. In a cluster: the "
+            "chart's `modelServer.replicas`."
+        ),
+    )
     model_poll_seconds: float = Field(
         2.0,
         gt=0,
