@@ -131,7 +131,7 @@ class RuntimeBroadcaster:
 
     async def _watch(self) -> None:
         """Subscribe to the keeper's commit notices; reconnect with backoff when it goes."""
-        backoff = Backoff(initial=0.5, cap=10.0)
+        backoff = Backoff(initial=0.2)
         async with channel(self._keeper_address) as ch:
             stub = keeper_pb2_grpc.KeeperServiceStub(ch)
             while True:

@@ -31,7 +31,15 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # A restarted peer is dialled again within a second. gRPC's own reconnect backoff starts
+    # at 1 s and grows to 120 s: after a 5 s restart a channel could sit in TRANSIENT_FAILURE
+    # for seconds more, failing every new stream at once (the fault drill's slow recoveries).
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
+# The most a stream's reconnect loop waits between tries: a dial costs next to nothing, and a
+# longer wait is time the pipeline stands still after its peer is back.
+RECONNECT_CAP_SECONDS = 1.0
 SERVER_OPTIONS = [
     *CHANNEL_OPTIONS,
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -86,7 +94,7 @@ def channel(target: str) -> grpc.aio.Channel:
 class Backoff:
     """Capped exponential backoff with jitter, reset after a success."""
 
-    def __init__(self, initial: float = 0.1, cap: float = 5.0) -> None:
+    def __init__(self, initial: float = 0.1, cap: float = RECONNECT_CAP_SECONDS) -> None:
         self.initial = initial
         self.cap = cap
         self.delay = initial
