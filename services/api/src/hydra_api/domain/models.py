@@ -95,9 +95,9 @@ async def list_models(
     """Models (of a plot type, in a status), newest first."""
     stmt = sa.select(Model, PlotType).join(PlotType, PlotType.id == Model.plot_type_id)
     columns = (Model.plot_type_id, Model.status, Model.id)
-    rows, total = await newest_of_plot_type(session, stmt, columns, plot_type, status, page)
-    items = [to_model_out(m, pt) for m, pt in rows]
-    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+    return await newest_of_plot_type(
+        session, stmt, columns, plot_type, status, page, lambda row: to_model_out(*row)
+    )
 
 
 async def thresholds(session: AsyncSession, model_id: int) -> list[ThresholdOut]:

@@ -3,19 +3,22 @@ the newest-first page of a plot type's rows, and the health check's query."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from hydra_api.common import Pagination
+from hydra_api.models import Page
 from hydra_common.db.schema import Classification, PlotType
 from hydra_common.errors import NotFound
 
 NO_MODEL_COLOR = "#000000"
 Ts = TypeVarTuple("Ts")
+T = TypeVar("T")
 
 
 def aware(t: datetime) -> datetime:
@@ -62,10 +65,11 @@ async def newest_of_plot_type(
     plot_type: str | None,
     status: object | None,
     page: Pagination,
-) -> tuple[list[tuple[*Ts]], int]:
-    """One page of stmt's rows, newest (highest id) first, narrowed to a plot type (by name)
-    and a status when given, and how many match in all. ``columns`` are the rows' plot-type
-    id, status and id columns (models and training runs share the shape)."""
+    out: Callable[[tuple[*Ts]], T],
+) -> Page[T]:
+    """One page of stmt's rows (each shaped by ``out``), newest (highest id) first, narrowed
+    to a plot type (by name) and a status when given. ``columns`` are the rows' plot-type id,
+    status and id columns (models and training runs share the shape)."""
     plot_type_id, status_column, id_column = columns
     if plot_type is not None:
         pt = await plot_type_by_name(session, plot_type)
@@ -76,7 +80,8 @@ async def newest_of_plot_type(
     rows = await session.execute(
         stmt.order_by(id_column.desc()).limit(page.limit).offset(page.offset)
     )
-    return list(rows.tuples()), total
+    items = [out(row) for row in rows.tuples()]
+    return Page(items=items, total=total, next=page.next_offset(len(items), total))
 
 
 async def database_answers(session: AsyncSession) -> None:

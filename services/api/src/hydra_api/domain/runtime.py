@@ -14,6 +14,37 @@ from hydra_api.models import InferenceItem, Page, RuntimeItem
 from hydra_common.db.schema import Plot, PlotType, RunHistory, RunTime, utcnow
 
 
+def _card(
+    row: RunTime | RunHistory,
+    name: str,
+    detector: str,
+    image_path: str | None,
+    heatmap_path: str | None,
+    palette: dict[str, str],
+    stale_before: datetime | None = None,
+) -> RuntimeItem:
+    """A card of a plot type's latest verdict or of one inference (never stale: history)."""
+    time = row.updated_at if isinstance(row, RunTime) else row.created_at
+    return RuntimeItem(
+        plot_type=name,
+        plot_type_id=row.plot_type_id,
+        detector=detector,
+        order_id=row.order_id,
+        run_period=row.run_period,
+        run_number=row.run_number,
+        chunk=row.chunk,
+        verdict=row.verdict,
+        confidence=row.confidence,
+        confirmed=row.confirmed,
+        model_id=row.model_id,
+        time=time,
+        image_url=file_url(image_path),
+        heatmap_url=file_url(heatmap_path),
+        stale=stale_before is not None and time < stale_before,
+        color=palette.get(row.verdict, palette["NoModel"]),
+    )
+
+
 async def load_runtime_items(
     session: AsyncSession, plot_type_ids: list[int] | None, stale_minutes: float
 ) -> list[RuntimeItem]:
@@ -30,24 +61,7 @@ async def load_runtime_items(
     palette = await colors(session)
     stale_before = utcnow() - timedelta(minutes=stale_minutes)
     return [
-        RuntimeItem(
-            plot_type=name,
-            plot_type_id=rt.plot_type_id,
-            detector=detector,
-            order_id=rt.order_id,
-            run_period=rt.run_period,
-            run_number=rt.run_number,
-            chunk=rt.chunk,
-            verdict=rt.verdict,
-            confidence=rt.confidence,
-            confirmed=rt.confirmed,
-            model_id=rt.model_id,
-            time=rt.updated_at,
-            image_url=file_url(rt.image_path),
-            heatmap_url=file_url(rt.heatmap_path),
-            stale=rt.updated_at < stale_before,
-            color=palette.get(rt.verdict, palette["NoModel"]),
-        )
+        _card(rt, name, detector, rt.image_path, rt.heatmap_path, palette, stale_before)
         for rt, name, detector in rows
     ]
 
@@ -95,23 +109,8 @@ async def inferences(
     palette = await colors(session)
     items = [
         InferenceItem(
+            **_card(rh, name, detector, image, heatmap, palette).model_dump(),
             id=rh.id,
-            plot_type=name,
-            plot_type_id=rh.plot_type_id,
-            detector=detector,
-            order_id=rh.order_id,
-            run_period=rh.run_period,
-            run_number=rh.run_number,
-            chunk=rh.chunk,
-            verdict=rh.verdict,
-            confidence=rh.confidence,
-            confirmed=rh.confirmed,
-            model_id=rh.model_id,
-            time=rh.created_at,
-            image_url=file_url(image),
-            heatmap_url=file_url(heatmap),
-            stale=False,
-            color=palette.get(rh.verdict, palette["NoModel"]),
             status=rh.status.value,
             weights={k: float(v) for k, v in (rh.weights or {}).items()},
             thresholds={k: float(v) for k, v in (rh.thresholds or {}).items()},

@@ -104,6 +104,6 @@ async def list_runs(
         PlotType, PlotType.id == TrainingRun.plot_type_id
     )
     columns = (TrainingRun.plot_type_id, TrainingRun.status, TrainingRun.id)
-    rows, total = await newest_of_plot_type(session, stmt, columns, plot_type, status, page)
-    items = [to_run_out(r, name) for r, name in rows]
-    return Page(items=items, total=total, next=page.next_offset(len(items), total))
+    return await newest_of_plot_type(
+        session, stmt, columns, plot_type, status, page, lambda row: to_run_out(*row)
+    )
