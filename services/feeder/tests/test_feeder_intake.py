@@ -53,9 +53,7 @@ async def test_files_become_pending_orders(tmp_path: Path, sqlite_url: str) -> N
     task = asyncio.create_task(intake.run())
     try:
         quarantined = tmp_path / "quarantine" / "not_an_image" / "Run7/CDC_occupancy_0002.png"
-        await eventually(
-            lambda: len(pending) == 1 and "Run7/BST_hits2d.png" in intake.handled,
-        )
+        await eventually(lambda: len(pending) == 1 and "Run7/BST_hits2d.png" in intake.handled)
         await eventually(quarantined.exists)
         (first,) = pending.orders.values()
         assert first.entry.source_path == "Run7/CDC_occupancy.png"

@@ -1,10 +1,10 @@
 """The feeder's one ``Submit`` stream to the balancer.
 
 On every (re)connect the stream re-sends every pending order, oldest first: the balancer may
-have lost its queue, and it tells done notices apart from repeats by order id. An order whose
-bytes were already handed to gRPC is rebuilt from its ledger entry, its file read again; a
-file that vanished or changed since it was fed ends its order unsent (the scan feeds a
-changed file as a new order).
+have lost its queue (a restart), and one that still holds an order knows it by its id. An
+order whose bytes were already handed to gRPC is rebuilt from its ledger entry, its file
+read again; a file that vanished or changed since it was fed ends its order unsent (the scan
+feeds a changed file as a new order).
 """
 
 from __future__ import annotations
