@@ -24,15 +24,21 @@ import sqlalchemy as sa
 
 from hydra_common import lifecycle
 from hydra_common.db.schema import Model, ModelStatus
-from hydra_common.launcher import LocalStack, Ports, hall_environment
+from hydra_common.launcher import LocalStack
 from hydra_testsupport import eventually
-from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 from hydra_testsupport.rows import in_session
+from hydra_testsupport.stacks import Site, running_stack, scratch_site
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 
 PLOT_TYPE = "FTOF_adcTime_s1"
 SERVICES = ("modelconfig", "modelserver", "keeper", "balancer", "predictor", "feeder")
+# New models are seen, listed and loaded within a second.
+QUICK_MODEL_POLLS = {
+    "HYDRA_MODEL_REFRESH_SECONDS": "0.5",
+    "HYDRA_MODEL_CONFIG_POLL_SECONDS": "0.5",
+    "HYDRA_MODEL_POLL_SECONDS": "0.2",
+}
 
 
 @dataclass
@@ -144,42 +150,29 @@ def _export(model_dir: Path, version: int, labels: tuple[str, ...]) -> None:
         shutil.move(Path(staging) / name / str(version), model_dir / name / str(version))
 
 
-@pytest.fixture(scope="module")
-def hall() -> Iterator[Hall]:
+def seed_active_model(site: Site, by: str) -> tuple[tuple[str, ...], int]:
+    """The plot type and its model version 1, exported and promoted by ``by``, before the
+    stack starts; returns the labels and v1's id (the shadow stack test seeds the same way)."""
     from hydra_trainer.catalog import find_spec
     from hydra_trainer.store import add_plot_type
 
-    url = create_mysql_database("hydra_lifecycle")
-    data_dir = Path(tempfile.mkdtemp(prefix="hydra-lifecycle-"))
-    input_dir = data_dir / "input"
-    input_dir.mkdir()
-    spec = find_spec(PLOT_TYPE, "demo")
-    labels = tuple(spec.labels)
+    labels = tuple(find_spec(PLOT_TYPE, "demo").labels)
     in_session(
-        url, lambda s: add_plot_type(s, PLOT_TYPE, labels, detector="FTOF", collect_percent=0)
+        site.url,
+        lambda s: add_plot_type(s, PLOT_TYPE, labels, detector="FTOF", collect_percent=0),
     )
-    _export(data_dir / "models", 1, labels)
-    v1 = _record_model(url, 1, labels, None)
-    in_session(url, lambda s: lifecycle.promote(s, v1, "lifecycle-stack"))
-    ports = Ports.free()
-    env = hall_environment(
-        ports,
-        url,
-        data_dir,
-        input_dir,
-        HYDRA_MODEL_REFRESH_SECONDS="0.5",
-        HYDRA_MODEL_CONFIG_POLL_SECONDS="0.5",
-        HYDRA_MODEL_POLL_SECONDS="0.2",
-    )
-    stack = LocalStack(env, ports, data_dir / "logs", services=SERVICES, restart=False)
-    try:
-        stack.start(wait=120)
-        stack.wait_ready(timeout=120)
-        yield Hall(url, data_dir, input_dir, stack, labels, {1: v1})
-    finally:
-        stack.stop(10)
-        drop_mysql_database(url)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    _export(site.data_dir / "models", 1, labels)
+    v1 = _record_model(site.url, 1, labels, None)
+    in_session(site.url, lambda s: lifecycle.promote(s, v1, by))
+    return labels, v1
+
+
+@pytest.fixture(scope="module")
+def hall() -> Iterator[Hall]:
+    with scratch_site("hydra_lifecycle") as site:
+        labels, v1 = seed_active_model(site, "lifecycle-stack")
+        with running_stack(site, SERVICES, 120, **QUICK_MODEL_POLLS) as stack:
+            yield Hall(site.url, site.data_dir, site.input_dir, stack, labels, {1: v1})
 
 
 def test_promotion_and_rollback_reach_the_model_server_and_lose_nothing(hall: Hall) -> None:

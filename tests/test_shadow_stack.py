@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,19 +24,19 @@ import pytest
 import sqlalchemy as sa
 
 from hydra_common import lifecycle
-from hydra_common.launcher import LocalStack, Ports, hall_environment
 from hydra_testsupport import eventually
-from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 from hydra_testsupport.rows import in_session
+from hydra_testsupport.stacks import running_stack, scratch_site
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 
-# The life-cycle stack test's helpers: the same plot type, export and model records.
+# The life-cycle stack test's helpers: the same plot type, seed, export and model records.
 from tests.test_model_lifecycle_stack import (  # noqa: E402
-    PLOT_TYPE,
+    QUICK_MODEL_POLLS,
     Hall,
     _export,
     _record_model,
+    seed_active_model,
 )
 
 SERVICES = ("modelconfig", "modelserver", "keeper", "balancer", "predictor", "feeder", "api")
@@ -58,55 +57,28 @@ def _sql(url: str, query: str, **params: Any) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def hall() -> Iterator[Hall]:
-    import shutil
-    import tempfile
+    with scratch_site("hydra_shadow") as site:
+        labels, v1 = seed_active_model(site, "shadow-stack")
 
-    from hydra_trainer.catalog import find_spec
-    from hydra_trainer.store import add_plot_type
+        async def confirm_everything(session: Any) -> None:
+            for label in labels:
+                await lifecycle.set_threshold(session, v1, label, 0.0, "shadow-stack")
 
-    url = create_mysql_database("hydra_shadow")
-    data_dir = Path(tempfile.mkdtemp(prefix="hydra-shadow-"))
-    input_dir = data_dir / "input"
-    input_dir.mkdir()
-    labels = tuple(find_spec(PLOT_TYPE, "demo").labels)
-    in_session(
-        url, lambda s: add_plot_type(s, PLOT_TYPE, labels, detector="FTOF", collect_percent=0)
-    )
-    _export(data_dir / "models", 1, labels)
-    v1 = _record_model(url, 1, labels, None)
-
-    async def activate(session: Any) -> None:
-        await lifecycle.promote(session, v1, "shadow-stack")
-        for label in labels:
-            await lifecycle.set_threshold(session, v1, label, 0.0, "shadow-stack")
-
-    in_session(url, activate)
-    rotated = (*labels[1:], labels[0])
-    _export(data_dir / "models", 2, rotated)
-    v2 = _record_model(url, 2, rotated, parent=v1)
-    ports = Ports.free()
-    env = hall_environment(
-        ports,
-        url,
-        data_dir,
-        input_dir,
-        HYDRA_MODEL_REFRESH_SECONDS="0.5",
-        HYDRA_MODEL_CONFIG_POLL_SECONDS="0.5",
-        HYDRA_MODEL_POLL_SECONDS="0.2",
-        HYDRA_ADMIN_PASSWORD=PASSWORD,
-        HYDRA_ALARM_BAD_COUNT="1",
-        HYDRA_ALARM_WINDOW="1",
-        HYDRA_ALARM_REPEAT_SECONDS="0",
-    )
-    stack = LocalStack(env, ports, data_dir / "logs", services=SERVICES, restart=False)
-    try:
-        stack.start(wait=180)
-        stack.wait_ready(timeout=180)
-        yield Hall(url, data_dir, input_dir, stack, labels, {1: v1, 2: v2})
-    finally:
-        stack.stop(10)
-        drop_mysql_database(url)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        in_session(site.url, confirm_everything)
+        rotated = (*labels[1:], labels[0])
+        _export(site.data_dir / "models", 2, rotated)
+        v2 = _record_model(site.url, 2, rotated, parent=v1)
+        with running_stack(
+            site,
+            SERVICES,
+            180,
+            **QUICK_MODEL_POLLS,
+            HYDRA_ADMIN_PASSWORD=PASSWORD,
+            HYDRA_ALARM_BAD_COUNT="1",
+            HYDRA_ALARM_WINDOW="1",
+            HYDRA_ALARM_REPEAT_SECONDS="0",
+        ) as stack:
+            yield Hall(site.url, site.data_dir, site.input_dir, stack, labels, {1: v1, 2: v2})
 
 
 def _metric(hall: Hall, service: str, name: str) -> float:

@@ -1,7 +1,8 @@
 """Hydra's test support, for the services' tests, ``tests/`` and ``bench/`` (never shipped in
 an image): ``mysql`` (a freshly migrated database per test session, and per stack),
 ``polling`` (wait for a condition with a deadline, never a bare sleep), ``rows`` (the id an
-INSERT made, the rows of a query), ``halls`` (a plot type of a test's own and its models)."""
+INSERT made, the rows of a query), ``halls`` (a plot type of a test's own and its models),
+``stacks`` (a whole local stack on a database and data folder of a test's own)."""
 
 from hydra_testsupport.polling import eventually, eventually_async
 
