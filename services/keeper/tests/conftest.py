@@ -26,8 +26,11 @@ from hydra_common.db.migrate import upgrade
 from hydra_common.db.schema import Classification, Model, PlotType, Threshold, utcnow
 from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
+from hydra_keeper.entries import Entry
+from hydra_keeper.reference import PlotTypeInfo
 from hydra_keeper.service import KeeperService
 from hydra_keeper.settings import KeeperSettings
+from hydra_keeper.verdicts import judge
 from hydra_testsupport.rows import inserted_id
 
 OK = report_pb2.REPORT_STATUS_OK
@@ -195,6 +198,22 @@ def make_report(
         report.heat_map.height, report.heat_map.width = h, w
         report.heat_map.values.extend(values)
     return report
+
+
+def make_entry(
+    world: World,
+    report: report_pb2.Report,
+    *,
+    collect_percent: float = 0.0,
+    thresholds: dict[str, float] | None = None,
+) -> Entry:
+    """The batch writer's entry for a report, judged as the keeper judges it (Bad is the
+    alarm label), without a database: for the tests of one step of a batch."""
+    info = PlotTypeInfo(world.plot_type_id, world.plot_type, collect_percent, "png")
+    used = {"Good": 0.7, "Bad": 0.6} if thresholds is None else thresholds
+    j = judge(report, used, frozenset({"Bad"}), 0.5)
+    model_id = report.model_id or None
+    return Entry(report, report.order.order_id, info, model_id, j)
 
 
 class RecordClient:

@@ -11,8 +11,8 @@ from PIL import Image
 from hydra_common.db.schema import InferenceStatus
 from hydra_common.ids import uuid7
 from hydra_keeper import storage
-from hydra_keeper.verdicts import judge, stage_seconds
 from hydra_keeper.keeping import sampled
+from hydra_keeper.verdicts import judge, stage_seconds
 
 ALARM = frozenset({"Bad"})
 
