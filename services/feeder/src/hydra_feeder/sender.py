@@ -58,7 +58,7 @@ class Sender:
 
     async def run(self) -> None:
         """Keep one Submit stream open; every (re)connect re-sends every pending order."""
-        backoff = Backoff(0.1, 5.0)
+        backoff = Backoff(0.1)  # at most a second: the balancer is dialled soon after it is back
         while True:
             self._generation += 1
             self._pending.send_all_again()
