@@ -25,7 +25,6 @@ is stored with the figures in ``model_drift`` (read by ``GET /api/drift``) and e
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,6 +52,7 @@ from hydra_common.db.schema import (
 from hydra_common.logs import get_logger
 from hydra_common.settings import HydraSettings
 from hydra_keeper.dbutil import upsert
+from hydra_keeper.loops import every
 from hydra_keeper.metrics import DriftMetrics
 
 log = get_logger(__name__)
@@ -335,15 +335,16 @@ class DriftMonitor:
         started for a moment, a test, measures nothing); a failed pass is logged and tried
         again at the next interval."""
         interval = self.settings.drift_interval_seconds
-        await asyncio.sleep(min(interval, FIRST_PASS_DELAY_SECONDS))
-        while True:
-            try:
-                figures = await self.measure()
-                suggested = [f.plot_type for f in figures if f.retrain_suggested]
-                log.info(
-                    "drift measured",
-                    extra={"plot_types": len(figures), "retrain_suggested": suggested[:20]},
-                )
-            except Exception as exc:
-                log.warning("drift pass failed", extra={"error": repr(exc)[:500]})
-            await asyncio.sleep(interval)
+        await every(interval, FIRST_PASS_DELAY_SECONDS, self._pass, _pass_failed)
+
+    async def _pass(self) -> None:
+        figures = await self.measure()
+        suggested = [f.plot_type for f in figures if f.retrain_suggested]
+        log.info(
+            "drift measured",
+            extra={"plot_types": len(figures), "retrain_suggested": suggested[:20]},
+        )
+
+
+def _pass_failed(exc: Exception) -> None:
+    log.warning("drift pass failed", extra={"error": repr(exc)[:500]})
