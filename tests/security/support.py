@@ -33,7 +33,6 @@ from hydra_common.db.schema import (
     Label,
     Model,
     ModelStatus,
-    MonitoringLog,
     News,
     Plot,
     PlotType,
@@ -50,6 +49,7 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.ids import uuid7
+from hydra_testsupport.rows import add_logged
 
 PASSWORD = "correct horse battery staple"
 SECRET_KEY = "security-tests-" + "k" * 40
@@ -300,19 +300,7 @@ async def seed_hall(sessionmaker: async_sessionmaker[AsyncSession], storage: Pat
                 model_id=model.id,
                 source_path=f"Run4242/{pt.name}_{i:04d}.png",
             )
-            s.add(rh)
-            await s.flush()
-            s.add(
-                MonitoringLog(
-                    run_history_id=rh.id,
-                    plot_type_id=pt.id,
-                    run_number=4242,
-                    chunk=i,
-                    verdict=verdict,
-                    confirmed=True,
-                    transition=True,
-                )
-            )
+            await add_logged(s, rh, transition=True)
         s.add(
             RunTime(
                 plot_type_id=pt.id,

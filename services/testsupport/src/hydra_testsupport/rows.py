@@ -1,4 +1,5 @@
-"""A test's look at the database: what its INSERT made, the rows of a query, a transaction."""
+"""A test's look at the database: what its INSERT made, the rows of a query, a transaction;
+and an inference written with its monitoring-log row, as the keeper writes them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hydra_common.db.engine import make_engine, make_sessionmaker
+from hydra_common.db.schema import MonitoringLog, RunHistory
 
 T = TypeVar("T")
 
@@ -50,3 +52,22 @@ def in_session(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+async def add_logged(session: AsyncSession, inference: RunHistory, **log: Any) -> MonitoringLog:
+    """Add an inference and its monitoring-log row (plot type, run, chunk, verdict and
+    confirmation copied from the inference; ``log`` sets the rest, such as ``transition``);
+    the inference is flushed, the log row only added."""
+    session.add(inference)
+    await session.flush()
+    row = MonitoringLog(
+        run_history_id=inference.id,
+        plot_type_id=inference.plot_type_id,
+        run_number=inference.run_number,
+        chunk=inference.chunk,
+        verdict=inference.verdict,
+        confirmed=inference.confirmed,
+        **log,
+    )
+    session.add(row)
+    return row
