@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from hydra_api.common import Pagination, audit
 from hydra_api.domain.models import model_out
@@ -17,30 +18,19 @@ from hydra_common import lifecycle
 from hydra_common.db.schema import Label, Plot, PlotType, User
 
 
+async def _per_plot_type(
+    session: AsyncSession, plot_type_id: InstrumentedAttribute[int], ids: list[int]
+) -> dict[int, int]:
+    rows = await session.execute(
+        sa.select(plot_type_id, sa.func.count()).where(plot_type_id.in_(ids)).group_by(plot_type_id)
+    )
+    return dict(rows.tuples().all())
+
+
 async def _counts(session: AsyncSession, ids: list[int]) -> tuple[dict[int, int], dict[int, int]]:
     """Kept and labelled images per plot type id."""
-    kept: dict[int, int] = dict(
-        (
-            await session.execute(
-                sa.select(Plot.plot_type_id, sa.func.count())
-                .where(Plot.plot_type_id.in_(ids))
-                .group_by(Plot.plot_type_id)
-            )
-        )
-        .tuples()
-        .all()
-    )
-    labelled: dict[int, int] = dict(
-        (
-            await session.execute(
-                sa.select(Label.plot_type_id, sa.func.count())
-                .where(Label.plot_type_id.in_(ids))
-                .group_by(Label.plot_type_id)
-            )
-        )
-        .tuples()
-        .all()
-    )
+    kept = await _per_plot_type(session, Plot.plot_type_id, ids)
+    labelled = await _per_plot_type(session, Label.plot_type_id, ids)
     return kept, labelled
 
 
