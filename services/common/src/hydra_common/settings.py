@@ -2,7 +2,8 @@
 
 Each service defines its own subclass next to its code (``FeederSettings``...), so a
 service's settings are documented in one place and the README's table is generated from
-them. Durations use the two types below, so the rule on their zero lives in one place.
+them. Durations and fractions use the types below, so the rule on their range lives in one
+place.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ PositiveDuration = Annotated[float, Field(gt=0)]
 # A time or an age whose zero is a choice of its own (at once, off, or forever, as the
 # setting's description says); only a negative one is refused.
 Duration = Annotated[float, Field(ge=0)]
+# A share or a probability: a threshold, a margin, a fraction of a whole.
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class HydraSettings(BaseSettings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from hydra_common.beam import BeamSettings
-from hydra_common.settings import Duration, PositiveDuration
+from hydra_common.settings import Duration, Fraction, PositiveDuration
 from hydra_keeper.drift import DriftSettings
 from hydra_keeper.retention import RetentionSettings
 
@@ -68,16 +68,12 @@ class KeeperSettings(BeamSettings, RetentionSettings, DriftSettings):
     heartbeat_seconds: PositiveDuration = Field(
         10.0, description="How often the keeper writes its `service_status` heartbeat."
     )
-    default_threshold: float = Field(
+    default_threshold: Fraction = Field(
         0.5,
-        ge=0,
-        le=1,
         description="Threshold of a label that has none in the `thresholds` table.",
     )
-    keep_margin_below: float = Field(
+    keep_margin_below: Fraction = Field(
         0.0,
-        ge=0,
-        le=1,
         description=(
             "Also keep for labelling every image whose margin (top weight minus the "
             "runner-up's) is below this, as `uncertain` (0: off)."
