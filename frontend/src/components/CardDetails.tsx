@@ -4,6 +4,7 @@ import { formatTime, runChunk } from "../lib/format";
 import type { RuntimeItem } from "../lib/types";
 import { useQuery } from "../lib/useQuery";
 import { Badge } from "./Badge";
+import { ListTable } from "./ListTable";
 import { MaskEditor } from "./MaskEditor";
 
 /** Everything Hydra knows about a card's verdict: weights, thresholds, model, run, time. */
@@ -53,30 +54,21 @@ export function CardDetails({
         {inference && inference.order_id !== card.order_id && <p className="muted">A newer image has arrived; these are its weights.</p>}
         {inference?.error && <p className="error-text">{inference.error}</p>}
         {labels.length > 0 && (
-          <table className="weights" data-testid="details-weights">
-            <thead>
-              <tr>
-                <th>Label</th>
-                <th>Weight</th>
-                <th>Threshold</th>
-              </tr>
-            </thead>
-            <tbody>
-              {labels.map((l) => {
-                const w = weights[l];
-                const t = used[l];
-                return (
-                  <tr key={l} className={w !== undefined && t !== undefined && w >= t ? "over" : ""}>
-                    <td>
-                      <Badge label={l} colors={colors} />
-                    </td>
-                    <td>{w === undefined ? "—" : w.toFixed(3)}</td>
-                    <td>{t === undefined ? "—" : t.toFixed(2)}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
+          <ListTable className="weights" testId="details-weights" columns={["Label", "Weight", "Threshold"]} rows={labels}>
+            {(l) => {
+              const w = weights[l];
+              const t = used[l];
+              return (
+                <tr key={l} className={w !== undefined && t !== undefined && w >= t ? "over" : ""}>
+                  <td>
+                    <Badge label={l} colors={colors} />
+                  </td>
+                  <td>{w === undefined ? "—" : w.toFixed(3)}</td>
+                  <td>{t === undefined ? "—" : t.toFixed(2)}</td>
+                </tr>
+              );
+            }}
+          </ListTable>
         )}
         {card.image_url && (
           <p>

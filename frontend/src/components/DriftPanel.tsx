@@ -4,6 +4,7 @@ import { api, ok } from "../lib/client";
 import { formatTime } from "../lib/format";
 import { useQuery } from "../lib/useQuery";
 import { Histogram } from "./Histogram";
+import { ListTable, num } from "./ListTable";
 import { Notice } from "./Notice";
 
 type Drift = components["schemas"]["DriftOut"];
@@ -53,42 +54,29 @@ export function DriftTable() {
         The active model's top weights and verdict mix over the keeper's window, against its test split (PSI: below 0.1 stable, above 0.25 a real shift), and how often experts' later labels agree
         with its verdicts.
       </p>
-      <table data-testid="drift">
-        <thead>
-          <tr>
-            <th>Plot type</th>
-            <th>Model</th>
-            <th className="num">Inferences</th>
-            <th className="num">Drift (PSI)</th>
-            <th className="num">top weight / verdicts</th>
-            <th className="num">Label agreement</th>
-            <th />
+      <ListTable testId="drift" columns={["Plot type", "Model", num("Inferences"), num("Drift (PSI)"), num("top weight / verdicts"), num("Label agreement"), ""]} rows={items}>
+        {(d) => (
+          <tr key={d.plot_type_id} data-testid="drift-row" data-plot-type={d.plot_type} data-retrain={String(d.retrain_suggested)}>
+            <td>
+              <Link to={`/library?plot_type=${encodeURIComponent(d.plot_type)}`}>{d.plot_type}</Link>
+            </td>
+            <td>{d.model_version === null ? "—" : `v${d.model_version}`}</td>
+            <td className="num">{d.inferences.toLocaleString()}</td>
+            <td className="num" data-testid="drift-score">
+              {fixed(d.drift_score)}
+            </td>
+            <td className="num muted">
+              {fixed(d.psi_top_weight)} / {fixed(d.psi_verdicts)}
+            </td>
+            <td className="num" data-testid="label-agreement">
+              {percent(d.label_agreement)} <span className="muted">({d.labelled})</span>
+            </td>
+            <td>
+              <RetrainMark drift={d} />
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((d) => (
-            <tr key={d.plot_type_id} data-testid="drift-row" data-plot-type={d.plot_type} data-retrain={String(d.retrain_suggested)}>
-              <td>
-                <Link to={`/library?plot_type=${encodeURIComponent(d.plot_type)}`}>{d.plot_type}</Link>
-              </td>
-              <td>{d.model_version === null ? "—" : `v${d.model_version}`}</td>
-              <td className="num">{d.inferences.toLocaleString()}</td>
-              <td className="num" data-testid="drift-score">
-                {fixed(d.drift_score)}
-              </td>
-              <td className="num muted">
-                {fixed(d.psi_top_weight)} / {fixed(d.psi_verdicts)}
-              </td>
-              <td className="num" data-testid="label-agreement">
-                {percent(d.label_agreement)} <span className="muted">({d.labelled})</span>
-              </td>
-              <td>
-                <RetrainMark drift={d} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        )}
+      </ListTable>
       {data && items.length === 0 && <p className="muted">No drift measured yet (plot types need an active model and the keeper's first pass).</p>}
     </>
   );
@@ -131,24 +119,15 @@ export function DriftDetail({ plotType }: { plotType: string }) {
           <Histogram counts={numbers(d.evidence.top_weight_test)} edges={edges} width={260} color="#9cc9ff" testId="drift-test" />
         </figure>
       </div>
-      <table data-testid="drift-verdicts">
-        <thead>
-          <tr>
-            <th>Verdict</th>
-            <th className="num">live</th>
-            <th className="num">test split</th>
+      <ListTable testId="drift-verdicts" columns={["Verdict", num("live"), num("test split")]} rows={labels}>
+        {(k) => (
+          <tr key={k}>
+            <td>{k}</td>
+            <td className="num">{share(live, k)}</td>
+            <td className="num">{share(test, k)}</td>
           </tr>
-        </thead>
-        <tbody>
-          {labels.map((k) => (
-            <tr key={k}>
-              <td>{k}</td>
-              <td className="num">{share(live, k)}</td>
-              <td className="num">{share(test, k)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        )}
+      </ListTable>
     </div>
   );
 }

@@ -4,6 +4,7 @@ import { api, errorText, ok } from "../lib/client";
 import { formatTime } from "../lib/format";
 import type { PlotType, TrainingRun } from "../lib/types";
 import { useQuery } from "../lib/useQuery";
+import { Field, Options } from "./Form";
 import { Notice } from "./Notice";
 
 type RunIn = components["schemas"]["TrainingRunIn"];
@@ -147,30 +148,19 @@ export function TrainingPanel({
   return (
     <div className="training" data-testid="training-panel">
       <div className="toolbar">
-        <label className="field">
-          architecture
+        <Field label="architecture">
           <select value={architecture} onChange={(e) => setArchitecture(e.target.value as Architecture | "")} data-testid="train-architecture">
             <option value={DEFAULT}>default ({fallback(plotType.default_architecture, opts?.default_architecture) || "…"})</option>
-            {(opts?.architectures ?? []).map((a) => (
-              <option key={a} value={a}>
-                {a}
-              </option>
-            ))}
+            <Options values={opts?.architectures ?? []} />
           </select>
-        </label>
-        <label className="field">
-          sampling
+        </Field>
+        <Field label="sampling">
           <select value={sampling} onChange={(e) => setSampling(e.target.value as Sampling | "")} data-testid="train-sampling">
             <option value={DEFAULT}>default ({fallback(plotType.default_sampling, opts?.default_sampling) || "…"})</option>
-            {(opts?.sampling_methods ?? []).map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
+            <Options values={opts?.sampling_methods ?? []} />
           </select>
-        </label>
-        <label className="field">
-          epochs
+        </Field>
+        <Field label="epochs">
           <input
             type="number"
             min={1}
@@ -181,9 +171,8 @@ export function TrainingPanel({
             style={{ width: "6em" }}
             data-testid="train-epochs"
           />
-        </label>
-        <label className="field">
-          start
+        </Field>
+        <Field label="start">
           <select value={init} onChange={(e) => setInit(e.target.value as Init | "")} data-testid="train-init">
             <option value={DEFAULT}>default ({defaultInit || "…"})</option>
             {(opts?.inits ?? []).map((i) => (
@@ -192,7 +181,7 @@ export function TrainingPanel({
               </option>
             ))}
           </select>
-        </label>
+        </Field>
         <button type="button" className="primary" disabled={!allowed || epochsBad} onClick={() => void start()} data-testid="start-training">
           Start training
         </button>

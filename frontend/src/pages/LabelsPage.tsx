@@ -1,5 +1,6 @@
 import { useState } from "react";
 import type { components } from "../api/schema";
+import { ListTable } from "../components/ListTable";
 import { Notice } from "../components/Notice";
 import { PlotTypeSelect } from "../components/PlotTypeSelect";
 import { useAuth } from "../lib/auth";
@@ -200,23 +201,9 @@ export function LabelsPage() {
         name their outputs by them.
       </p>
       <Notice text={list.error || typesError || error} />
-      <table className="labels-table" data-testid="labels">
-        <thead>
-          <tr>
-            <th>Label</th>
-            <th>Colour</th>
-            <th>Alarm</th>
-            <th>Trained on</th>
-            <th>Description</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {labels.map((l) => (
-            <LabelRow key={`${l.id}-${version}`} label={l} onSaved={done} />
-          ))}
-        </tbody>
-      </table>
+      <ListTable className="labels-table" testId="labels" columns={["Label", "Colour", "Alarm", "Trained on", "Description", ""]} rows={labels}>
+        {(l) => <LabelRow key={`${l.id}-${version}`} label={l} onSaved={done} />}
+      </ListTable>
       <h3>New label</h3>
       <NewLabelForm onCreated={done} />
       <h3>Labels of a plot type</h3>

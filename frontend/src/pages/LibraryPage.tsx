@@ -2,6 +2,7 @@ import { useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { ConfusionMatrix } from "../components/ConfusionMatrix";
 import { DriftDetail } from "../components/DriftPanel";
+import { ListTable } from "../components/ListTable";
 import { Notice } from "../components/Notice";
 import { PlotTypeSelect } from "../components/PlotTypeSelect";
 import { ShadowPanel } from "../components/ShadowPanel";
@@ -163,37 +164,26 @@ export function LibraryPage() {
       {plotType && (
         <div className="library-body">
           <div>
-            <table className="models" data-testid="models">
-              <thead>
-                <tr>
-                  <th>Model</th>
-                  <th>Architecture</th>
-                  <th>Status</th>
-                  <th>Sampling</th>
-                  <th>Created</th>
+            <ListTable className="models" testId="models" columns={["Model", "Architecture", "Status", "Sampling", "Created"]} rows={list}>
+              {(m) => (
+                <tr
+                  key={m.id}
+                  className={`${m.active ? "active" : ""}${model?.id === m.id ? " selected" : ""}`}
+                  onClick={() => setParam("model", String(m.id))}
+                  data-testid="model-row"
+                  data-model-id={m.id}
+                  data-active={String(m.active)}
+                >
+                  <td>
+                    {m.active && "★ "}v{m.version}
+                  </td>
+                  <td>{m.architecture}</td>
+                  <td>{m.status}</td>
+                  <td>{m.sampling_method}</td>
+                  <td>{formatTime(m.created_at)}</td>
                 </tr>
-              </thead>
-              <tbody>
-                {list.map((m) => (
-                  <tr
-                    key={m.id}
-                    className={`${m.active ? "active" : ""}${model?.id === m.id ? " selected" : ""}`}
-                    onClick={() => setParam("model", String(m.id))}
-                    data-testid="model-row"
-                    data-model-id={m.id}
-                    data-active={String(m.active)}
-                  >
-                    <td>
-                      {m.active && "★ "}v{m.version}
-                    </td>
-                    <td>{m.architecture}</td>
-                    <td>{m.status}</td>
-                    <td>{m.sampling_method}</td>
-                    <td>{formatTime(m.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+              )}
+            </ListTable>
             {!models.loading && list.length === 0 && <Notice kind="info" text="No models yet for this plot type: start a training run." />}
             <h3>Train</h3>
             <TrainingPanel plotType={plotType} allowed={canEdit} isAdmin={isAdmin} onStarted={() => setVersion((v) => v + 1)} onPlotTypeChanged={reloadPlotTypes} />

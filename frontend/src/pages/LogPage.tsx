@@ -2,6 +2,7 @@ import { useState } from "react";
 import { Badge } from "../components/Badge";
 import { Notice } from "../components/Notice";
 import { Pager } from "../components/Pager";
+import { WindowSelect } from "../components/WindowSelect";
 import { api, ok } from "../lib/client";
 import { formatTime, runChunk } from "../lib/format";
 import { useClassifications } from "../lib/useClassColors";
@@ -26,19 +27,16 @@ export function LogPage() {
   return (
     <section className="page log">
       <div className="toolbar">
-        <label className="field">
-          last
-          <select value={hours} onChange={(e) => {
-              setHours(Number(e.target.value));
-              setOffset(0);
-            }} data-testid="log-hours">
-            {WINDOWS.map((h) => (
-              <option key={h} value={h}>
-                {h < 48 ? `${h} h` : `${h / 24} days`}
-              </option>
-            ))}
-          </select>
-        </label>
+        <WindowSelect
+          label="last"
+          hours={hours}
+          windows={WINDOWS}
+          onChange={(h) => {
+            setHours(h);
+            setOffset(0);
+          }}
+          testId="log-hours"
+        />
         <label className="field">
           <input type="checkbox" checked={onlyTransitions} onChange={(e) => {
               setOnlyTransitions(e.target.checked);

@@ -1,7 +1,9 @@
 import { useState } from "react";
 import { DriftTable } from "../components/DriftPanel";
 import { Histogram } from "../components/Histogram";
+import { ListTable } from "../components/ListTable";
 import { Notice } from "../components/Notice";
+import { WindowSelect } from "../components/WindowSelect";
 import { api, ok } from "../lib/client";
 import { duration, formatTime } from "../lib/format";
 import type { Status } from "../lib/types";
@@ -57,16 +59,7 @@ export function StatusPage() {
   return (
     <section className="page status">
       <div className="toolbar">
-        <label className="field">
-          window
-          <select value={hours} onChange={(e) => setHours(Number(e.target.value))} data-testid="status-hours">
-            {WINDOWS.map((h) => (
-              <option key={h} value={h}>
-                {h < 48 ? `${h} h` : `${h / 24} days`}
-              </option>
-            ))}
-          </select>
-        </label>
+        <WindowSelect label="window" hours={hours} windows={WINDOWS} onChange={setHours} testId="status-hours" />
         {data && <span className="muted">from {data.sampled.toLocaleString()} inferences since {formatTime(data.since)}</span>}
       </div>
       <Notice text={error} />
@@ -82,28 +75,17 @@ export function StatusPage() {
             </div>
           </div>
           <h2>Services</h2>
-          <table data-testid="services">
-            <thead>
-              <tr>
-                <th>Service</th>
-                <th>Instance</th>
-                <th>State</th>
-                <th>Last seen</th>
-                <th>Figures</th>
+          <ListTable testId="services" columns={["Service", "Instance", "State", "Last seen", "Figures"]} rows={data.services}>
+            {(s) => (
+              <tr key={`${s.service}/${s.instance}`} data-testid="service-row" data-state={s.state} data-alive={String(s.alive)}>
+                <td>{s.service}</td>
+                <td>{s.instance}</td>
+                <td className={s.alive ? `health-${s.state}` : "health-down"}>{s.alive ? s.state : `${s.state} (silent)`}</td>
+                <td>{formatTime(s.last_seen)}</td>
+                <td className="muted mono">{detailText(s.details)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {data.services.map((s) => (
-                <tr key={`${s.service}/${s.instance}`} data-testid="service-row" data-state={s.state} data-alive={String(s.alive)}>
-                  <td>{s.service}</td>
-                  <td>{s.instance}</td>
-                  <td className={s.alive ? `health-${s.state}` : "health-down"}>{s.alive ? s.state : `${s.state} (silent)`}</td>
-                  <td>{formatTime(s.last_seen)}</td>
-                  <td className="muted mono">{detailText(s.details)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            )}
+          </ListTable>
           {data.services.length === 0 && <p className="muted">No service has reported yet.</p>}
           <h2>Model drift</h2>
           <DriftTable />

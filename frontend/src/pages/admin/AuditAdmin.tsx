@@ -1,7 +1,7 @@
 import { useState } from "react";
-import { AdminTable } from "../../components/admin/AdminTable";
 import { FilterBar, TimeWindow } from "../../components/FilterBar";
 import { Field } from "../../components/Form";
+import { ListTable } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
@@ -85,7 +85,7 @@ export function AuditAdmin() {
         )}
       />
       <Notice text={page.error} />
-      <AdminTable testId="audit" columns={["When", "Who", "Action", "Thing", "Before", "After"]} rows={page.data?.items ?? []}>
+      <ListTable testId="audit" columns={["When", "Who", "Action", "Thing", "Before", "After"]} rows={page.data?.items ?? []}>
         {(a) => (
           <tr key={a.id} data-testid="audit-row" data-username={a.username} data-action={a.action} data-entity={a.entity}>
             <td>{new Date(a.at).toLocaleString()}</td>
@@ -98,7 +98,7 @@ export function AuditAdmin() {
             <td className="json">{compact(a.after)}</td>
           </tr>
         )}
-      </AdminTable>
+      </ListTable>
       {page.data && page.data.items.length === 0 && <p className="muted">Nothing recorded matches.</p>}
       <div className="toolbar">
         <button type="button" disabled={cursors.length < 2} onClick={() => setCursors((c) => c.slice(0, -1))} data-testid="audit-newer">

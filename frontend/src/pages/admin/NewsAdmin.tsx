@@ -1,8 +1,8 @@
 import { useState } from "react";
 import type { components } from "../../api/schema";
-import { AdminTable } from "../../components/admin/AdminTable";
 import { useAdminActions } from "../../components/admin/useAdminActions";
 import { Field, Options, SubmitForm } from "../../components/Form";
+import { ListTable } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
@@ -51,7 +51,7 @@ export function NewsAdmin() {
         </Field>
       </SubmitForm>
       <Notice text={list.error || error} />
-      <AdminTable testId="news-list" columns={["Title", "Severity", "By", "Posted", "Expires", ""]} rows={list.data?.page.items ?? []}>
+      <ListTable testId="news-list" columns={["Title", "Severity", "By", "Posted", "Expires", ""]} rows={list.data?.page.items ?? []}>
         {(n) => {
           const expired = n.expires_at !== null && new Date(n.expires_at).getTime() <= now;
           const path = { news_id: n.id };
@@ -81,7 +81,7 @@ export function NewsAdmin() {
             </tr>
           );
         }}
-      </AdminTable>
+      </ListTable>
     </div>
   );
 }

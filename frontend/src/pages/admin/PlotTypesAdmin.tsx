@@ -1,9 +1,9 @@
 import { useState } from "react";
 import { Link } from "react-router-dom";
 import type { components } from "../../api/schema";
-import { AdminTable } from "../../components/admin/AdminTable";
 import { useAdminActions, type AdminActions } from "../../components/admin/useAdminActions";
-import { Options } from "../../components/Form";
+import { Field, Options } from "../../components/Form";
+import { ListTable, num } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
 import { textOn } from "../../lib/colors";
@@ -127,25 +127,24 @@ export function PlotTypesAdmin({ canEdit }: { canEdit: boolean }) {
       </p>
       <Notice text={list.error || classes.error || options.error || error} />
       <div className="toolbar">
-        <label className="field">
-          name contains
+        <Field label="name contains">
           <input type="text" value={filter} maxLength={128} onChange={(e) => setFilter(e.target.value)} data-testid="pt-filter" />
-        </label>
+        </Field>
         <span className="muted">
           {items.length}
           {list.data?.total && list.data.total > items.length ? ` of ${list.data.total}` : ""} plot types
         </span>
       </div>
-      <AdminTable
+      <ListTable
         testId="plot-types"
         columns={[
           "Plot type",
           "Labels",
-          { title: "Collect %", className: "num" },
+          num("Collect %"),
           "State",
           "Default architecture",
           "Default sampling",
-          { title: "Labelled / kept", className: "num" },
+          num("Labelled / kept"),
           "",
         ]}
         rows={items}
@@ -160,7 +159,7 @@ export function PlotTypesAdmin({ canEdit }: { canEdit: boolean }) {
             act={act}
           />
         )}
-      </AdminTable>
+      </ListTable>
     </div>
   );
 }

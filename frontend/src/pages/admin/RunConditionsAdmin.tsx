@@ -1,7 +1,7 @@
 import { useState } from "react";
-import { AdminTable } from "../../components/admin/AdminTable";
 import { useAdminActions } from "../../components/admin/useAdminActions";
 import { Field, SubmitForm } from "../../components/Form";
+import { ListTable, num } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
@@ -102,7 +102,7 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
         </label>
       </SubmitForm>
       <Notice text={live.error || latest.error || list.error || error} />
-      <AdminTable testId="rc-list" columns={[{ title: "Run", className: "num" }, "Beam", "Run type", "Special", "Recorded", ""]} rows={list.data?.items ?? []}>
+      <ListTable testId="rc-list" columns={[num("Run"), "Beam", "Run type", "Special", "Recorded", ""]} rows={list.data?.items ?? []}>
         {(rc) => (
           <tr key={rc.id} data-testid="rc-row" data-run={String(rc.run_number)} data-id={String(rc.id)}>
             <td className="num">{rc.run_number}</td>
@@ -119,7 +119,7 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
             </td>
           </tr>
         )}
-      </AdminTable>
+      </ListTable>
     </div>
   );
 }

@@ -1,8 +1,8 @@
 import { useState } from "react";
 import type { components } from "../../api/schema";
-import { AdminTable } from "../../components/admin/AdminTable";
 import { useAdminActions, type AdminActions } from "../../components/admin/useAdminActions";
 import { Field, Options, SubmitForm } from "../../components/Form";
+import { ListTable } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
@@ -102,9 +102,9 @@ export function UsersAdmin({ myId }: { myId: number }) {
       <p className="muted">Disabling a user ends their sessions at once. Labellers and experts label the plot types granted on the Permissions tab.</p>
       <Notice text={users.error || error} />
       <NewUserForm act={act} />
-      <AdminTable testId="users" columns={["Username", "Name", "Role", "Login", "State", "Password", "May label"]} rows={users.data?.items ?? []}>
+      <ListTable testId="users" columns={["Username", "Name", "Role", "Login", "State", "Password", "May label"]} rows={users.data?.items ?? []}>
         {(u) => <UserRow key={`${u.id}-${version}`} user={u} isMe={u.id === myId} act={act} />}
-      </AdminTable>
+      </ListTable>
     </div>
   );
 }

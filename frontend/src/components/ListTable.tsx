@@ -3,11 +3,28 @@ import type { ReactNode } from "react";
 /** A column heading: its text, or its text and a class (`num` right-aligns figures). */
 export type Column = string | { title: string; className: string };
 
-/** An admin page's list: the headings, then a row drawn by `children` for each item (the
- * row carries its own key and test ids). */
-export function AdminTable<T>({ testId, columns, rows, children }: { testId: string; columns: Column[]; rows: readonly T[]; children: (row: T) => ReactNode }) {
+/** The heading of a column of figures (right-aligned). */
+export function num(title: string): Column {
+  return { title, className: "num" };
+}
+
+/** A list as a table: the headings, then a row drawn by `children` for each item (the row
+ * carries its own key, class and test ids). */
+export function ListTable<T>({
+  testId,
+  className,
+  columns,
+  rows,
+  children,
+}: {
+  testId?: string;
+  className?: string;
+  columns: Column[];
+  rows: readonly T[];
+  children: (row: T) => ReactNode;
+}) {
   return (
-    <table data-testid={testId}>
+    <table className={className} data-testid={testId}>
       <thead>
         <tr>
           {columns.map((c, i) =>
