@@ -1,4 +1,5 @@
-"""Helpers of the browser tests: the hall under test, pages, screenshots, off-loop calls.
+"""Helpers of the browser tests: the hall under test (its database, sessions and keeper),
+pages, screenshots, off-loop calls.
 
 Sync Playwright keeps an event loop running in the test thread while a browser is open, so
 everything asynchronous here (database, gRPC) runs in a worker thread.
@@ -16,12 +17,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
 from PIL import Image
 from playwright.sync_api import Page
 
 from hydra_api.security import SessionSigner
+from hydra_common.grpcserver import channel
 from hydra_common.launcher import LocalStack
 from hydra_testsupport.rows import fetch_rows
+from hydra_trainer.catalog import find_spec
 from tests.browser import browser_seed
 
 T = TypeVar("T")
@@ -90,6 +94,28 @@ class Hall:
         """Rows of a SQL query on the hall's database."""
         return run_async(fetch_rows(self.url, query, params))
 
+    def record(self, *batches: list[report_pb2.Report]) -> list[str]:
+        """Send reports to the hall's keeper as a predictor does, one Record request per batch
+        (the keeper commits each request as one batch, in order); the order ids it acked."""
+        return run_async(_record(self.keeper_address, batches))
+
+    def report(
+        self, order: order_pb2.InferenceOrder, weights: dict[str, float], **extra: Any
+    ) -> report_pb2.Report:
+        """A predictor's report on ``order`` by its plot type's seeded active model (v1)."""
+        labels = list(find_spec(order.plot_type, "halld").labels)
+        return report_pb2.Report(
+            order=order,
+            status=report_pb2.REPORT_STATUS_OK,
+            model_id=self.seeded.active_model[order.plot_type],
+            model_name=order.plot_type.lower(),
+            model_version=1,
+            labels=labels,
+            weights=[weights[label] for label in labels],
+            predictor_id="browser-test",
+            **extra,
+        )
+
     def username(self, who: str) -> str:
         """The seeded username of ``admin``, ``expert``, ``labeler`` or ``viewer``."""
         return self.seeded.users[who][1]
@@ -109,6 +135,18 @@ class Hall:
             {"name": "hydra_session", "value": token, "url": self.base, "httpOnly": True},
             {"name": "hydra_csrf", "value": csrf, "url": self.base},
         ]
+
+
+async def _record(address: str, batches: tuple[list[report_pb2.Report], ...]) -> list[str]:
+    async with channel(address) as ch:
+        call = keeper_pb2_grpc.KeeperServiceStub(ch).Record()
+        for batch in batches:
+            await call.write(keeper_pb2.RecordRequest(reports=batch))
+        await call.done_writing()
+        acked: list[str] = []
+        async for response in call:
+            acked.extend(response.order_ids)
+        return acked
 
 
 def log_tails(log_dir: Path) -> str:

@@ -8,10 +8,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
+from hydra.v1 import order_pb2, report_pb2
 from playwright.sync_api import expect
 
-from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_trainer.catalog import find_spec
 from tests.browser.browser_seed import (
@@ -23,7 +22,7 @@ from tests.browser.browser_seed import (
     PAINTING,
     UNCONFIRMED,
 )
-from tests.browser.browser_support import Hall, Tab, run_async
+from tests.browser.browser_support import Hall, Tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 
@@ -43,8 +42,8 @@ def _plot_type(hall: Hall) -> str:
 
 
 def _report(hall: Hall, plot_type: str, verdict: str, chunk: int) -> report_pb2.Report:
-    labels = list(find_spec(plot_type, "halld").labels)
-    weights = [0.96 if label == verdict else 0.04 / (len(labels) - 1) for label in labels]
+    labels = find_spec(plot_type, "halld").labels
+    weights = {label: 0.96 if label == verdict else 0.04 / (len(labels) - 1) for label in labels}
     now = time.time_ns()
     order = order_pb2.InferenceOrder(
         order_id=uuid7(),
@@ -55,28 +54,7 @@ def _report(hall: Hall, plot_type: str, verdict: str, chunk: int) -> report_pb2.
         source_path=f"RunPeriod-2026-01/Run072310/{plot_type}_{chunk:04d}.png",
         stages=order_pb2.StageTimestamps(file_ns=now - 1_000_000, reported_ns=now),
     )
-    return report_pb2.Report(
-        order=order,
-        status=report_pb2.REPORT_STATUS_OK,
-        model_id=hall.seeded.active_model[plot_type],
-        model_name=plot_type.lower(),
-        model_version=1,
-        labels=labels,
-        weights=weights,
-        predictor_id="browser-test",
-    )
-
-
-async def _record(address: str, reports: list[report_pb2.Report]) -> list[str]:
-    async with channel(address) as ch:
-        call = keeper_pb2_grpc.KeeperServiceStub(ch).Record()
-        for report in reports:  # one request each: one batch each, in order
-            await call.write(keeper_pb2.RecordRequest(reports=[report]))
-        await call.done_writing()
-        acked: list[str] = []
-        async for response in call:
-            acked.extend(response.order_ids)
-        return acked
+    return hall.report(order, weights)
 
 
 def test_crew_acknowledges_an_alarm_on_the_run_page(
@@ -94,7 +72,8 @@ def test_crew_acknowledges_an_alarm_on_the_run_page(
         expect(card).to_have_attribute("data-alarm", "clear")
 
     reports = [_report(hall, plot_type, v, c) for c, v in enumerate(("Bad", "Good", "Bad"))]
-    assert run_async(_record(hall.keeper_address, reports)) == [r.order.order_id for r in reports]
+    # One request each: one batch each, in order.
+    assert hall.record(*([r] for r in reports)) == [r.order.order_id for r in reports]
     for who, card in cards.items():
         expect(card).to_have_attribute("data-alarm", "raised")
         expect(card.get_by_test_id("alarm-raised")).to_be_visible()
@@ -111,7 +90,7 @@ def test_crew_acknowledges_an_alarm_on_the_run_page(
 
     # Still flickering: no new alarm while acknowledged.
     more = [_report(hall, plot_type, v, c) for c, v in ((3, "Good"), (4, "Bad"))]
-    run_async(_record(hall.keeper_address, more))
+    hall.record(*([r] for r in more))
     expect(cards["crew"]).to_have_attribute("data-verdict", "Bad")
     expect(cards["crew"]).to_have_attribute("data-alarm", "acknowledged")
 

@@ -9,15 +9,14 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
+from hydra.v1 import order_pb2, report_pb2
 from playwright.sync_api import expect
 
-from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_trainer.catalog import find_spec
 from hydra_trainer.plots import make_plot
 from tests.browser.browser_seed import CURRENT_RUN, LIVE, heat_map_for
-from tests.browser.browser_support import Hall, Tab, run_async, screenshot
+from tests.browser.browser_support import Hall, Tab, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.mysql]
 
@@ -49,29 +48,7 @@ def _bad_report(hall: Hall) -> report_pb2.Report:
         file_size=len(png.getvalue()),
     )
     weights = {"Good": 0.02, "Acceptable": 0.01, "Bad": 0.96, "NoData": 0.01}
-    return report_pb2.Report(
-        order=order,
-        status=report_pb2.REPORT_STATUS_OK,
-        model_id=hall.seeded.active_model[LIVE],
-        model_name=LIVE.lower(),
-        model_version=1,
-        labels=list(spec.labels),
-        weights=[weights[label] for label in spec.labels],
-        heat_map=heat_map_for(truth),
-        predictor_id="browser-test",
-    )
-
-
-async def _record(address: str, report: report_pb2.Report) -> list[str]:
-    """Send one report over the keeper's Record stream; the order ids it acknowledged."""
-    async with channel(address) as ch:
-        call = keeper_pb2_grpc.KeeperServiceStub(ch).Record()
-        await call.write(keeper_pb2.RecordRequest(reports=[report]))
-        await call.done_writing()
-        acked: list[str] = []
-        async for response in call:
-            acked.extend(response.order_ids)
-        return acked
+    return hall.report(order, weights, heat_map=heat_map_for(truth))
 
 
 def test_new_bad_verdict_appears_without_reload(hall: Hall, open_page: Callable[..., Tab]) -> None:
@@ -85,12 +62,12 @@ def test_new_bad_verdict_appears_without_reload(hall: Hall, open_page: Callable[
     page.evaluate("window.__sameDocument = true")
 
     report = _bad_report(hall)
-    assert run_async(_record(hall.keeper_address, report)) == [report.order.order_id]
+    assert hall.record([report]) == [report.order.order_id]
     # One Bad is a verdict, not an alarm (2 of 3 raise it): no flash yet.
     expect(page.get_by_test_id("bad-strip").locator(f"[data-plot-type={LIVE}]")).to_have_count(1)
     expect(page.get_by_test_id("new-bad")).to_have_count(0)
     second = _bad_report(hall)
-    assert run_async(_record(hall.keeper_address, second)) == [second.order.order_id]
+    assert hall.record([second]) == [second.order.order_id]
 
     in_strip = page.get_by_test_id("bad-strip").locator(f"[data-plot-type={LIVE}]")
     expect(in_strip).to_have_attribute("data-verdict", "Bad")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
+from hydra.v1 import order_pb2, report_pb2
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -24,7 +24,6 @@ from hydra_common.db.schema import (
     PlotType,
     PlotTypeClassification,
 )
-from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_testsupport.rows import inserted_id
 from tests.browser.browser_support import Hall, Tab, run_async
@@ -116,17 +115,6 @@ def _report(
     )
 
 
-async def _record(address: str, reports: list[report_pb2.Report]) -> list[str]:
-    async with channel(address) as ch:
-        call = keeper_pb2_grpc.KeeperServiceStub(ch).Record()
-        await call.write(keeper_pb2.RecordRequest(reports=reports))
-        await call.done_writing()
-        acked: list[str] = []
-        async for response in call:
-            acked.extend(response.order_ids)
-        return acked
-
-
 def test_admin_runs_a_model_in_shadow_reads_the_figures_and_promotes_it(
     hall: Hall, open_page: Callable[..., Tab]
 ) -> None:
@@ -148,7 +136,7 @@ def test_admin_runs_a_model_in_shadow_reads_the_figures_and_promotes_it(
         _report(name, (v1, 0.1), (v2, 0.9), 3),
         _report(name, (v1, 0.2), (v2, 0.7), 4),
     ]
-    assert run_async(_record(hall.keeper_address, reports)) == [r.order.order_id for r in reports]
+    assert hall.record(reports) == [r.order.order_id for r in reports]
     expect(page.get_by_test_id("shadow-images")).to_contain_text("4 seen, 4 compared")
     expect(page.get_by_test_id("shadow-agreement")).to_contain_text("50.0 %")
     expect(page.get_by_test_id("shadow-cost")).to_contain_text("shadow 4.2 ms, active 3.1 ms")
