@@ -2,7 +2,7 @@ import { createElement } from "react";
 import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 import { FilterBar, TimeWindow } from "./FilterBar";
-import { Field, Options, SubmitForm } from "./Form";
+import { CheckField, Field, Options, SubmitForm, TextField } from "./Form";
 
 describe("SubmitForm", () => {
   it("puts the fields first, then the primary submit button, then the hint", () => {
@@ -25,6 +25,17 @@ describe("SubmitForm", () => {
   it("draws a plain, enabled button when told it is not the primary action", () => {
     const html = renderToStaticMarkup(createElement(SubmitForm, { onSubmit: () => undefined, submit: "Filter", submitTestId: "apply", primary: false, className: "filters", children: null }));
     expect(html).toBe('<form class="filters"><button type="submit" data-testid="apply">Filter</button></form>');
+  });
+});
+
+describe("TextField and CheckField", () => {
+  it("label a text input before it, with its limits and test id", () => {
+    const html = renderToStaticMarkup(createElement(TextField, { label: "title", value: "Quench", maxLength: 255, placeholder: "what", onChange: () => undefined, testId: "news-title" }));
+    expect(html).toBe('<label class="field">title<input type="text" maxLength="255" placeholder="what" data-testid="news-title" value="Quench"/></label>');
+  });
+  it("label a checkbox after it, ticked and disabled as told", () => {
+    const html = renderToStaticMarkup(createElement(CheckField, { label: "special run", checked: true, disabled: true, onChange: () => undefined, testId: "rc-special" }));
+    expect(html).toBe('<label class="field"><input type="checkbox" disabled="" data-testid="rc-special" checked=""/>special run</label>');
   });
 });
 

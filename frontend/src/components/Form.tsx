@@ -10,6 +10,39 @@ export function Field({ label, children }: { label: ReactNode; children: ReactNo
   );
 }
 
+/** A labelled one-line text input; `onChange` gets the text. */
+export function TextField({
+  label,
+  value,
+  onChange,
+  testId,
+  maxLength,
+  placeholder,
+}: {
+  label: ReactNode;
+  value: string;
+  onChange: (text: string) => void;
+  testId: string;
+  maxLength?: number;
+  placeholder?: string;
+}) {
+  return (
+    <Field label={label}>
+      <input type="text" value={value} maxLength={maxLength} placeholder={placeholder} onChange={(e) => onChange(e.target.value)} data-testid={testId} />
+    </Field>
+  );
+}
+
+/** A checkbox with its label after it; `onChange` gets whether it is ticked. */
+export function CheckField({ label, checked, onChange, testId, disabled }: { label: ReactNode; checked: boolean; onChange: (checked: boolean) => void; testId: string; disabled?: boolean }) {
+  return (
+    <label className="field">
+      <input type="checkbox" checked={checked} disabled={disabled} onChange={(e) => onChange(e.target.checked)} data-testid={testId} />
+      {label}
+    </label>
+  );
+}
+
 /** The options of a select, each value its own text. */
 export function Options({ values }: { values: readonly string[] }) {
   return (

@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { EditorFilters, NO_FILTER, type EditorFilter } from "../components/EditorFilters";
+import { Field } from "../components/Form";
 import { LabelStats } from "../components/LabelStats";
 import { Notice } from "../components/Notice";
 import { Pager } from "../components/Pager";
@@ -164,13 +165,12 @@ export function LabelerPage() {
           </button>
         </div>
         {!editor && (
-          <label className="field">
-            order
+          <Field label="order">
             <select value={suggested ? "suggested" : "newest"} onChange={(e) => chooseOrder(e.target.value === "suggested")} data-testid="labeler-order">
               <option value="newest">Newest</option>
               <option value="suggested">Suggested</option>
             </select>
-          </label>
+          </Field>
         )}
         <Palette labels={labels} colors={colors} current={current} onPick={setChosen} />
         <button type="button" className="primary" disabled={!mayLabel || busy || painted.size === 0} onClick={() => void apply()} data-testid="apply-labels">
@@ -179,8 +179,7 @@ export function LabelerPage() {
         <button type="button" disabled={painted.size === 0} onClick={() => setPaint({ key: "", painted: new Map(), last: null })} data-testid="clear-paint">
           Clear
         </button>
-        <label className="field">
-          per page
+        <Field label="per page">
           <select
             value={pageSize}
             onChange={(e) => {
@@ -195,7 +194,7 @@ export function LabelerPage() {
               </option>
             ))}
           </select>
-        </label>
+        </Field>
       </div>
       <Notice text={typesError} />
       {!plotTypeName && <Notice kind="info" text="Choose a plot type to label." />}

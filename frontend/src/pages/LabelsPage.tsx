@@ -1,5 +1,6 @@
 import { useState } from "react";
 import type { components } from "../api/schema";
+import { CheckField, SubmitForm, TextField } from "../components/Form";
 import { ListTable } from "../components/ListTable";
 import { Notice } from "../components/Notice";
 import { PlotTypeSelect } from "../components/PlotTypeSelect";
@@ -91,41 +92,25 @@ function NewLabelForm({ onCreated }: { onCreated: (error: string) => void }) {
     }
   };
   return (
-    <form
-      className="toolbar"
-      data-testid="new-label"
-      onSubmit={(e) => {
-        e.preventDefault();
-        void create();
-      }}
+    <SubmitForm
+      onSubmit={() => void create()}
+      testId="new-label"
+      submit="Add label"
+      submitTestId="new-label-create"
+      disabled={!valid}
+      after={name && !valid && <span className="muted">a letter, then letters, digits, _ or - (at most 32)</span>}
     >
-      <label className="field">
-        name
-        <input type="text" value={name} maxLength={32} onChange={(e) => setName(e.target.value)} placeholder="e.g. Glitch" data-testid="new-label-name" />
-      </label>
+      <TextField label="name" value={name} maxLength={32} onChange={setName} placeholder="e.g. Glitch" testId="new-label-name" />
       <label className="field">
         <input type="checkbox" checked={pickColor} onChange={(e) => setPickColor(e.target.checked)} data-testid="new-label-pick-color" />
         colour
         <input type="color" value={color} disabled={!pickColor} onChange={(e) => setColor(e.target.value)} data-testid="new-label-color" />
         {!pickColor && <span className="muted">(one no label has)</span>}
       </label>
-      <label className="field">
-        <input type="checkbox" checked={alarm} onChange={(e) => setAlarm(e.target.checked)} data-testid="new-label-alarm" />
-        raises alarms
-      </label>
-      <label className="field">
-        <input type="checkbox" checked={trainable} onChange={(e) => setTrainable(e.target.checked)} data-testid="new-label-trainable" />
-        trained on
-      </label>
-      <label className="field">
-        description
-        <input type="text" value={description} maxLength={255} onChange={(e) => setDescription(e.target.value)} data-testid="new-label-description" />
-      </label>
-      <button type="submit" className="primary" disabled={!valid} data-testid="new-label-create">
-        Add label
-      </button>
-      {name && !valid && <span className="muted">a letter, then letters, digits, _ or - (at most 32)</span>}
-    </form>
+      <CheckField label="raises alarms" checked={alarm} onChange={setAlarm} testId="new-label-alarm" />
+      <CheckField label="trained on" checked={trainable} onChange={setTrainable} testId="new-label-trainable" />
+      <TextField label="description" value={description} maxLength={255} onChange={setDescription} testId="new-label-description" />
+    </SubmitForm>
   );
 }
 
@@ -157,10 +142,7 @@ function PlotTypeLabels({ plotType, labels, onSaved }: { plotType: PlotType; lab
     <div data-testid="plot-type-labels" data-plot-type={plotType.name}>
       <div className="toolbar">
         {labels.map((l) => (
-          <label key={l.id} className="field">
-            <input type="checkbox" checked={chosen.has(l.name)} onChange={(e) => toggle(l.name, e.target.checked)} data-testid={`valid-${l.name}`} />
-            <Swatch color={l.color} name={l.name} />
-          </label>
+          <CheckField key={l.id} label={<Swatch color={l.color} name={l.name} />} checked={chosen.has(l.name)} onChange={(on) => toggle(l.name, on)} testId={`valid-${l.name}`} />
         ))}
       </div>
       <button type="button" className="primary" disabled={!dirty || chosen.size === 0} onClick={() => void save()} data-testid="save-plot-type-labels">

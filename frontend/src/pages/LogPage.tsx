@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { Badge } from "../components/Badge";
+import { CheckField } from "../components/Form";
 import { Notice } from "../components/Notice";
 import { Pager } from "../components/Pager";
 import { WindowSelect } from "../components/WindowSelect";
@@ -37,13 +38,15 @@ export function LogPage() {
           }}
           testId="log-hours"
         />
-        <label className="field">
-          <input type="checkbox" checked={onlyTransitions} onChange={(e) => {
-              setOnlyTransitions(e.target.checked);
-              setOffset(0);
-            }} data-testid="log-transitions-only" />
-          transitions only
-        </label>
+        <CheckField
+          label="transitions only"
+          checked={onlyTransitions}
+          onChange={(on) => {
+            setOnlyTransitions(on);
+            setOffset(0);
+          }}
+          testId="log-transitions-only"
+        />
         <span className="muted" data-testid="log-total">
           {log.data ? `${log.data.total} entries, ${shown} on this page` : ""}
         </span>

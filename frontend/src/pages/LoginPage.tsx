@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
+import { Field } from "../components/Form";
 import { Notice } from "../components/Notice";
 import { useAuth } from "../lib/auth";
 import { errorText } from "../lib/client";
@@ -32,12 +33,10 @@ export function LoginPage() {
       <h1>Log in</h1>
       {me && <Notice kind="info" text={`Logged in as ${me.username}.`} />}
       <form onSubmit={(e) => void submit(e)} data-testid="login-form">
-        <label className="field">
-          User name
+        <Field label="User name">
           <input value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="username" required data-testid="login-username" />
-        </label>
-        <label className="field">
-          Password
+        </Field>
+        <Field label="Password">
           <input
             type="password"
             value={password}
@@ -46,7 +45,7 @@ export function LoginPage() {
             required
             data-testid="login-password"
           />
-        </label>
+        </Field>
         <button type="submit" disabled={busy} data-testid="login-submit">
           Log in
         </button>

@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { Badge } from "../components/Badge";
+import { CheckField } from "../components/Form";
 import { Notice } from "../components/Notice";
 import { Pager } from "../components/Pager";
 import { api, errorText, ok } from "../lib/client";
@@ -98,18 +99,15 @@ export function ReportPage() {
         Training report of model #{modelId} <Link to="/library">back to the library</Link>
       </h1>
       <div className="toolbar">
-        <label className="field">
-          <input
-            type="checkbox"
-            checked={openOnly}
-            onChange={(e) => {
-              setOpenOnly(e.target.checked);
-              setOffset(0);
-            }}
-            data-testid="report-open-only"
-          />
-          open only
-        </label>
+        <CheckField
+          label="open only"
+          checked={openOnly}
+          onChange={(on) => {
+            setOpenOnly(on);
+            setOffset(0);
+          }}
+          testId="report-open-only"
+        />
         <span data-testid="report-summary">{report.data ? `${report.data.total ?? items.length} disagreements` : ""}</span>
       </div>
       <Notice text={report.error} />

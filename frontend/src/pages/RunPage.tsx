@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { CardDetails } from "../components/CardDetails";
 import type { Mask } from "../components/MaskEditor";
+import { CheckField, Field } from "../components/Form";
 import { Notice } from "../components/Notice";
 import { RunCard } from "../components/RunCard";
 import { beamText, beep, canAcknowledge, newlyRaised, type AlarmInfo, type AlarmState } from "../lib/alarm";
@@ -139,8 +140,7 @@ export function RunPage() {
             </label>
           ))}
         </div>
-        <label className="field">
-          heat map
+        <Field label="heat map">
           <input
             type="range"
             min={0}
@@ -150,29 +150,22 @@ export function RunPage() {
             onChange={(e) => setOpacity(Number(e.target.value))}
             data-testid="heatmap-opacity"
           />
-        </label>
-        <label className="field">
-          size
+        </Field>
+        <Field label="size">
           <input type="range" min={160} max={520} step={20} value={cardSize} onChange={(e) => setCardSize(Number(e.target.value))} data-testid="card-size" />
-        </label>
-        <label className="field">
-          <input
-            type="checkbox"
-            checked={alarmOn}
-            onChange={(e) => {
-              setAlarmOn(e.target.checked);
-              // The click unlocks audio, and the crew hears what the alarm sounds like.
-              if (e.target.checked) beep();
-            }}
-            data-testid="alarm-toggle"
-          />
-          audible alarm
-        </label>
+        </Field>
+        <CheckField
+          label="audible alarm"
+          checked={alarmOn}
+          onChange={(on) => {
+            setAlarmOn(on);
+            // The click unlocks audio, and the crew hears what the alarm sounds like.
+            if (on) beep();
+          }}
+          testId="alarm-toggle"
+        />
         {hidden.length > 0 && (
-          <label className="field">
-            <input type="checkbox" checked={showHidden} onChange={(e) => setShowHidden(e.target.checked)} data-testid="show-hidden" />
-            show {hidden.length} hidden
-          </label>
+          <CheckField label={`show ${hidden.length} hidden`} checked={showHidden} onChange={setShowHidden} testId="show-hidden" />
         )}
       </div>
 

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { FilterBar, TimeWindow } from "../../components/FilterBar";
-import { Field } from "../../components/Form";
+import { Field, TextField } from "../../components/Form";
 import { ListTable } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
@@ -66,12 +66,8 @@ export function AuditAdmin() {
         submitTestId="audit-apply"
         fields={(draft, set) => (
           <>
-            <Field label="user">
-              <input type="text" value={draft.username} maxLength={64} onChange={set("username")} data-testid="audit-username" />
-            </Field>
-            <Field label="action">
-              <input type="text" value={draft.action} maxLength={64} onChange={set("action")} placeholder="create, update, grant…" data-testid="audit-action" />
-            </Field>
+            <TextField label="user" value={draft.username} maxLength={64} onChange={set("username")} testId="audit-username" />
+            <TextField label="action" value={draft.action} maxLength={64} onChange={set("action")} placeholder="create, update, grant…" testId="audit-action" />
             <Field label="thing">
               <input type="text" list="audit-entities" value={draft.entity} maxLength={64} onChange={set("entity")} placeholder="any" data-testid="audit-entity" />
               <datalist id="audit-entities">

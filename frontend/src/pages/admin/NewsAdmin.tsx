@@ -1,7 +1,7 @@
 import { useState } from "react";
 import type { components } from "../../api/schema";
 import { useAdminActions } from "../../components/admin/useAdminActions";
-import { Field, Options, SubmitForm } from "../../components/Form";
+import { Field, Options, SubmitForm, TextField } from "../../components/Form";
 import { ListTable } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
@@ -35,12 +35,8 @@ export function NewsAdmin() {
     <div data-testid="news-admin">
       <h2>News</h2>
       <SubmitForm onSubmit={() => void post()} submit="Post" submitTestId="news-post" disabled={!title.trim()}>
-        <Field label="title">
-          <input type="text" value={title} maxLength={255} onChange={(e) => setTitle(e.target.value)} data-testid="news-title" />
-        </Field>
-        <Field label="text">
-          <input type="text" value={body} maxLength={20000} onChange={(e) => setBody(e.target.value)} data-testid="news-body" />
-        </Field>
+        <TextField label="title" value={title} maxLength={255} onChange={setTitle} testId="news-title" />
+        <TextField label="text" value={body} maxLength={20000} onChange={setBody} testId="news-body" />
         <Field label="severity">
           <select value={severity} onChange={(e) => setSeverity(e.target.value as NonNullable<Severity>)} data-testid="news-severity">
             <Options values={SEVERITIES} />

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import type { components } from "../../api/schema";
 import { useAdminActions } from "../../components/admin/useAdminActions";
-import { Field } from "../../components/Form";
+import { TextField } from "../../components/Form";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
 import { useQuery } from "../../lib/useQuery";
@@ -41,9 +41,7 @@ export function PermissionsAdmin() {
       </p>
       <Notice text={users.error || plotTypes.error || error} />
       <div className="toolbar">
-        <Field label="plot type contains">
-          <input type="text" value={filter} maxLength={128} onChange={(e) => setFilter(e.target.value)} data-testid="perm-filter" />
-        </Field>
+        <TextField label="plot type contains" value={filter} maxLength={128} onChange={setFilter} testId="perm-filter" />
         <span className="muted">
           {rows.length} plot types{plotTypes.data?.total && plotTypes.data.total > rows.length ? ` of ${plotTypes.data.total} (narrow the filter)` : ""}, {people.length} labellers
           and experts

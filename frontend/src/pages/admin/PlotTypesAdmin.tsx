@@ -2,7 +2,7 @@ import { useState } from "react";
 import { Link } from "react-router-dom";
 import type { components } from "../../api/schema";
 import { useAdminActions, type AdminActions } from "../../components/admin/useAdminActions";
-import { Field, Options } from "../../components/Form";
+import { CheckField, Options, TextField } from "../../components/Form";
 import { ListTable, num } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
@@ -69,10 +69,7 @@ function PlotTypeRow({
         <input type="number" min={0} max={100} step="0.1" value={collect} disabled={!canEdit} onChange={(e) => setCollect(e.target.value)} data-testid="pt-collect" aria-label={`collect percentage of ${plotType.name}`} />
       </td>
       <td>
-        <label className="field">
-          <input type="checkbox" checked={ignored} disabled={!canEdit} onChange={(e) => setIgnored(e.target.checked)} data-testid="pt-ignored" />
-          {ignored ? "ignored" : "active"}
-        </label>
+        <CheckField label={ignored ? "ignored" : "active"} checked={ignored} disabled={!canEdit} onChange={setIgnored} testId="pt-ignored" />
       </td>
       <td>
         <select value={arch} disabled={!canEdit} onChange={(e) => setArch(e.target.value)} data-testid="pt-arch" aria-label={`default architecture of ${plotType.name}`}>
@@ -127,9 +124,7 @@ export function PlotTypesAdmin({ canEdit }: { canEdit: boolean }) {
       </p>
       <Notice text={list.error || classes.error || options.error || error} />
       <div className="toolbar">
-        <Field label="name contains">
-          <input type="text" value={filter} maxLength={128} onChange={(e) => setFilter(e.target.value)} data-testid="pt-filter" />
-        </Field>
+        <TextField label="name contains" value={filter} maxLength={128} onChange={setFilter} testId="pt-filter" />
         <span className="muted">
           {items.length}
           {list.data?.total && list.data.total > items.length ? ` of ${list.data.total}` : ""} plot types

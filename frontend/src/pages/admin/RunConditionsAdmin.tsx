@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { useAdminActions } from "../../components/admin/useAdminActions";
-import { Field, SubmitForm } from "../../components/Form";
+import { CheckField, Field, SubmitForm, TextField } from "../../components/Form";
 import { ListTable, num } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
@@ -93,13 +93,8 @@ export function RunConditionsAdmin({ canDelete }: { canDelete: boolean }) {
         <Field label="beam current (nA)">
           <input type="number" step="any" value={current} placeholder="unknown" onChange={(e) => setCurrent(e.target.value)} data-testid="rc-beam" />
         </Field>
-        <Field label="run type">
-          <input type="text" value={runType} maxLength={64} onChange={(e) => setRunType(e.target.value)} placeholder="production, cosmics…" data-testid="rc-type" />
-        </Field>
-        <label className="field">
-          <input type="checkbox" checked={special} onChange={(e) => setSpecial(e.target.checked)} data-testid="rc-special" />
-          special run
-        </label>
+        <TextField label="run type" value={runType} maxLength={64} onChange={setRunType} placeholder="production, cosmics…" testId="rc-type" />
+        <CheckField label="special run" checked={special} onChange={setSpecial} testId="rc-special" />
       </SubmitForm>
       <Notice text={live.error || latest.error || list.error || error} />
       <ListTable testId="rc-list" columns={[num("Run"), "Beam", "Run type", "Special", "Recorded", ""]} rows={list.data?.items ?? []}>

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import type { components } from "../../api/schema";
 import { useAdminActions, type AdminActions } from "../../components/admin/useAdminActions";
-import { Field, Options, SubmitForm } from "../../components/Form";
+import { Field, Options, SubmitForm, TextField } from "../../components/Form";
 import { ListTable } from "../../components/ListTable";
 import { Notice } from "../../components/Notice";
 import { api, ok } from "../../lib/client";
@@ -74,12 +74,8 @@ function NewUserForm({ act }: { act: AdminActions["act"] }) {
       disabled={!valid}
       after={password !== "" && password.length < 8 && <span className="muted">a password has at least 8 characters</span>}
     >
-      <Field label="username">
-        <input type="text" value={username} maxLength={64} onChange={(e) => setUsername(e.target.value)} data-testid="new-user-name" />
-      </Field>
-      <Field label="name">
-        <input type="text" value={displayName} maxLength={128} onChange={(e) => setDisplayName(e.target.value)} data-testid="new-user-display" />
-      </Field>
+      <TextField label="username" value={username} maxLength={64} onChange={setUsername} testId="new-user-name" />
+      <TextField label="name" value={displayName} maxLength={128} onChange={setDisplayName} testId="new-user-display" />
       <Field label="role">
         <select value={role} onChange={(e) => setRole(e.target.value as Role)} data-testid="new-user-role">
           <Options values={ROLES} />
