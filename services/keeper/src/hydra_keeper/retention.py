@@ -58,6 +58,7 @@ from hydra_common.db.schema import (
 )
 from hydra_common.logs import get_logger
 from hydra_common.settings import Duration, HydraSettings, PositiveDuration
+from hydra_keeper.loops import every
 from hydra_keeper.metrics import RETENTION_TABLES, RetentionMetrics
 
 log = get_logger(__name__)
@@ -355,15 +356,12 @@ class Pruner:
         """A pass every interval until cancelled, the first a few minutes after start (a
         keeper started for a moment, a test or a drill, deletes nothing); a failed pass is
         logged, counted and tried again at the next interval."""
-        await asyncio.sleep(min(interval_seconds, FIRST_PASS_DELAY_SECONDS))
-        while True:
-            try:
-                await self.prune()
-            except Exception as exc:
-                if self.metrics is not None:
-                    self.metrics.errors.inc()
-                log.warning("retention pass failed", extra={"error": repr(exc)[:500]})
-            await asyncio.sleep(interval_seconds)
+        await every(interval_seconds, FIRST_PASS_DELAY_SECONDS, self.prune, self._pass_failed)
+
+    def _pass_failed(self, exc: Exception) -> None:
+        if self.metrics is not None:
+            self.metrics.errors.inc()
+        log.warning("retention pass failed", extra={"error": repr(exc)[:500]})
 
 
 async def _count(conn: AsyncConnection, select: sa.Select[Any]) -> int:
