@@ -1,12 +1,14 @@
-"""The batch writer: one batch of reports, recorded in one transaction.
+"""The batch writer: one batch of reports, all its rows written in one transaction.
 
-It orchestrates a batch's steps, each in a module of its own. Per batch, a fixed number of
-statements whatever its size: look up the order ids already recorded (``records``; a
-replay changes nothing), apply the experts' masks (``masks``), read the plot types' current
-state to mark transitions (``transitions``), pick the images to keep (``keeping``) and
-write their files (``files``); then, in one transaction, run the alarms (``alarms``),
-insert the rows (``records``: plots, run_history, stage_hourly, monitoring_log, run_time)
-and the shadow verdicts (``shadow``), and commit.
+It orchestrates a batch's steps, each in a module of its own, with a fixed number of
+statements per batch whatever its size. In a short read-only transaction: look up the order
+ids already recorded (``records``; a replay changes nothing), apply the experts' masks
+(``masks``), read the plot types' current states (``transitions``) and pick the images to
+keep (``keeping``). With no transaction open: mark the transitions and write the files
+(``files``, in parallel; always before the commit that refers to them). Then, in one
+transaction: run the alarms (``alarms``), insert the rows (``records``: plots,
+run_history, stage_hourly, monitoring_log, run_time) and the shadow verdicts (``shadow``),
+and commit.
 """
 
 from __future__ import annotations
