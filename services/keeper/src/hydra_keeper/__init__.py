@@ -1,6 +1,6 @@
 """Hydra keeper: records every report, applies thresholds, keeps images, raises alarms.
 
-Rules it applies (see ``writer.py`` and ``verdicts.py``):
+Rules it applies (see ``verdicts.py``, ``transitions.py``, ``alarms.py`` and ``keeping.py``):
 
 - Verdict = the label with the highest weight; confirmed when its weight is at or above the
   label's threshold for the model, or ``HYDRA_DEFAULT_THRESHOLD`` (0.5) for a label without

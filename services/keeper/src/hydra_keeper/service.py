@@ -276,7 +276,7 @@ class KeeperService(keeper_pb2_grpc.KeeperServiceServicer):
 
     async def _commit(self, batch: list[tuple[_Stream, report_pb2.Report]]) -> None:
         reports = [report for _, report in batch]
-        backoff = Backoff(initial=0.05, cap=5.0)
+        backoff = Backoff(initial=0.05)
         while True:
             started = time.perf_counter()
             try:

@@ -30,7 +30,7 @@ shadow_history_t = ShadowHistory.__table__
 
 
 class Recorded(Protocol):
-    """What the writer knows of a new report (its ``_Entry``)."""
+    """What the writer knows of a new report (its ``hydra_keeper.entries.Entry``)."""
 
     report: report_pb2.Report
     order_id: str
