@@ -4,6 +4,7 @@ lives in ``hydra_api.domain`` (issue 16). A router that builds a statement fails
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ ROUTERS = sorted(p for p in ROUTES.glob("*.py") if p.name != "__init__.py")
 # Only the session type may come from SQLAlchemy (a route's dependency hands one down).
 ALLOWED_IMPORTS = {"sqlalchemy.ext.asyncio": {"AsyncSession"}}
 STATEMENT_TEXT = ("text(", "select(", ".execute(")
+# A router hands its session to the domain: it neither reads, writes nor commits with it.
+SESSION_CALL = re.compile(r"\bsession\.\w+\(")
 
 
 def _sqlalchemy_imports(tree: ast.Module) -> list[str]:
@@ -37,8 +40,10 @@ def test_routers_build_no_sql(path: Path) -> None:
     source = path.read_text()
     assert _sqlalchemy_imports(ast.parse(source)) == []
     assert [t for t in STATEMENT_TEXT if t in source] == []
+    assert SESSION_CALL.findall(source) == []
 
 
 def test_the_check_sees_a_statement() -> None:
     tree = ast.parse("import sqlalchemy as sa\nfrom sqlalchemy import select, text\n")
     assert _sqlalchemy_imports(tree) == ["sqlalchemy", "sqlalchemy.select", "sqlalchemy.text"]
+    assert SESSION_CALL.findall("    await session.commit()\n") == ["session.commit("]

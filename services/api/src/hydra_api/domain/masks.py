@@ -1,11 +1,12 @@
-"""What the masks' views need beside the masks themselves (``hydra_common.masks``): the
-plot types' current runs and names."""
+"""What the masks' views and changes need beside the rules (``hydra_common.masks``): the
+plot types' current runs and names, and replacing a plot type's masks in a transaction."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hydra_common import masks
 from hydra_common.db.schema import PlotType, RunTime
 
 
@@ -24,3 +25,11 @@ async def plot_type_names(session: AsyncSession, ids: list[int]) -> dict[int, st
     """Plot type id -> name, for these ids."""
     query = sa.select(PlotType.id, PlotType.name).where(PlotType.id.in_(ids))
     return {pid: name for pid, name in (await session.execute(query)).tuples()}
+
+
+async def replace(
+    session: AsyncSession, plot_type_id: int, specs: list[masks.MaskSpec], by: str
+) -> None:
+    """Replace the plot type's masks (audited by the rules' module), and commit."""
+    await masks.replace(session, plot_type_id, specs, by)
+    await session.commit()

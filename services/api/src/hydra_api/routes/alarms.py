@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from hydra_api.common import audit
 from hydra_api.deps import Reader, SessionDep, StateDep, require_roles
-from hydra_common.alarm_states import AlarmView, acknowledge, list_alarms
+from hydra_api.domain import alarms
+from hydra_common.alarm_states import AlarmView, list_alarms
 from hydra_common.beam import beam_status, read_beam
 from hydra_common.db.schema import Role, User, utcnow
 
@@ -93,7 +93,4 @@ async def acknowledge_alarm(
 ) -> AlarmOut:
     """Acknowledge a plot type's raised alarm (any logged-in role but viewer): it stays
     silent until the plot type recovers. Audited, and written to the monitoring log."""
-    view = await acknowledge(session, plot_type, user.username)
-    audit(session, user, "acknowledge", "alarm", plot_type, after={"state": view.state})
-    await session.commit()
-    return _out(view)
+    return _out(await alarms.acknowledge(session, plot_type, user))

@@ -1,15 +1,15 @@
 """The hall's labels (classifications): list them; admins add labels and change them.
 
-The rules live in ``hydra_common.labels`` (shared with ``hydra label``); this router parses,
-authorises, audits and shapes the answer.
+The rules live in ``hydra_common.labels`` (shared with ``hydra label``), the audited changes
+in ``hydra_api.domain.classifications``; this router parses, authorises and shapes the answer.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hydra_api.common import audit
 from hydra_api.deps import AdminUser, Reader, SessionDep
+from hydra_api.domain import classifications
 from hydra_api.inputs import Id
 from hydra_api.models import ClassificationIn, ClassificationOut, ClassificationUpdate, Page
 from hydra_common import labels
@@ -29,18 +29,7 @@ async def create_classification(
     body: ClassificationIn, session: SessionDep, admin: AdminUser
 ) -> ClassificationOut:
     """Add a label to the hall's set (409 when one of the same name exists, ignoring case)."""
-    label = await labels.create_label(
-        session,
-        body.name,
-        color=body.color,
-        description=body.description,
-        trainable=body.trainable,
-        alarm=body.alarm,
-    )
-    out = ClassificationOut.model_validate(label)
-    audit(session, admin, "create", "classification", label.id, after=out.model_dump())
-    await session.commit()
-    return out
+    return await classifications.create(session, body, admin)
 
 
 @router.patch("/api/classifications/{classification_id}", response_model=ClassificationOut)
@@ -48,15 +37,4 @@ async def update_classification(
     classification_id: Id, body: ClassificationUpdate, session: SessionDep, admin: AdminUser
 ) -> ClassificationOut:
     """Change a label's colour, description, alarm or trainable flag (for every plot type)."""
-    label, before, after = await labels.update_label(
-        session,
-        classification_id,
-        color=body.color,
-        description=body.description,
-        trainable=body.trainable,
-        alarm=body.alarm,
-    )
-    out = ClassificationOut.model_validate(label)
-    audit(session, admin, "update", "classification", label.id, before=before, after=after)
-    await session.commit()
-    return out
+    return await classifications.update(session, classification_id, body, admin)

@@ -131,8 +131,7 @@ async def put_masks(
         masks.MaskSpec(masks.Rect(m.x0, m.y0, m.x1, m.y1), m.reason, m.until_run, m.until_time)
         for m in body.masks
     ]
-    await masks.replace(session, pt.id, specs, user.username)
-    await session.commit()
+    await mask_rows.replace(session, pt.id, specs, user.username)
     current = await mask_rows.current_run(session, pt.id)
     return _out(pt.id, pt.name, current, await masks.masks_of(session, pt.id))
 
