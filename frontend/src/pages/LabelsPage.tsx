@@ -1,11 +1,12 @@
 import { useState } from "react";
 import type { components } from "../api/schema";
+import { useAdminActions, type AdminActions } from "../components/admin/useAdminActions";
 import { CheckField, SubmitForm, TextField } from "../components/Form";
 import { ListTable } from "../components/ListTable";
 import { Notice } from "../components/Notice";
 import { PlotTypeSelect } from "../components/PlotTypeSelect";
 import { useAuth } from "../lib/auth";
-import { api, errorText, ok } from "../lib/client";
+import { api, ok } from "../lib/client";
 import { textOn } from "../lib/colors";
 import type { Classification, PlotType } from "../lib/types";
 import { useQuery } from "../lib/useQuery";
@@ -25,25 +26,21 @@ function Swatch({ color, name }: { color: string; name: string }) {
 }
 
 /** One label: colour, flags and description, editable in place. */
-function LabelRow({ label, onSaved }: { label: Classification; onSaved: (error: string) => void }) {
+function LabelRow({ label, act }: { label: Classification; act: AdminActions["act"] }) {
   const [color, setColor] = useState(label.color);
   const [alarm, setAlarm] = useState(label.alarm);
   const [trainable, setTrainable] = useState(label.trainable);
   const [description, setDescription] = useState(label.description);
   const dirty = color !== label.color || alarm !== label.alarm || trainable !== label.trainable || description !== label.description;
-  const save = async () => {
-    try {
-      await ok(
+  const save = () =>
+    act(() =>
+      ok(
         api.PATCH("/api/classifications/{classification_id}", {
           params: { path: { classification_id: label.id } },
           body: { color, alarm, trainable, description },
         }),
-      );
-      onSaved("");
-    } catch (err) {
-      onSaved(errorText(err));
-    }
-  };
+      ),
+    );
   return (
     <tr data-testid="label-row" data-label={label.name} data-alarm={String(label.alarm)} data-trainable={String(label.trainable)}>
       <td>
@@ -71,7 +68,7 @@ function LabelRow({ label, onSaved }: { label: Classification; onSaved: (error: 
 }
 
 /** A new label for the hall's set. */
-function NewLabelForm({ onCreated }: { onCreated: (error: string) => void }) {
+function NewLabelForm({ act }: { act: AdminActions["act"] }) {
   const [name, setName] = useState("");
   const [pickColor, setPickColor] = useState(false);
   const [color, setColor] = useState("#17becf");
@@ -82,13 +79,9 @@ function NewLabelForm({ onCreated }: { onCreated: (error: string) => void }) {
   const create = async () => {
     const body: LabelIn = { name, alarm, trainable, description };
     if (pickColor) body.color = color;
-    try {
-      await ok(api.POST("/api/classifications", { body }));
+    if (await act(() => ok(api.POST("/api/classifications", { body })))) {
       setName("");
       setDescription("");
-      onCreated("");
-    } catch (err) {
-      onCreated(errorText(err));
     }
   };
   return (
@@ -115,7 +108,7 @@ function NewLabelForm({ onCreated }: { onCreated: (error: string) => void }) {
 }
 
 /** Which labels are valid for one plot type. */
-function PlotTypeLabels({ plotType, labels, onSaved }: { plotType: PlotType; labels: Classification[]; onSaved: (error: string) => void }) {
+function PlotTypeLabels({ plotType, labels, attempt, onSaved }: { plotType: PlotType; labels: Classification[]; attempt: AdminActions["attempt"]; onSaved: () => void }) {
   const [chosen, setChosen] = useState<Set<string>>(() => new Set(plotType.labels));
   const dirty = chosen.size !== plotType.labels.length || plotType.labels.some((l) => !chosen.has(l));
   const toggle = (name: string, on: boolean) =>
@@ -126,17 +119,8 @@ function PlotTypeLabels({ plotType, labels, onSaved }: { plotType: PlotType; lab
       return next;
     });
   const save = async () => {
-    try {
-      await ok(
-        api.PUT("/api/plot-types/{plot_type_id}/labels", {
-          params: { path: { plot_type_id: plotType.id } },
-          body: { labels: labels.filter((l) => chosen.has(l.name)).map((l) => l.name) },
-        }),
-      );
-      onSaved("");
-    } catch (err) {
-      onSaved(errorText(err));
-    }
+    const body = { labels: labels.filter((l) => chosen.has(l.name)).map((l) => l.name) };
+    if (await attempt(() => ok(api.PUT("/api/plot-types/{plot_type_id}/labels", { params: { path: { plot_type_id: plotType.id } }, body })))) onSaved();
   };
   return (
     <div data-testid="plot-type-labels" data-plot-type={plotType.name}>
@@ -157,17 +141,12 @@ function PlotTypeLabels({ plotType, labels, onSaved }: { plotType: PlotType; lab
  * labels each plot type offers. */
 export function LabelsPage() {
   const { me } = useAuth();
-  const [version, setVersion] = useState(0);
-  const [error, setError] = useState("");
+  const { version, error, act, attempt } = useAdminActions();
   const [plotTypeName, setPlotTypeName] = useState("");
   const list = useQuery(`classifications-${version}`, (signal) => ok(api.GET("/api/classifications", { signal })));
   const { plotTypes, error: typesError, reload: reloadPlotTypes } = usePlotTypes();
   const plotType = plotTypes.find((p) => p.name === plotTypeName);
   const labels = list.data?.items ?? [];
-  const done = (message: string) => {
-    setError(message);
-    if (!message) setVersion((v) => v + 1);
-  };
   if (me?.role !== "admin") {
     return (
       <section className="page labels">
@@ -184,10 +163,10 @@ export function LabelsPage() {
       </p>
       <Notice text={list.error || typesError || error} />
       <ListTable className="labels-table" testId="labels" columns={["Label", "Colour", "Alarm", "Trained on", "Description", ""]} rows={labels}>
-        {(l) => <LabelRow key={`${l.id}-${version}`} label={l} onSaved={done} />}
+        {(l) => <LabelRow key={`${l.id}-${version}`} label={l} act={act} />}
       </ListTable>
       <h3>New label</h3>
-      <NewLabelForm onCreated={done} />
+      <NewLabelForm act={act} />
       <h3>Labels of a plot type</h3>
       <div className="toolbar">
         <PlotTypeSelect plotTypes={plotTypes} value={plotTypeName} onChange={setPlotTypeName} />
@@ -197,10 +176,8 @@ export function LabelsPage() {
           key={`${plotType.id}-${plotType.labels.join(",")}-${labels.length}`}
           plotType={plotType}
           labels={labels}
-          onSaved={(message) => {
-            setError(message);
-            if (!message) reloadPlotTypes();
-          }}
+          attempt={attempt}
+          onSaved={reloadPlotTypes}
         />
       )}
     </section>
