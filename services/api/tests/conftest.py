@@ -23,14 +23,17 @@ from hydra_api.security import hash_password
 from hydra_api.settings import ApiSettings
 from hydra_common.db.schema import (
     Classification,
+    KeptReason,
     Model,
     ModelStatus,
+    Plot,
     PlotType,
     PlotTypeClassification,
     Role,
     User,
     UserPermission,
 )
+from hydra_common.ids import uuid7
 
 PASSWORD = "correct horse battery"
 _HASH: dict[str, str] = {}
@@ -165,6 +168,21 @@ class Api:
             row.active_model_id = v1.id
             await s.commit()
         return v1, v2
+
+    async def plots(self, pt: PlotType, n: int, run: int = 100) -> list[Plot]:
+        """n kept plots of the plot type, runs run, run+1, ..."""
+        rows = [
+            Plot(
+                plot_type_id=pt.id,
+                run_number=run + i,
+                chunk=i,
+                image_path=f"plots/{pt.name}/2024-05-01/{uuid7()}.png",
+                kept_reason=KeptReason.UNBIASED,
+            )
+            for i in range(n)
+        ]
+        await self.add(*rows)
+        return rows
 
     async def class_id(self, name: str) -> int:
         async with self.session() as s:

@@ -9,36 +9,16 @@ import sqlalchemy as sa
 
 from hydra_common.db.schema import (
     AuditLog,
-    KeptReason,
     Label,
     LabelHistory,
-    Plot,
-    PlotType,
     Role,
     utcnow,
 )
-from hydra_common.ids import uuid7
-
-
-async def plots(api: Any, pt: PlotType, n: int, run: int = 100) -> list[Plot]:
-    """n kept plots of the plot type, runs run, run+1, ..."""
-    rows = [
-        Plot(
-            plot_type_id=pt.id,
-            run_number=run + i,
-            chunk=i,
-            image_path=f"plots/{pt.name}/2024-05-01/{uuid7()}.png",
-            kept_reason=KeptReason.UNBIASED,
-        )
-        for i in range(n)
-    ]
-    await api.add(*rows)
-    return rows
 
 
 async def test_labeler_with_permission_labels_and_history_is_written(api: Any) -> None:
     pt = await api.plot_type()
-    ps = await plots(api, pt, 3)
+    ps = await api.plots(pt, 3)
     client = await api.as_role(Role.LABELER, (pt,))
     r = await client.post("/api/labels", json=[{"plot_id": p.id, "label": "Good"} for p in ps[:2]])
     assert r.status_code == 200 and r.json() == {"changed": 2, "unchanged": 0}
@@ -80,8 +60,8 @@ async def test_labeler_with_permission_labels_and_history_is_written(api: Any) -
 async def test_label_refusals(api: Any) -> None:
     pt = await api.plot_type(labels=("Good", "Bad"))
     other = await api.plot_type()
-    ps = await plots(api, pt, 2)
-    theirs = await plots(api, other, 1)
+    ps = await api.plots(pt, 2)
+    theirs = await api.plots(other, 1)
     body = [{"plot_id": ps[0].id, "label": "Good"}]
     assert (await api.client.post("/api/labels", json=body)).status_code == 401
     viewer = await api.as_role(Role.VIEWER)
@@ -115,7 +95,7 @@ async def test_label_refusals(api: Any) -> None:
 
 async def test_editor_filters_and_pagination(api: Any) -> None:
     pt = await api.plot_type()
-    ps = await plots(api, pt, 6, run=700)
+    ps = await api.plots(pt, 6, run=700)
     admin = await api.as_role(Role.ADMIN)
     await admin.post(
         "/api/labels",

@@ -13,6 +13,9 @@ import hydra_api.routes
 
 ROUTES = Path(hydra_api.routes.__file__).parent
 ROUTERS = sorted(p for p in ROUTES.glob("*.py") if p.name != "__init__.py")
+DOMAIN = sorted((ROUTES.parent / "domain").glob("*.py"))
+# The domain knows nothing of HTTP: no FastAPI, no request dependencies, no routers.
+HTTP_MODULES = ("fastapi", "starlette", "hydra_api.deps", "hydra_api.routes")
 # Only the session type may come from SQLAlchemy (a route's dependency hands one down).
 ALLOWED_IMPORTS = {"sqlalchemy.ext.asyncio": {"AsyncSession"}}
 STATEMENT_TEXT = ("text(", "select(", ".execute(")
@@ -31,8 +34,8 @@ def _sqlalchemy_imports(tree: ast.Module) -> list[str]:
     return found
 
 
-def test_there_are_routers_to_check() -> None:
-    assert len(ROUTERS) >= 10
+def test_there_are_routers_and_domain_modules_to_check() -> None:
+    assert len(ROUTERS) >= 10 and len(DOMAIN) >= 10
 
 
 @pytest.mark.parametrize("path", ROUTERS, ids=lambda p: p.name)
@@ -41,6 +44,22 @@ def test_routers_build_no_sql(path: Path) -> None:
     assert _sqlalchemy_imports(ast.parse(source)) == []
     assert [t for t in STATEMENT_TEXT if t in source] == []
     assert SESSION_CALL.findall(source) == []
+
+
+def _imported_modules(tree: ast.Module) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module or "")
+    return found
+
+
+@pytest.mark.parametrize("path", DOMAIN, ids=lambda p: p.name)
+def test_the_domain_knows_no_http(path: Path) -> None:
+    imported = _imported_modules(ast.parse(path.read_text()))
+    assert sorted(m for m in imported if m.startswith(HTTP_MODULES)) == []
 
 
 def test_the_check_sees_a_statement() -> None:
