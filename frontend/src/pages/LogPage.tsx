@@ -38,15 +38,7 @@ export function LogPage() {
           }}
           testId="log-hours"
         />
-        <CheckField
-          label="transitions only"
-          checked={onlyTransitions}
-          onChange={(on) => {
-            setOnlyTransitions(on);
-            setOffset(0);
-          }}
-          testId="log-transitions-only"
-        />
+        <CheckField label="transitions only" checked={onlyTransitions} onChange={(on) => { setOnlyTransitions(on); setOffset(0); }} testId="log-transitions-only" />
         <span className="muted" data-testid="log-total">
           {log.data ? `${log.data.total} entries, ${shown} on this page` : ""}
         </span>

@@ -99,15 +99,7 @@ export function ReportPage() {
         Training report of model #{modelId} <Link to="/library">back to the library</Link>
       </h1>
       <div className="toolbar">
-        <CheckField
-          label="open only"
-          checked={openOnly}
-          onChange={(on) => {
-            setOpenOnly(on);
-            setOffset(0);
-          }}
-          testId="report-open-only"
-        />
+        <CheckField label="open only" checked={openOnly} onChange={(on) => { setOpenOnly(on); setOffset(0); }} testId="report-open-only" />
         <span data-testid="report-summary">{report.data ? `${report.data.total ?? items.length} disagreements` : ""}</span>
       </div>
       <Notice text={report.error} />
