@@ -71,14 +71,7 @@ async def list_plots(
     if until is not None:
         conds.append(Plot.created_at < aware(until))
     stmt = stmt.where(*conds)
-    # Counted with only the joins the filters need: a hall keeps hundreds of thousands of
-    # images, and every join of the page's query is a lookup per image counted.
-    counted = sa.select(Plot.id)
-    if labelled is not None or label is not None:
-        counted = counted.outerjoin(Label, Label.plot_id == Plot.id)
-    if label is not None:
-        counted = counted.outerjoin(Classification, Classification.id == Label.classification_id)
-    total = await count(session, counted.where(*conds))
+    total = await _count_plots(session, conds, labelled is not None or label is not None, label)
     margins: dict[int, float | None] = {}
     if order == "uncertainty":
         if plot_type is None:
@@ -92,27 +85,52 @@ async def list_plots(
     if order == "uncertainty":
         rank = {pid: i for i, pid in enumerate(ids)}
         rows.sort(key=lambda r: rank[r[0].id])
-    items = [
-        PlotOut(
-            id=p.id,
-            plot_type=pt_name,
-            plot_type_id=p.plot_type_id,
-            run_period=p.run_period,
-            run_number=p.run_number,
-            chunk=p.chunk,
-            image_url=file_url(p.image_path) or "",
-            heatmap_url=file_url(p.heatmap_path),
-            kept_reason=p.kept_reason.value,
-            created_at=p.created_at,
-            file_time=p.file_time,
-            label=label_name,
-            labelled_by=username,
-            labelled_at=labelled_at,
-            margin=None if margins.get(p.id) is None else round(margins[p.id] or 0.0, 6),
-        )
-        for p, pt_name, label_name, username, labelled_at in rows
-    ]
+    items = [_plot_out(*row, margins.get(row[0].id)) for row in rows]
     return Page(items=items, total=total, next=page.next_offset(len(items), total))
+
+
+async def _count_plots(
+    session: AsyncSession,
+    conds: list[sa.ColumnElement[bool]],
+    by_label: bool,
+    label_name: str | None,
+) -> int:
+    """Plots matching conds, counted with only the joins the filters need: a hall keeps
+    hundreds of thousands of images, and every join of the page's query is a lookup per
+    image counted."""
+    counted = sa.select(Plot.id)
+    if by_label:
+        counted = counted.outerjoin(Label, Label.plot_id == Plot.id)
+    if label_name is not None:
+        counted = counted.outerjoin(Classification, Classification.id == Label.classification_id)
+    return await count(session, counted.where(*conds))
+
+
+def _plot_out(
+    p: Plot,
+    pt_name: str,
+    label_name: str | None,
+    username: str | None,
+    labelled_at: datetime | None,
+    margin_: float | None,
+) -> PlotOut:
+    return PlotOut(
+        id=p.id,
+        plot_type=pt_name,
+        plot_type_id=p.plot_type_id,
+        run_period=p.run_period,
+        run_number=p.run_number,
+        chunk=p.chunk,
+        image_url=file_url(p.image_path) or "",
+        heatmap_url=file_url(p.heatmap_path),
+        kept_reason=p.kept_reason.value,
+        created_at=p.created_at,
+        file_time=p.file_time,
+        label=label_name,
+        labelled_by=username,
+        labelled_at=labelled_at,
+        margin=None if margin_ is None else round(margin_, 6),
+    )
 
 
 async def _uncertainty_page(
