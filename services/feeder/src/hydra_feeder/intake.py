@@ -328,25 +328,30 @@ class Intake:
     async def _reject(
         self, rel: str, stat: FileStat, reason: str, detail: str = "", plot_type: str = ""
     ) -> None:
-        """Count, log and quarantine a bad file."""
+        """Quarantine, count and log a bad file (counted once the move is over, so whoever
+        reads the counter finds the file where it went)."""
         self.handled[rel] = Handled(stat, reason, plot_type)
-        self._metrics.rejected.labels(reason).inc()
-        self._metrics.files.labels("quarantined").inc()
         try:
             target = await asyncio.to_thread(
                 quarantine, self.root / rel, rel, self.quarantine_root, reason, detail
             )
         except OSError as exc:
+            self._count_rejected(reason)
             log.error(
                 "file rejected; could not quarantine it",
                 extra={"path": rel, "reason": reason, "detail": detail, "error": repr(exc)},
             )
             return
+        self._requeue.watch(rel, target, reason, asyncio.get_running_loop().time())
+        self._count_rejected(reason)
         log.warning(
             "file quarantined",
             extra={"path": rel, "reason": reason, "detail": detail, "quarantined": str(target)},
         )
-        self._requeue.watch(rel, target, reason, asyncio.get_running_loop().time())
+
+    def _count_rejected(self, reason: str) -> None:
+        self._metrics.rejected.labels(reason).inc()
+        self._metrics.files.labels("quarantined").inc()
 
 
 def unrepresentable(rel: str, parsed: ParsedName) -> str:
