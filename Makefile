@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PROTO_OUT := services/common/src
 NPM_BIN := node_modules/.bin
+# pytest workers (pytest-xdist), one test file each at a time: the stack tests mostly wait on
+# their services, so two workers on two cores halve the suite's time. 0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: help setup proto proto-check lint test demo bench bench-scale drill chart-check images clean frontend
 
