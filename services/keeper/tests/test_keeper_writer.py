@@ -11,6 +11,7 @@ from sqlalchemy import event
 
 from hydra_common.db.engine import make_engine
 from hydra_keeper import storage
+from hydra_keeper.alarms import AlarmRules
 from hydra_keeper.reference import ReferenceCache
 from hydra_keeper.writer import BatchWriter
 
@@ -73,3 +74,55 @@ async def test_files_are_written_outside_the_transaction_and_before_the_commit(
         db_url, "SELECT image_path FROM plots WHERE plot_type_id = :p", p=world.plot_type_id
     )
     assert len(kept) == 4 and all((tmp_path / path).is_file() for (path,) in kept)
+
+
+async def test_a_batch_costs_the_same_statements_whatever_its_size(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The writer's reads and inserts are one statement per table and batch, never one per
+    report: a commit of 34 reports sends as many statements as one of 4 of the same mix
+    (Good, confirmed Bad with its heat map, unconfirmed, and a sampled plot type), and the
+    states it already wrote (current and alarm states) are not read again."""
+    worlds = [await make_world(db_url) for _ in range(3)]
+    worlds.append(await make_world(db_url, collect_percent=100.0))
+    mix = [(0.9, 0.1), (0.1, 0.9), (0.55, 0.45), (0.9, 0.1)]
+    heat = (2, 2, [0.1, 0.9, 0.2, 0.3])
+    chunks = iter(range(1000))
+
+    def batch(n: int) -> list[Any]:
+        return [
+            make_report(
+                worlds[i % 4],
+                mix[i % 4],
+                chunk=next(chunks),
+                image=png_bytes(),
+                heat=heat if i % 4 == 1 else None,
+            )
+            for i in range(n)
+        ]
+
+    engine = make_engine(db_url)
+    statements: list[str] = []
+
+    def counted(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    try:
+        # K of N so large that no alarm is raised: every batch writes the same alarm rows.
+        rules = AlarmRules(bad_count=50, window=50)
+        writer = BatchWriter(engine, tmp_path, ReferenceCache(3600), 1.0, alarm_rules=rules)
+        await writer.write(batch(4))  # the plot types' first batch reads their states
+        event.listen(engine.sync_engine, "before_cursor_execute", counted)
+        counts = []
+        for n in (4, 34):
+            statements.clear()
+            result = await writer.write(batch(n))
+            assert result.recorded == n and result.kept["unbiased"] > 0
+            counts.append(len(statements))
+            said = " ".join(statements)
+            assert "INSERT INTO plots" in said and "INSERT INTO monitoring_log" in said
+            assert "FROM run_time" not in said and "FROM alarm_states" not in said
+    finally:
+        await engine.dispose()
+    assert counts[0] == counts[1], statements
+    assert counts[0] <= 10  # reads: recorded ids, sampled keys, beam; then the inserts

@@ -26,6 +26,7 @@ a slow or failing hook never holds up recording.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shlex
 import time
@@ -226,21 +227,72 @@ def _window(stored: Any) -> list[int]:
     return [v if v in (OTHER, UNCONFIRMED, CONFIRMED) else OTHER for v in stored]
 
 
+class AlarmBook:
+    """The plot types' alarm states, read on first use and kept from batch to batch.
+
+    The keeper alone decides the states, so a clear alarm it committed is what the table
+    holds. The API's one change, an acknowledgement, applies to a raised alarm only: a raised
+    (or acknowledged) alarm is read again for every batch that sees its plot type. The book
+    forgets everything every ``refresh_seconds`` (another keeper replica, a hand edit) and
+    after a failed write.
+    """
+
+    def __init__(self, refresh_seconds: float) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._alarms: dict[int, PlotAlarm | None] = {}  # None: no alarm_states row yet
+        self._loaded_at = time.monotonic()
+
+    def invalidate(self) -> None:
+        """Forget every state: the next batches read theirs again."""
+        self._alarms = {}
+        self._loaded_at = time.monotonic()
+
+    async def load(
+        self, conn: AsyncConnection, plot_type_ids: Iterable[int]
+    ) -> dict[int, PlotAlarm]:
+        """The plot types' alarm states, as copies the caller may change (``load_alarms``
+        through ``conn`` for those not held, or not clear)."""
+        if time.monotonic() - self._loaded_at >= self.refresh_seconds:
+            self.invalidate()
+        ids = set(plot_type_ids)
+        held = self._alarms
+        wanted = [pid for pid in ids if pid not in held or _not_clear(held[pid])]
+        if wanted:
+            read = await load_alarms(conn, wanted)
+            held.update({pid: read.get(pid) for pid in wanted})
+        return {pid: dataclasses.replace(a) for pid in ids if (a := held[pid]) is not None}
+
+    def committed(self, alarms: Mapping[int, PlotAlarm]) -> None:
+        """Hold the states a committed batch left (as ``decide`` stored them; one that never
+        counted an image has no row)."""
+        for pid, alarm in alarms.items():
+            stored = alarm.updated_at is not None
+            self._alarms[pid] = dataclasses.replace(alarm, raised_now=False) if stored else None
+
+
+def _not_clear(alarm: PlotAlarm | None) -> bool:
+    return alarm is not None and alarm.state != CLEAR
+
+
 async def decide(
     conn: AsyncConnection,
     sightings: Sequence[Sighting],
     rules: AlarmRules,
     beam: BeamStatus | None,
     now: datetime,
-) -> dict[str, Outcome]:
+    book: AlarmBook | None = None,
+) -> tuple[dict[str, Outcome], dict[int, PlotAlarm]]:
     """Run the sightings (in order) through their plot types' alarms and store the changed
-    states in the caller's transaction; returns each sighting's outcome by order id.
+    states in the caller's transaction; returns each sighting's outcome by order id, and
+    the plot types' alarms as they stand now (for ``AlarmBook.committed``).
 
-    ``beam`` is needed only when a sighting is a confirmed alarm verdict.
+    ``beam`` is needed only when a sighting is a confirmed alarm verdict. The states come
+    from ``book`` when given, else from the table.
     """
     if not sightings:
-        return {}
-    alarms = await load_alarms(conn, (s.plot_type_id for s in sightings))
+        return {}, {}
+    ids = (s.plot_type_id for s in sightings)
+    alarms = await (book.load(conn, ids) if book is not None else load_alarms(conn, ids))
     before = {pid: _meaning(a.row()) for pid, a in alarms.items()}
     outcomes: dict[str, Outcome] = {}
     for s in sightings:
@@ -256,7 +308,7 @@ async def decide(
     for raised in (False, True):
         rows = [r for r in changed if ("acknowledged_at" in r) == raised]
         await upsert(conn, alarm_states_t, rows, ["plot_type_id"])
-    return outcomes
+    return outcomes, alarms
 
 
 @dataclass
@@ -266,6 +318,7 @@ class BatchAlarms:
     beam: BeamStatus | None = None  # looked up when the batch held a confirmed alarm verdict
     events: Counter[str] = field(default_factory=Counter)  # raise / clear
     suppressed: Counter[str] = field(default_factory=Counter)  # by reason (beam_off...)
+    states: dict[int, PlotAlarm] = field(default_factory=dict)  # as stored, by plot type id
 
 
 async def mark_alarms(
@@ -274,10 +327,12 @@ async def mark_alarms(
     rules: AlarmRules,
     gate: BeamGate,
     now: datetime,
+    book: AlarmBook | None = None,
 ) -> BatchAlarms:
     """Run a batch's images through their plot types' alarms (``decide``), in the caller's
     transaction: mark each entry's beep and raise / clear event. The beam status is asked
-    for only when the batch holds a confirmed alarm verdict.
+    for only when the batch holds a confirmed alarm verdict; the states come from ``book``
+    when given (see ``decide``).
     """
     sightings = []
     for e in entries:  # late arrivals too: every Bad counts, in the order recorded
@@ -297,7 +352,7 @@ async def mark_alarms(
     out = BatchAlarms()
     if any(s.value == CONFIRMED for s in sightings):
         out.beam = await gate.status(conn)
-    outcomes = await decide(conn, sightings, rules, out.beam, now)
+    outcomes, out.states = await decide(conn, sightings, rules, out.beam, now, book)
     for e in entries:
         outcome = outcomes.get(e.order_id)
         if outcome is None:

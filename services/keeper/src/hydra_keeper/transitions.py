@@ -3,11 +3,17 @@
 The monitoring log marks a transition where the verdict or its confirmation changed, or a
 chunk was skipped within a run, and a plot type's newest report becomes its current state
 (the Run page's live files). Pure but for reading the states, so the rules are easy to test.
+
+The states are read once and then kept in memory (``StateBook``): the keeper is the only
+writer of ``run_time``, so what it committed is what the table holds. The book forgets
+everything every ``refresh_seconds`` (another keeper replica, a hand edit) and after a
+failed write, and reads again what it does not hold; a batch then costs no read at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -48,6 +54,50 @@ async def current_states(conn: AsyncConnection, plot_type_ids: Iterable[int]) ->
         ).where(c.plot_type_id.in_(list(plot_type_ids)))
     )
     return {row[0]: State(*row[1:]) for row in rows}
+
+
+class StateBook:
+    """The plot types' current states, read on first use and kept up to date by the
+    batches the keeper commits (see the module docstring)."""
+
+    def __init__(self, refresh_seconds: float) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._states: dict[int, State | None] = {}  # None: the plot type has no state yet
+        self._loaded_at = time.monotonic()
+
+    def invalidate(self) -> None:
+        """Forget every state: the next batches read theirs again."""
+        self._states = {}
+        self._loaded_at = time.monotonic()
+
+    async def states(self, conn: AsyncConnection, plot_type_ids: Iterable[int]) -> dict[int, State]:
+        """The plot types' current states (a dict of the caller's own), read through ``conn``
+        for those the book does not hold."""
+        if time.monotonic() - self._loaded_at >= self.refresh_seconds:
+            self.invalidate()
+        ids = set(plot_type_ids)
+        missing = ids.difference(self._states)
+        if missing:
+            read = await current_states(conn, missing)
+            self._states.update({pid: read.get(pid) for pid in missing})
+        return {pid: s for pid in ids if (s := self._states[pid]) is not None}
+
+    def committed(self, entries: Sequence[Entry]) -> None:
+        """Take the newest entry of each plot type as its state, once its batch committed
+        (as ``records`` wrote its run_time row)."""
+        for e in entries:
+            if e.newest:
+                order = e.report.order
+                j = e.judgement
+                self._states[e.plot_type.id] = State(
+                    e.order_id,
+                    j.verdict,
+                    j.confirmed,
+                    order.run_number,
+                    order.chunk,
+                    e.live_image,
+                    e.live_heatmap,
+                )
 
 
 def mark_transitions(entries: list[Entry], states: dict[int, State]) -> list[str]:

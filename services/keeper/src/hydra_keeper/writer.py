@@ -28,14 +28,14 @@ from hydra_common.beam import BeamSettings
 from hydra_common.db.schema import utcnow
 from hydra_common.logs import get_logger
 from hydra_keeper import records, shadow
-from hydra_keeper.alarms import Alarm, AlarmRules, beeps, mark_alarms
+from hydra_keeper.alarms import Alarm, AlarmBook, AlarmRules, beeps, mark_alarms
 from hydra_keeper.beam import BeamGate, DatabaseBeam
 from hydra_keeper.entries import new_entries
 from hydra_keeper.files import BatchFiles
 from hydra_keeper.keeping import KeepingPolicy
 from hydra_keeper.masks import MaskBook
 from hydra_keeper.reference import ReferenceCache
-from hydra_keeper.transitions import current_states, mark_transitions
+from hydra_keeper.transitions import StateBook, mark_transitions
 
 log = get_logger(__name__)
 
@@ -116,6 +116,10 @@ class BatchWriter:
         self.keeping = KeepingPolicy(keep_margin_below)
         # Experts' masks of accepted problems (hydra_keeper.masks), re-read like thresholds.
         self.masks = MaskBook(reference.refresh_seconds, mask_accept_fraction)
+        # The plot types' current and alarm states: the keeper writes them, so it keeps them
+        # in memory instead of reading them for every batch (re-read like thresholds).
+        self.states = StateBook(reference.refresh_seconds)
+        self.alarm_states = AlarmBook(reference.refresh_seconds)
 
     async def write(self, reports: Sequence[report_pb2.Report]) -> BatchResult:
         """Record reports durably; returns once committed. Raises on a database error.
@@ -141,6 +145,12 @@ class BatchWriter:
                 result.merge(await self._write_one(oid, report))
         result.duplicates += len(reports) - len(unique)
         return result
+
+    def _forget_states(self) -> None:
+        """After a failed write the tables may hold more (or less) than the books: the
+        next batch reads its states again."""
+        self.states.invalidate()
+        self.alarm_states.invalidate()
 
     async def remove_stale(self, result: BatchResult) -> None:
         """Delete live files that committed batches replaced, once
@@ -186,16 +196,24 @@ class BatchWriter:
             if not entries:
                 return result
             await self.masks.apply(conn, entries, now)  # Bad inside a mask: Accepted
-            states = await current_states(conn, {e.plot_type.id for e in entries})
+            states = await self.states.states(conn, {e.plot_type.id for e in entries})
             await self.keeping.choose(conn, entries)
         stale = mark_transitions(entries, states)
-        result.files_skipped = await self.files.write(entries)
-        shadow_rows = await asyncio.to_thread(shadow.rows, self.storage_root, entries)
-        async with self.engine.begin() as conn:
-            alarms = await mark_alarms(conn, entries, self.alarm_rules, self.beam, now)
-            await records.insert(conn, entries, now)
-            await shadow.insert(conn, shadow_rows)  # apart from the verdicts (hydra_keeper.shadow)
-        # Committed: only now do the figures count and the replaced live files go.
+        try:
+            result.files_skipped = await self.files.write(entries)
+            shadow_rows = await asyncio.to_thread(shadow.rows, self.storage_root, entries)
+            async with self.engine.begin() as conn:
+                alarms = await mark_alarms(
+                    conn, entries, self.alarm_rules, self.beam, now, self.alarm_states
+                )
+                await records.insert(conn, entries, now)
+                await shadow.insert(conn, shadow_rows)  # apart from the verdicts (see shadow)
+        except BaseException:
+            self._forget_states()  # a commit that failed on its way back may have happened
+            raise
+        # Committed: only now do the books, the figures count and the replaced live files go.
+        self.states.committed(entries)
+        self.alarm_states.committed(alarms.states)
         result.recorded = len(entries)
         for e in entries:
             result.verdicts[(e.judgement.verdict, e.judgement.confirmed)] += 1
