@@ -104,7 +104,7 @@ async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
         CollectorRegistry(),
     )
     server, task, port = await _serve(app)
-    broadcaster = app.state.hydra.extras["broadcaster"]
+    broadcaster = app.state.hydra.running_broadcaster()
     try:
         await eventually_async(lambda: keeper.notifier.subscribers == 1, "the API subscribed")
         async with (

@@ -228,7 +228,7 @@ async def test_one_run_per_plot_type_the_queue_follows(api_factory: Any, trainer
     assert (await api.client.get(f"/api/training-runs/{third['id']}")).json()["status"] == "queued"
     # The trainer reports its end in the row (a Job elsewhere, or another replica's
     # process): the poll notices it and starts the next one while this process still lives.
-    await api.app.state.hydra.extras["launcher"].poll_once()  # a look while it runs
+    await api.app.state.hydra.running_launcher().poll_once()  # a look while it runs
     async with api.session() as s:
         await s.execute(
             sa.update(TrainingRun)

@@ -1,5 +1,5 @@
 """The monitoring domain functions, called directly (no HTTP): the log's pages by detector,
-the status figures, run conditions and the histogram quantile."""
+the status figures, run conditions, the histogram quantile and the summary's cache."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from hydra_api.common import Pagination
 from hydra_api.domain import monitoring
-from hydra_api.models import RunConditionIn
+from hydra_api.models import RunConditionIn, SummaryOut
 from hydra_common.db.schema import AuditLog, MonitoringLog, Role, StageHourly, utcnow
 from hydra_common.errors import NotFound
 from hydra_common.stagestats import INFERENCES, STAGE_EDGES, hour_of
@@ -29,6 +29,27 @@ def test_quantile_interpolates_within_its_bin() -> None:
     assert monitoring.quantile(counts, 0.5) == pytest.approx(lo + (hi - lo) / 2)
     assert monitoring.quantile(counts, 1.0) == pytest.approx(hi)
     assert monitoring.quantile([0] * len(counts), 0.5) == 0.0
+
+
+def test_the_summary_cache_serves_a_summary_until_it_ages() -> None:
+    now = [100.0]
+    cache = monitoring.SummaryCache(max_age=30.0, clock=lambda: now[0])
+    assert cache.get() is None
+    summary = SummaryOut(
+        hall="A",
+        labelled_images=1,
+        plot_types=2,
+        active_models=3,
+        runs_with_bad=4,
+        total_analysed=5,
+    )
+    cache.put(summary)
+    now[0] = 129.9
+    assert cache.get() is summary
+    now[0] = 130.0
+    assert cache.get() is None
+    cache.put(summary)  # made again now: young once more
+    assert cache.get() is summary
 
 
 async def test_log_pages_run_across_detectors(api: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hydra_api import sso
+from hydra_api.domain.monitoring import SummaryCache
+from hydra_api.events import RuntimeBroadcaster
 from hydra_api.metrics import ApiMetrics
 from hydra_api.probes import StatusProbe
 from hydra_api.security import (
@@ -28,6 +30,7 @@ from hydra_api.security import (
     password_fingerprint,
 )
 from hydra_api.settings import ApiSettings
+from hydra_api.training import TrainingLauncher
 from hydra_common.db.schema import RevokedSession, Role, User, UserPermission
 from hydra_common.errors import PermissionDenied, Unauthenticated
 
@@ -45,7 +48,22 @@ class AppState:
     limiter: LoginRateLimiter
     metrics: ApiMetrics
     probe: StatusProbe = field(default_factory=lambda: StatusProbe([]))
-    extras: dict[str, Any] = field(default_factory=dict)
+    summary_cache: SummaryCache = field(default_factory=SummaryCache)
+    # Made when the app starts (its lifespan), each start its own: None until then.
+    broadcaster: RuntimeBroadcaster | None = None
+    launcher: TrainingLauncher | None = None
+
+    def running_broadcaster(self) -> RuntimeBroadcaster:
+        """The event broadcaster of the started app."""
+        if self.broadcaster is None:
+            raise RuntimeError("the API has not started: no event broadcaster yet")
+        return self.broadcaster
+
+    def running_launcher(self) -> TrainingLauncher:
+        """The training launcher of the started app."""
+        if self.launcher is None:
+            raise RuntimeError("the API has not started: no training launcher yet")
+        return self.launcher
 
 
 def get_state(request: Request) -> AppState:

@@ -107,7 +107,7 @@ def _lifespan(state: AppState):  # type: ignore[no-untyped-def]
             state.settings.keeper_address,
         )
         launcher = TrainingLauncher(state.settings, state.sessionmaker)
-        state.extras.update(broadcaster=broadcaster, launcher=launcher)
+        state.broadcaster, state.launcher = broadcaster, launcher
         broadcaster.start()
         await launcher.start()
         try:
@@ -296,7 +296,8 @@ class _Server(uvicorn.Server):
         self._app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        broadcaster = self._app.state.hydra.extras.get("broadcaster")
+        state: AppState = self._app.state.hydra
+        broadcaster = state.broadcaster
         if broadcaster is not None:
             with contextlib.suppress(RuntimeError):  # no loop: nothing is streaming
                 asyncio.get_running_loop().call_soon(broadcaster.close_streams)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -43,6 +44,7 @@ from hydra_common.errors import NotFound
 from hydra_common.stagestats import INFERENCES, STAGE_EDGES, hour_of
 
 ALIVE_SECONDS = 120
+SUMMARY_CACHE_SECONDS = 30.0
 
 
 async def log_page(
@@ -268,6 +270,32 @@ async def summary(session: AsyncSession, hall: str) -> SummaryOut:
         ),
         total_analysed=await scalar(sa.select(sa.func.count()).select_from(RunHistory)),
     )
+
+
+class SummaryCache:
+    """The last summary and when it was made: one younger than ``max_age`` seconds is served
+    again, so a busy Summary page does not count run_history on every visit."""
+
+    def __init__(
+        self,
+        max_age: float = SUMMARY_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._made: float | None = None
+        self._summary: SummaryOut | None = None
+
+    def get(self) -> SummaryOut | None:
+        """The cached summary while it is young enough; None when there is none or it aged."""
+        if self._made is None or self._clock() - self._made >= self.max_age:
+            return None
+        return self._summary
+
+    def put(self, summary: SummaryOut) -> None:
+        """Keep this summary, made now."""
+        self._made = self._clock()
+        self._summary = summary
 
 
 async def run_conditions(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -26,8 +25,6 @@ from hydra_common.db.schema import Role
 from hydra_common.errors import PermissionDenied, Unauthenticated
 
 router = APIRouter(tags=["monitoring"])
-
-SUMMARY_CACHE_SECONDS = 30.0
 
 
 @router.get("/api/log", response_model=LogPage)
@@ -72,12 +69,11 @@ async def get_status(
 @router.get("/api/summary", response_model=SummaryOut)
 async def get_summary(session: SessionDep, state: StateDep, _reader: Reader) -> SummaryOut:
     """The deployment's figures (cached for half a minute: counting run_history is costly)."""
-    cached = state.extras.get("summary")
-    if cached is not None and time.monotonic() - cached[0] < SUMMARY_CACHE_SECONDS:
-        summary: SummaryOut = cached[1]
-        return summary
+    cached = state.summary_cache.get()
+    if cached is not None:
+        return cached
     summary = await monitoring.summary(session, state.settings.hall)
-    state.extras["summary"] = (time.monotonic(), summary)
+    state.summary_cache.put(summary)
     return summary
 
 

@@ -11,7 +11,7 @@ from hydra_api.common import PageDep
 from hydra_api.deps import Reader, SessionDep, StateDep
 from hydra_api.domain import runtime
 from hydra_api.domain.runtime import load_runtime_items_by_ids
-from hydra_api.events import RuntimeBroadcaster, event_stream
+from hydra_api.events import event_stream
 from hydra_api.inputs import RunNumberQuery, UtcDatetime
 from hydra_api.models import InferenceItem, Page, RuntimeItem
 
@@ -66,7 +66,7 @@ async def stream_events(state: StateDep, _reader: Reader) -> StreamingResponse:
     the first is the full snapshot, later ones carry only the plot types that changed.
     Comment lines (``: heartbeat``) keep idle connections open.
     """
-    broadcaster: RuntimeBroadcaster = state.extras["broadcaster"]
+    broadcaster = state.running_broadcaster()
     queue = broadcaster.subscribe()  # before the snapshot, so no change falls in between
     try:
         async with state.sessionmaker() as session:

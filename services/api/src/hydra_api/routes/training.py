@@ -12,18 +12,13 @@ from hydra_api.domain import training
 from hydra_api.domain.queries import plot_type_by_name
 from hydra_api.inputs import Id
 from hydra_api.models import Page, TrainingOptions, TrainingRunIn, TrainingRunOut
-from hydra_api.training import TrainingLauncher, resolve_parameters
+from hydra_api.training import resolve_parameters
 from hydra_common import training as hydra_training
 from hydra_common.db.schema import TrainingRunStatus
 from hydra_common.logs import get_logger
 
 router = APIRouter(tags=["training"])
 log = get_logger(__name__)
-
-
-def _launcher(state: StateDep) -> TrainingLauncher:
-    launcher: TrainingLauncher = state.extras["launcher"]
-    return launcher
 
 
 @router.get("/api/training-options", response_model=TrainingOptions)
@@ -53,7 +48,7 @@ async def create_training_run(
     await check_model_editing(session, user, pt.id)
     params = resolve_parameters(pt, body.architecture, body.sampling, body.epochs, body.init)
     run = await training.create_run(session, pt, params, user)
-    await _launcher(state).start_queued(pt.id)
+    await state.running_launcher().start_queued(pt.id)
     return await training.run_out(session, run)
 
 
@@ -65,7 +60,7 @@ async def cancel_training_run(
     Kubernetes Job deleted); 409 when it already ended."""
     run = await training.get_run(session, run_id)
     await check_model_editing(session, user, run.plot_type_id)
-    was, note = await _launcher(state).cancel(run_id)
+    was, note = await state.running_launcher().cancel(run_id)
     await training.record_cancel(session, run_id, user, was, note)
     return await training.run_out(session, run)
 
@@ -88,5 +83,5 @@ async def get_training_run(
 ) -> TrainingRunOut:
     """One training run with its progress (a failed Kubernetes Job is noticed here)."""
     run = await training.get_run(session, run_id)
-    await _launcher(state).refresh(run)
+    await state.running_launcher().refresh(run)
     return await training.run_out(session, run)
