@@ -189,6 +189,7 @@ class BatchWriter:
         # open (no lock waits on the disk); then every write in one transaction. Files are
         # still on disk before the commit that refers to them. A writer racing us to an
         # order id between the two fails on its unique key, and the batch goes one by one.
+        # One connection serves both transactions (one check-out and ping per batch).
         async with self.engine.connect() as conn:
             existing = await records.existing(conn, list(unique))
             result.duplicates = len(existing)
@@ -198,19 +199,20 @@ class BatchWriter:
             await self.masks.apply(conn, entries, now)  # Bad inside a mask: Accepted
             states = await self.states.states(conn, {e.plot_type.id for e in entries})
             await self.keeping.choose(conn, entries)
-        stale = mark_transitions(entries, states)
-        try:
-            result.files_skipped = await self.files.write(entries)
-            shadow_rows = await asyncio.to_thread(shadow.rows, self.storage_root, entries)
-            async with self.engine.begin() as conn:
-                alarms = await mark_alarms(
-                    conn, entries, self.alarm_rules, self.beam, now, self.alarm_states
-                )
-                await records.insert(conn, entries, now)
-                await shadow.insert(conn, shadow_rows)  # apart from the verdicts (see shadow)
-        except BaseException:
-            self._forget_states()  # a commit that failed on its way back may have happened
-            raise
+            await conn.rollback()  # the reads' transaction ends before the files
+            stale = mark_transitions(entries, states)
+            try:
+                result.files_skipped = await self.files.write(entries)
+                shadow_rows = await asyncio.to_thread(shadow.rows, self.storage_root, entries)
+                async with conn.begin():
+                    alarms = await mark_alarms(
+                        conn, entries, self.alarm_rules, self.beam, now, self.alarm_states
+                    )
+                    await records.insert(conn, entries, now)
+                    await shadow.insert(conn, shadow_rows)  # apart from the verdicts
+            except BaseException:
+                self._forget_states()  # a commit that failed on its way back may have happened
+                raise
         # Committed: only now do the books, the figures count and the replaced live files go.
         self.states.committed(entries)
         self.alarm_states.committed(alarms.states)
