@@ -203,7 +203,9 @@ class BatchWriter:
             stale = mark_transitions(entries, states)
             try:
                 result.files_skipped = await self.files.write(entries)
-                shadow_rows = await asyncio.to_thread(shadow.rows, self.storage_root, entries)
+                shadow_rows: list[dict[str, Any]] = []  # a worker thread only when needed
+                if any(e.report.HasField("shadow") for e in entries):
+                    shadow_rows = await asyncio.to_thread(shadow.rows, self.storage_root, entries)
                 async with conn.begin():
                     alarms = await mark_alarms(
                         conn, entries, self.alarm_rules, self.beam, now, self.alarm_states
