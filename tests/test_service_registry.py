@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
-from hydra_common import plugins
+from hydra_common import launcher, plugins
+from hydra_common.cli import db_app
 from hydra_common.launcher import SERVICES, Ports, stack_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,11 +47,19 @@ def test_the_shared_library_names_no_service() -> None:
     assert offenders == []
 
 
-def test_each_listener_and_command_is_real() -> None:
-    app = typer.Typer()
+def hydra_app() -> typer.Typer:
+    """A fresh ``hydra`` application, put together as ``hydra_common.cli`` puts its own."""
+    app = typer.Typer(no_args_is_help=True)
+    app.add_typer(db_app, name="db")
     for descriptor in plugins.services().values():
         if descriptor.register_cli is not None:
             descriptor.register_cli(app)
+    launcher.register(app)
+    return app
+
+
+def test_each_listener_and_command_is_real() -> None:
+    app = hydra_app()
     commands = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     for descriptor in plugins.services().values():
         if descriptor.image_command:
@@ -102,3 +112,34 @@ def test_the_images_are_the_services_with_an_image_command(
     assert plugins.main(["image-command", "modelserver"]) == 0
     assert capsys.readouterr().out.strip() == "model-server"
     assert plugins.main(["nonsense"]) == 2
+
+
+def test_every_command_answers_help() -> None:
+    """A command whose registration broke (a bad option default, a module that no longer
+    imports, a missing docstring) fails here rather than in a hall."""
+    app = hydra_app()
+    commands: dict[tuple[str, ...], str] = {}  # each command's path and its help text
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        commands[path] = getattr(command, "help", None) or ""
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    # The walk reaches the groups' commands, every service's and the trainer's among them.
+    assert {("db", "upgrade"), ("up",), ("feeder",), ("train",), ("plot-type", "add")} <= set(
+        commands
+    )
+    assert {("label", "set"), ("promote",), ("rollback",), ("simulate",), ("demo",)} <= set(
+        commands
+    )
+    runner = CliRunner()
+    for path, help_text in commands.items():
+        if not path:
+            continue
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert f"{path[-1]} [OPTIONS]" in result.output, (path, result.output)
+        summary = help_text.split()
+        assert summary, f"hydra {' '.join(path)} has no help text"
+        assert summary[0] in result.output, (path, result.output)

@@ -2,8 +2,8 @@
 
 The trainer owns the demo because it owns what the demo needs (``hydra bootstrap-demo``
 trains the demo's models, ``hydra simulate`` writes its plots); the stack itself is
-``hydra up``'s. The admin password reaches the API's process through the stack's
-environment only, never this process's ``os.environ``.
+``hydra up``'s. The command is ``hydra_trainer.commands.demo``'s. The admin password reaches
+the API's process through the stack's environment only, never this process's ``os.environ``.
 """
 
 from __future__ import annotations
@@ -56,14 +56,3 @@ def demo(interval: float) -> None:
         env_extra={"HYDRA_INPUT_DIR": str(input_dir), "HYDRA_ADMIN_PASSWORD": password},
         prepare=prepare,
     )
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``hydra demo``."""
-
-    @app.command("demo")
-    def demo_cmd(
-        interval: float = typer.Option(10.0, help="Seconds between simulated batches."),
-    ) -> None:
-        """Set up a demo hall, train models if none exist, run everything with simulated data."""
-        demo(interval)
