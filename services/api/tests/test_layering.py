@@ -1,5 +1,6 @@
 """The API's layers: routers parse, authorise, call the domain and shape the answer; the SQL
-lives in ``hydra_api.domain`` (issue 16). A router that builds a statement fails here."""
+lives in ``hydra_api.domain`` (issue 16). A router, or a request dependency (``deps``), that
+builds a statement fails here."""
 
 from __future__ import annotations
 
@@ -14,22 +15,27 @@ import hydra_api.routes
 ROUTES = Path(hydra_api.routes.__file__).parent
 ROUTERS = sorted(p for p in ROUTES.glob("*.py") if p.name != "__init__.py")
 DOMAIN = sorted((ROUTES.parent / "domain").glob("*.py"))
+DEPS = ROUTES.parent / "deps.py"
 # The domain knows nothing of HTTP: no FastAPI, no request dependencies, no routers.
 HTTP_MODULES = ("fastapi", "starlette", "hydra_api.deps", "hydra_api.routes")
 # Only the session type may come from SQLAlchemy (a route's dependency hands one down).
 ALLOWED_IMPORTS = {"sqlalchemy.ext.asyncio": {"AsyncSession"}}
+# The app's state (in deps) also holds the engine and the session factory: types, no SQL.
+STATE_IMPORTS = {"sqlalchemy.ext.asyncio": {"AsyncSession", "AsyncEngine", "async_sessionmaker"}}
 STATEMENT_TEXT = ("text(", "select(", ".execute(")
 # A router hands its session to the domain: it neither reads, writes nor commits with it.
 SESSION_CALL = re.compile(r"\bsession\.\w+\(")
 
 
-def _sqlalchemy_imports(tree: ast.Module) -> list[str]:
+def _sqlalchemy_imports(
+    tree: ast.Module, allowed_imports: dict[str, set[str]] = ALLOWED_IMPORTS
+) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.split(".")[0] == "sqlalchemy"]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
-            allowed = ALLOWED_IMPORTS.get(node.module or "", set())
+            allowed = allowed_imports.get(node.module or "", set())
             found += [f"{node.module}.{a.name}" for a in node.names if a.name not in allowed]
     return found
 
@@ -38,12 +44,22 @@ def test_there_are_routers_and_domain_modules_to_check() -> None:
     assert len(ROUTERS) >= 10 and len(DOMAIN) >= 10
 
 
-@pytest.mark.parametrize("path", ROUTERS, ids=lambda p: p.name)
-def test_routers_build_no_sql(path: Path) -> None:
+def _builds_no_sql(path: Path, allowed_imports: dict[str, set[str]]) -> None:
     source = path.read_text()
-    assert _sqlalchemy_imports(ast.parse(source)) == []
+    assert _sqlalchemy_imports(ast.parse(source), allowed_imports) == []
     assert [t for t in STATEMENT_TEXT if t in source] == []
     assert SESSION_CALL.findall(source) == []
+
+
+@pytest.mark.parametrize("path", ROUTERS, ids=lambda p: p.name)
+def test_routers_build_no_sql(path: Path) -> None:
+    _builds_no_sql(path, ALLOWED_IMPORTS)
+
+
+def test_the_request_dependencies_build_no_sql() -> None:
+    """The caller's lookups (session cookie, single sign-on) and the permission checks are
+    domain functions; deps only wraps them for FastAPI."""
+    _builds_no_sql(DEPS, STATE_IMPORTS)
 
 
 def _imported_modules(tree: ast.Module) -> set[str]:

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import Depends, Request
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hydra_api import sso
+from hydra_api.domain import sessions
 from hydra_api.domain.monitoring import SummaryCache
+from hydra_api.domain.permissions import NEWS_EDITORS
 from hydra_api.events import RuntimeBroadcaster
 from hydra_api.metrics import ApiMetrics
 from hydra_api.probes import StatusProbe
@@ -27,11 +27,10 @@ from hydra_api.security import (
     SESSION_COOKIE,
     LoginRateLimiter,
     SessionSigner,
-    password_fingerprint,
 )
 from hydra_api.settings import ApiSettings
 from hydra_api.training import TrainingLauncher
-from hydra_common.db.schema import RevokedSession, Role, User, UserPermission
+from hydra_common.db.schema import Role, User
 from hydra_common.errors import PermissionDenied, Unauthenticated
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -100,29 +99,24 @@ def client_address(request: Request) -> str:
     return peer
 
 
-async def _sso_user(
-    session: AsyncSession, settings: ApiSettings, username: str, groups: list[str]
-) -> User:
-    if not sso.USERNAME.match(username):
+def _proxy_identity(request: Request, settings: ApiSettings) -> tuple[str, Role | None] | None:
+    """The user name a trusted single sign-on proxy sends, and the role its groups give (None:
+    no group mapping, or no group in it); None when no trusted proxy names anyone."""
+    header_name = settings.trusted_user_header
+    if not (
+        header_name
+        and (name := request.headers.get(header_name, "").strip())
+        and sso.from_trusted_proxy(request, settings.trusted_proxies)
+    ):
+        return None
+    if not sso.USERNAME.match(name):
         raise Unauthenticated("the proxy's user name is not a valid Hydra user name")
     mapping = sso.parse_group_roles(settings.sso_group_roles)
-    role = sso.role_for(groups, mapping) if mapping else None
-    user = await session.scalar(sa.select(User).where(User.username == username))
-    if user is None:
-        user = User(username=username, display_name=username, role=role or Role.VIEWER)
-        session.add(user)
-        try:
-            await session.commit()
-        except IntegrityError:  # another request created it first
-            await session.rollback()
-            user = await session.scalar(sa.select(User).where(User.username == username))
-    assert user is not None
-    if user.password_hash and not settings.sso_local_accounts:
-        raise Unauthenticated(f"{username} is a local account: log in with its password")
-    if mapping and role is not None and user.role != role:
-        user.role = role  # the proxy's groups are the source of truth
-        await session.commit()
-    return user
+    if not mapping:
+        return name, None
+    groups_header = settings.trusted_groups_header
+    groups = sso.split_groups(request.headers.get(groups_header, "")) if groups_header else []
+    return name, sso.role_for(groups, mapping)
 
 
 def _check_csrf(request: Request, state: AppState, subject: str) -> None:
@@ -140,17 +134,11 @@ def _check_csrf(request: Request, state: AppState, subject: str) -> None:
 async def get_optional_user(request: Request, state: StateDep, session: SessionDep) -> User | None:
     """The logged-in user, or None; a mutating request must carry the CSRF token."""
     settings = state.settings
-    header_name = settings.trusted_user_header
-    if (
-        header_name
-        and (name := request.headers.get(header_name, "").strip())
-        and sso.from_trusted_proxy(request, settings.trusted_proxies)
-    ):
-        groups_header = settings.trusted_groups_header
-        groups = sso.split_groups(request.headers.get(groups_header, "")) if groups_header else []
-        user = await _sso_user(session, settings, name, groups)
-        if not user.active:
-            raise Unauthenticated("user is disabled")
+    if (identity := _proxy_identity(request, settings)) is not None:
+        name, role = identity
+        user = await sessions.sso_user(
+            session, name, role, local_accounts=settings.sso_local_accounts
+        )
         request.state.csrf_subject = f"sso:{user.username}"
         _check_csrf(request, state, request.state.csrf_subject)
         return user
@@ -160,17 +148,8 @@ async def get_optional_user(request: Request, state: StateDep, session: SessionD
     claims = state.signer.verify(token)
     if claims is None:
         return None
-    known = await session.get(User, claims.user_id)
-    if (
-        known is None
-        or not known.active
-        or password_fingerprint(known.password_hash) != claims.password_fingerprint
-        or (
-            known.sessions_valid_after is not None
-            and claims.issued < known.sessions_valid_after.timestamp()
-        )
-        or await session.get(RevokedSession, claims.nonce) is not None
-    ):
+    known = await sessions.session_user(session, claims)
+    if known is None:
         return None
     request.state.csrf_subject = claims.nonce
     request.state.session_claims = claims
@@ -214,48 +193,5 @@ def require_roles(*roles: Role) -> Callable[[User], Awaitable[User]]:
 
 
 AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
-NEWS_EDITORS = frozenset({Role.ADMIN, Role.DEVELOPER, Role.LIAISON})
 NewsEditor = Annotated[User, Depends(require_roles(*NEWS_EDITORS))]
 DeveloperUser = Annotated[User, Depends(require_roles(Role.ADMIN, Role.DEVELOPER))]
-
-# Who may label (per plot type for scoped roles) and who may change models and thresholds.
-LABEL_ANY = frozenset({Role.ADMIN, Role.DEVELOPER})
-LABEL_SCOPED = frozenset({Role.EXPERT, Role.LABELER})
-MODEL_ANY = frozenset({Role.ADMIN, Role.DEVELOPER})
-MODEL_SCOPED = frozenset({Role.EXPERT})
-
-
-async def has_plot_type_permission(session: AsyncSession, user: User, plot_type_id: int) -> bool:
-    """True when user_permissions grants the user this plot type."""
-    row = await session.get(UserPermission, (user.id, plot_type_id))
-    return row is not None
-
-
-async def check_labelling(session: AsyncSession, user: User, plot_type_id: int) -> None:
-    """Refuse (403) a user who may not label this plot type."""
-    if user.role in LABEL_ANY:
-        return
-    if user.role in LABEL_SCOPED and await has_plot_type_permission(session, user, plot_type_id):
-        return
-    raise PermissionDenied("you may not label this plot type")
-
-
-async def check_model_editing(session: AsyncSession, user: User, plot_type_id: int) -> None:
-    """Refuse (403) a user who may not change this plot type's models or thresholds."""
-    if user.role in MODEL_ANY:
-        return
-    if user.role in MODEL_SCOPED and await has_plot_type_permission(session, user, plot_type_id):
-        return
-    raise PermissionDenied("you may not change this plot type's models")
-
-
-async def allowed_label_plot_types(session: AsyncSession, user: User) -> set[int] | None:
-    """Plot-type ids the user may label; None means all."""
-    if user.role in LABEL_ANY:
-        return None
-    if user.role not in LABEL_SCOPED:
-        return set()
-    rows = await session.scalars(
-        sa.select(UserPermission.plot_type_id).where(UserPermission.user_id == user.id)
-    )
-    return set(rows)

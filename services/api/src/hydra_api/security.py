@@ -110,7 +110,7 @@ class SessionSigner:
 
     def revoke(self, claims: SessionClaims) -> None:
         """Refuse this session from now on in this process (the database tells the others:
-        ``deps.get_optional_user`` reads ``revoked_sessions``)."""
+        ``domain.sessions.session_user`` reads ``revoked_sessions``)."""
         now = time.time()
         self._revoked = {n: e for n, e in self._revoked.items() if e > now}
         self._revoked[claims.nonce] = claims.expires

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query
 
 from hydra_api.common import PageDep
-from hydra_api.deps import CurrentUser, Reader, SessionDep, check_labelling
+from hydra_api.deps import CurrentUser, Reader, SessionDep
 from hydra_api.domain import labels
+from hydra_api.domain.permissions import check_labelling
 from hydra_api.inputs import RunNumberQuery, UtcDatetime
 from hydra_api.models import LabelCounts, LabelIn, LabelResult, LeaderboardEntry, Page, PlotOut
 from hydra_common.uncertainty import DEFAULT_PER_RUN

@@ -12,15 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from hydra_api.deps import CurrentUser, Reader, SessionDep, has_plot_type_permission
+from hydra_api.deps import CurrentUser, Reader, SessionDep
 from hydra_api.domain import masks as mask_rows
+from hydra_api.domain.permissions import check_mask_editing
 from hydra_api.domain.queries import plot_type_by_id
 from hydra_api.inputs import Id, Input, RunNumber, UtcDatetime
 from hydra_common import masks
-from hydra_common.db.schema import PlotTypeMask, Role, User, utcnow
-from hydra_common.errors import PermissionDenied
+from hydra_common.db.schema import PlotTypeMask, utcnow
 
 router = APIRouter(tags=["plot-types"])
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -71,15 +70,6 @@ class PlotTypeMasksOut(BaseModel):
     masks: list[MaskOut]
 
 
-async def _check_mask_editing(session: AsyncSession, user: User, plot_type_id: int) -> None:
-    """Refuse (403) anyone but an admin, or an expert with the plot type's permission."""
-    if user.role is Role.ADMIN:
-        return
-    if user.role is Role.EXPERT and await has_plot_type_permission(session, user, plot_type_id):
-        return
-    raise PermissionDenied("only an admin, or an expert of this plot type, may set its masks")
-
-
 def _out(
     pt_id: int, name: str, current_run: int | None, rows: list[PlotTypeMask]
 ) -> PlotTypeMasksOut:
@@ -126,7 +116,7 @@ async def put_masks(
     alarm. Each needs a non-empty rectangle within 0..1, a reason and an expiry (a run, a
     date, or both); at most 16. Audited."""
     pt = await plot_type_by_id(session, plot_type_id)
-    await _check_mask_editing(session, user, pt.id)
+    await check_mask_editing(session, user, pt.id)
     specs = [
         masks.MaskSpec(masks.Rect(m.x0, m.y0, m.x1, m.y1), m.reason, m.until_run, m.until_time)
         for m in body.masks

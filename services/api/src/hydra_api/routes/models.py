@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from hydra_api.common import PageDep
-from hydra_api.deps import CurrentUser, Reader, SessionDep, check_model_editing
+from hydra_api.deps import CurrentUser, Reader, SessionDep
 from hydra_api.domain import models
+from hydra_api.domain.permissions import check_model_editing
 from hydra_api.inputs import Id
 from hydra_api.models import (
     ConfusionMatrix,

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hydra_api.common import PageDep
-from hydra_api.deps import NEWS_EDITORS, NewsEditor, Reader, SessionDep
+from hydra_api.deps import NewsEditor, Reader, SessionDep
 from hydra_api.domain import news
+from hydra_api.domain.permissions import NEWS_EDITORS
 from hydra_api.inputs import Id
 from hydra_api.models import Detail, NewsIn, NewsOut, NewsUpdate, Page
 from hydra_common.errors import PermissionDenied

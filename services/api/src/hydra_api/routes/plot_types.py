@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hydra_api.common import PageDep
-from hydra_api.deps import AdminUser, CurrentUser, Reader, SessionDep, check_model_editing
+from hydra_api.deps import AdminUser, CurrentUser, Reader, SessionDep
 from hydra_api.domain import plot_types
+from hydra_api.domain.permissions import check_model_editing
 from hydra_api.domain.queries import plot_type_by_id
 from hydra_api.inputs import Id
 from hydra_api.models import ModelOut, Page, PlotTypeLabelsIn, PlotTypeOut, PlotTypeUpdate

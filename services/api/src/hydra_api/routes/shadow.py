@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hydra_api.deps import CurrentUser, Reader, SessionDep, check_model_editing
+from hydra_api.deps import CurrentUser, Reader, SessionDep
 from hydra_api.domain import shadow
+from hydra_api.domain.permissions import check_model_editing
 from hydra_api.inputs import Id
 from hydra_api.models import ShadowIn, ShadowOut
 from hydra_common import lifecycle

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hydra_api.common import PageDep
-from hydra_api.deps import CurrentUser, Reader, SessionDep, StateDep, check_model_editing
+from hydra_api.deps import CurrentUser, Reader, SessionDep, StateDep
 from hydra_api.domain import training
+from hydra_api.domain.permissions import check_model_editing
 from hydra_api.domain.queries import plot_type_by_name
 from hydra_api.inputs import Id
 from hydra_api.models import Page, TrainingOptions, TrainingRunIn, TrainingRunOut
