@@ -16,13 +16,14 @@ import copy
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
 from hydra_api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
 
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 MODELS_MOUNT = "/var/lib/hydra/models"
@@ -44,14 +45,27 @@ def namespace(settings: ApiSettings) -> str:
     return "default"
 
 
+def _kubernetes() -> Any:
+    """The ``kubernetes.client`` module, imported on first use: with its OAuth and YAML
+    dependencies it is a second of CPU, paid by every API (re)start although only a hall
+    that trains in its cluster ever calls it."""
+    from kubernetes import client
+
+    return client
+
+
 def api_client(settings: ApiSettings) -> k8s_client.ApiClient:
     """A client for the configured API server, or the in-cluster one."""
-    cfg = k8s_client.Configuration()
+    from kubernetes import config as k8s_config
+
+    kube = _kubernetes()
+    cfg = kube.Configuration()
     if settings.kubernetes_host:
         cfg.host = settings.kubernetes_host
     else:
         k8s_config.load_incluster_config(client_configuration=cfg)
-    return k8s_client.ApiClient(cfg)
+    api: k8s_client.ApiClient = kube.ApiClient(cfg)
+    return api
 
 
 def job_name(run_id: int, plot_type: str, prefix: str = "hydra-train-") -> str:
@@ -193,6 +207,7 @@ def create_training_job(
     settings: ApiSettings, run_id: int, plot_type: str, trainer_args: Sequence[str]
 ) -> str:
     """Create the Job of a training run; returns its name."""
+    k8s_client = _kubernetes()
     with api_client(settings) as api:
         # The client takes dicts too.
         manifest: Any = job_manifest(settings, run_id, plot_type, trainer_args)
@@ -202,6 +217,7 @@ def create_training_job(
 
 def job_state(settings: ApiSettings, name: str) -> str:
     """``running``, ``succeeded``, ``failed`` or ``missing`` for a training Job."""
+    k8s_client = _kubernetes()
     with api_client(settings) as api:
         try:
             job = k8s_client.BatchV1Api(api).read_namespaced_job_status(name, namespace(settings))
@@ -221,6 +237,7 @@ def job_state(settings: ApiSettings, name: str) -> str:
 
 def delete_job(settings: ApiSettings, name: str) -> bool:
     """Delete a training Job and its pod (a cancelled run); False when it was already gone."""
+    k8s_client = _kubernetes()
     with api_client(settings) as api:
         try:
             k8s_client.BatchV1Api(api).delete_namespaced_job(
