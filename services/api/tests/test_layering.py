@@ -1,6 +1,6 @@
 """The API's layers: routers parse, authorise, call the domain and shape the answer; the SQL
-lives in ``hydra_api.domain`` (issue 16). A router, or a request dependency (``deps``), that
-builds a statement fails here."""
+lives in ``hydra_api.domain`` (issue 16). A router, a request dependency (``deps``) or the
+app factory (``main``) that builds a statement fails here."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ ROUTES = Path(hydra_api.routes.__file__).parent
 ROUTERS = sorted(p for p in ROUTES.glob("*.py") if p.name != "__init__.py")
 DOMAIN = sorted((ROUTES.parent / "domain").glob("*.py"))
 DEPS = ROUTES.parent / "deps.py"
+MAIN = ROUTES.parent / "main.py"
 # The domain knows nothing of HTTP: no FastAPI, no request dependencies, no routers.
 HTTP_MODULES = ("fastapi", "starlette", "hydra_api.deps", "hydra_api.routes")
 # Only the session type may come from SQLAlchemy (a route's dependency hands one down).
@@ -56,10 +57,11 @@ def test_routers_build_no_sql(path: Path) -> None:
     _builds_no_sql(path, ALLOWED_IMPORTS)
 
 
-def test_the_request_dependencies_build_no_sql() -> None:
-    """The caller's lookups (session cookie, single sign-on) and the permission checks are
-    domain functions; deps only wraps them for FastAPI."""
-    _builds_no_sql(DEPS, STATE_IMPORTS)
+@pytest.mark.parametrize("path", [DEPS, MAIN], ids=lambda p: p.name)
+def test_the_dependencies_and_the_app_build_no_sql(path: Path) -> None:
+    """The caller's lookups (session cookie, single sign-on), the permission checks and the
+    bootstrap admin are domain functions; deps wraps them for FastAPI, main calls them."""
+    _builds_no_sql(path, STATE_IMPORTS)
 
 
 def _imported_modules(tree: ast.Module) -> set[str]:

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import functools
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import FrameType
 
-import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hydra_api import sso
 from hydra_api.deps import AppState
+from hydra_api.domain import users as user_rows
+from hydra_api.domain.runtime import load_runtime_items_by_ids
 from hydra_api.events import RuntimeBroadcaster
 from hydra_api.inputs import BodyLimit, validation_error
 from hydra_api.metrics import ApiMetrics, MetricsMiddleware
@@ -45,11 +47,10 @@ from hydra_api.routes import (
     training,
     users,
 )
-from hydra_api.security import LoginRateLimiter, SessionSigner, hash_password
+from hydra_api.security import LoginRateLimiter, SessionSigner
 from hydra_api.settings import ApiSettings
 from hydra_api.training import TrainingLauncher
 from hydra_common.db.engine import make_engine, make_sessionmaker
-from hydra_common.db.schema import Role, User
 from hydra_common.errors import HydraError
 from hydra_common.logs import get_logger
 from hydra_common.runner import run_service
@@ -71,36 +72,19 @@ def operation_id(route: APIRoute) -> str:
 
 async def bootstrap_admin(state: AppState) -> None:
     """Create the user ``admin`` from HYDRA_ADMIN_PASSWORD when no admin exists."""
-    password = state.settings.admin_password
-    if not password:
-        return
-    async with state.sessionmaker() as session:
-        if await session.scalar(sa.select(User.id).where(User.role == Role.ADMIN).limit(1)):
-            return
-        if await session.scalar(sa.select(User.id).where(User.username == "admin")):
-            log.warning("user 'admin' exists without the admin role; not bootstrapping")
-            return
-        pw_hash = await asyncio.to_thread(hash_password, password)
-        session.add(
-            User(
-                username="admin",
-                display_name="Administrator",
-                role=Role.ADMIN,
-                password_hash=pw_hash,
-            )
-        )
-        await session.commit()
-        log.info("bootstrap admin created", extra={"username": "admin"})
+    if state.settings.admin_password:
+        async with state.sessionmaker() as session:
+            await user_rows.bootstrap_admin(session, state.settings.admin_password)
 
 
-def _lifespan(state: AppState):  # type: ignore[no-untyped-def]
+def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap_admin(state)
         broadcaster = RuntimeBroadcaster(
             state.sessionmaker,
             functools.partial(
-                runtime.load_runtime_items_by_ids, stale_minutes=state.settings.stale_minutes
+                load_runtime_items_by_ids, stale_minutes=state.settings.stale_minutes
             ),
             state.metrics,
             state.settings.sse_poll_seconds,

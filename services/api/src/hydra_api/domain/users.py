@@ -21,8 +21,11 @@ from hydra_api.models import (
     UserUpdate,
 )
 from hydra_api.security import hash_password
-from hydra_common.db.schema import AuditLog, PlotType, User, UserPermission
+from hydra_common.db.schema import AuditLog, PlotType, Role, User, UserPermission
 from hydra_common.errors import Conflict, InvalidInput, NotFound
+from hydra_common.logs import get_logger
+
+log = get_logger(__name__)
 
 
 async def permissions_of(session: AsyncSession, user_ids: list[int]) -> dict[int, list[str]]:
@@ -73,6 +76,22 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
     if user is None:
         raise NotFound(f"no user {user_id}")
     return user
+
+
+async def bootstrap_admin(session: AsyncSession, password: str) -> None:
+    """Create the user ``admin`` with this password when no admin exists (the first start of
+    a deployment); a user ``admin`` without the admin role is left alone."""
+    if await session.scalar(sa.select(User.id).where(User.role == Role.ADMIN).limit(1)):
+        return
+    if await session.scalar(sa.select(User.id).where(User.username == "admin")):
+        log.warning("user 'admin' exists without the admin role; not bootstrapping")
+        return
+    pw_hash = await asyncio.to_thread(hash_password, password)
+    session.add(
+        User(username="admin", display_name="Administrator", role=Role.ADMIN, password_hash=pw_hash)
+    )
+    await session.commit()
+    log.info("bootstrap admin created", extra={"username": "admin"})
 
 
 async def list_users(session: AsyncSession, page: Pagination) -> Page[UserOut]:

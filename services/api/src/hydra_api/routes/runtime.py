@@ -10,14 +10,11 @@ from fastapi.responses import StreamingResponse
 from hydra_api.common import PageDep
 from hydra_api.deps import Reader, SessionDep, StateDep
 from hydra_api.domain import runtime
-from hydra_api.domain.runtime import load_runtime_items_by_ids
 from hydra_api.events import event_stream
 from hydra_api.inputs import RunNumberQuery, UtcDatetime
 from hydra_api.models import InferenceItem, Page, RuntimeItem
 
 router = APIRouter(tags=["runtime"])
-# The event broadcaster (``main``) loads the cards through this router's module.
-__all__ = ["load_runtime_items_by_ids", "router"]
 
 
 @router.get("/api/runtime", response_model=Page[RuntimeItem])
