@@ -3,13 +3,17 @@
 It orchestrates a batch's steps, each in a module of its own, with a fixed number of
 statements per batch whatever its size. In a short read-only transaction: look up the order
 ids already recorded (``records``; a replay changes nothing), apply the experts' masks
-(``masks``), read the plot types' current states (``transitions``) and pick the images to
+(``masks``), take the plot types' current states (``transitions``) and pick the images to
 keep (``keeping``). With no transaction open: mark the transitions and write the files
 (``files``, in parallel; always before the commit that refers to them). Then, in one
 transaction: run the alarms (``alarms``), insert the rows (``records``: plots,
 run_history, stage_hourly, monitoring_log, run_time) and the shadow verdicts (``shadow``),
-and commit.
-"""
+and commit. Both transactions use one connection.
+
+What the keeper alone writes, the plot types' current and alarm states, it keeps in memory
+from batch to batch (``transitions.StateBook``, ``alarms.AlarmBook``), as it keeps what it
+only reads (``reference``, masks), each read again every refresh: a one-report commit (a
+hall's trickle) then sends one read, of the recorded order ids, and its inserts."""
 
 from __future__ import annotations
 

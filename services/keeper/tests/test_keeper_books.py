@@ -1,0 +1,82 @@
+"""The writer's books of the states it writes (``transitions.StateBook``,
+``alarms.AlarmBook``): read once, kept from batch to batch, read again when forgotten, and
+a raised alarm read for every batch (the API acknowledges it behind the keeper's back)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra_common.db.engine import make_engine
+from hydra_keeper.alarms import AlarmRules
+from hydra_keeper.reference import ReferenceCache
+from hydra_keeper.transitions import StateBook
+from hydra_keeper.writer import BatchWriter
+
+from .conftest import execute, make_report, make_world
+
+GOOD, BAD = (0.9, 0.1), (0.1, 0.9)
+
+
+async def test_the_state_book_holds_what_it_read_until_it_forgets(
+    db_url: str, tmp_path: Path
+) -> None:
+    world = await make_world(db_url)
+    engine = make_engine(db_url)
+    try:
+        writer = BatchWriter(engine, tmp_path, ReferenceCache(3600), 1.0)
+        await writer.write([make_report(world, GOOD)])
+        book = StateBook(3600)
+        pid = world.plot_type_id
+        async with engine.connect() as conn:
+            assert (await book.states(conn, [pid]))[pid].verdict == "Good"
+            await execute(
+                db_url, "UPDATE run_time SET verdict = 'Bad' WHERE plot_type_id = :p", p=pid
+            )
+            assert (await book.states(conn, [pid]))[pid].verdict == "Good"  # held
+            await conn.rollback()  # a fresh snapshot (MariaDB reads repeatably)
+            book.invalidate()
+            assert (await book.states(conn, [pid]))[pid].verdict == "Bad"  # read again
+    finally:
+        await engine.dispose()
+
+
+async def test_the_writers_state_book_follows_its_commits(db_url: str, tmp_path: Path) -> None:
+    world = await make_world(db_url)
+    engine = make_engine(db_url)
+    try:
+        writer = BatchWriter(engine, tmp_path, ReferenceCache(3600), 1.0)
+        await writer.write([make_report(world, GOOD, run_number=7, chunk=1)])
+        await writer.write([make_report(world, BAD, run_number=7, chunk=2)])
+        async with engine.connect() as conn:
+            held = await writer.states.states(conn, [world.plot_type_id])
+            read = await StateBook(3600).states(conn, [world.plot_type_id])
+    finally:
+        await engine.dispose()
+    assert held == read  # what the book holds is the run_time row, live files included
+    assert held[world.plot_type_id].verdict == "Bad"
+
+
+async def test_an_acknowledged_alarm_stays_silent_though_the_book_held_it_raised(
+    own_db_url: str, tmp_path: Path
+) -> None:
+    world = await make_world(own_db_url)
+    engine = make_engine(own_db_url)
+    try:
+        # Beep for every Bad while raised and not acknowledged.
+        rules = AlarmRules(bad_count=2, window=3, repeat_seconds=0.0)
+        writer = BatchWriter(engine, tmp_path, ReferenceCache(3600), 1.0, alarm_rules=rules)
+        await writer.write([make_report(world, BAD)])
+        raised = await writer.write([make_report(world, BAD)])
+        assert [a.event for a in raised.alarms] == ["raise"]
+        repeat = await writer.write([make_report(world, BAD)])
+        assert [a.event for a in repeat.alarms] == ["repeat"]
+        await execute(
+            own_db_url,
+            "UPDATE alarm_states SET acknowledged_by = 'crew1', acknowledged_at = updated_at"
+            " WHERE plot_type_id = :p",
+            p=world.plot_type_id,
+        )
+        silent = await writer.write([make_report(world, BAD)])
+    finally:
+        await engine.dispose()
+    assert silent.recorded == 1 and silent.alarms == []
