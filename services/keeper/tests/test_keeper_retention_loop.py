@@ -4,6 +4,7 @@ next one still runs, and the keeper starts the loop only when something is ever 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from hydra_keeper.retention import Pruner, RetentionPolicy
 from hydra_keeper.service import KeeperService
 from hydra_keeper.settings import KeeperSettings
 from hydra_testsupport.polling import eventually_async
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancel the loop and wait until it has ended: a pass cut off mid-query closes its
+    connection in the background, and that must finish before the engine is disposed (or it
+    is left pending, and the event loop's shutdown waits on it for ever)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def test_the_loop_prunes_by_itself_and_survives_a_failed_pass(tmp_path: Path) -> None:
@@ -56,7 +66,7 @@ async def test_the_loop_prunes_by_itself_and_survives_a_failed_pass(tmp_path: Pa
             lambda: (registry.get_sample_value("hydra_keeper_retention_errors_total") or 0) >= 2,
             what="two failed passes counted",
         )
-        task.cancel()
+        await _stopped(task)
         await broken.engine.dispose()
 
         pruner = Pruner(engine, tmp_path, RetentionPolicy(batch_size=2), metrics)
@@ -67,7 +77,7 @@ async def test_the_loop_prunes_by_itself_and_survives_a_failed_pass(tmp_path: Pa
                 return await conn.scalar(sa.select(sa.func.count()).select_from(FedFile)) == 0
 
         await eventually_async(ledger_empty, what="the loop emptied the old ledger")
-        task.cancel()
+        await _stopped(task)
         removed = registry.get_sample_value(
             "hydra_keeper_retention_removed_total", {"table": "fed_files"}
         )
