@@ -20,6 +20,19 @@ def test_a_file_being_written_waits_until_it_holds_still() -> None:
     assert [r for r, _ in tracker.take_ready(11.6)] == ["a.png"]
 
 
+def test_the_scan_loop_is_told_when_the_next_file_is_due() -> None:
+    # The scan loop sleeps until then instead of looking every quarter of the window.
+    tracker = StabilityTracker(1.0)
+    assert tracker.next_ready() is None
+    tracker.observe("a.png", stat(100, 0.0), now=10.0, wall=WALL)
+    tracker.observe("b.png", stat(100, 0.0), now=10.4, wall=WALL + 0.4)
+    assert tracker.next_ready() == 11.0
+    tracker.observe("a.png", stat(200, 0.0), now=10.6, wall=WALL + 0.6)  # it grew
+    assert tracker.next_ready() == 11.4
+    assert [r for r, _ in tracker.take_ready(11.4)] == ["b.png"]
+    assert tracker.next_ready() == 11.6
+
+
 def test_a_file_untouched_for_long_is_ready_at_once() -> None:
     tracker = StabilityTracker(1.0)
     tracker.observe("old.png", stat(100, 1.0 + CLOCK_SKEW_SECONDS + 5), now=10.0, wall=WALL)

@@ -134,7 +134,12 @@ class Intake:
                     self._observe(rel, stat, now)
             await self._process_ready(loop.time())
             wait = next_rescan - loop.time()
-            if len(self._tracker) or len(self._requeue):
+            ready_at = self._tracker.next_ready()
+            if ready_at is not None:
+                # Until the first tracked file is due: a change to one wakes the loop anyway.
+                wait = min(wait, ready_at - loop.time())
+            if len(self._requeue):
+                # The quarantine gives no events: its files are looked at every so often.
                 wait = min(wait, max(self._settings.stable_seconds / 4, 0.05))
             await self._requests.wait(max(wait, 0.01))
 

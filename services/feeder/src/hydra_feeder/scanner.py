@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class FileStat:
-    """What a file looked like when observed."""
+class FileStat(NamedTuple):
+    """What a file looked like when observed.
+
+    A tuple: every rescan makes one per file in the input (thousands) and compares it with
+    the last, and a tuple is made and compared in C, a dataclass in Python.
+    """
 
     size: int
     mtime_ns: int
@@ -111,6 +114,12 @@ class StabilityTracker:
         """Drop files that a full rescan no longer found."""
         for rel in [r for r in self._seen if r not in present]:
             del self._seen[rel]
+
+    def next_ready(self) -> float | None:
+        """When the first tracked file will have held still long enough (None: none tracked)."""
+        if not self._seen:
+            return None
+        return min(since for _stat, since in self._seen.values()) + self.stable_seconds
 
     def take_ready(self, now: float) -> list[tuple[str, FileStat]]:
         """Remove and return the files that held still for ``stable_seconds``."""
