@@ -39,6 +39,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "mariadb.replicas": {"const": 1},
     "feeder.replicas": {"type": "integer", "minimum": 0, "maximum": 1},
     "balancer.replicas": {"type": "integer", "minimum": 0, "maximum": 1},
+    "keeper.replicas": {"type": "integer", "minimum": 0, "maximum": 1},
     "predictor.maxBatch": {"type": "integer", "minimum": 1},
     "tfserving.batching.maxBatchSize": {"type": "integer", "minimum": 1},
     "tfserving.server": {"enum": ["tensorflow-serving", "hydra-modelserver"]},

@@ -402,6 +402,7 @@ def test_tf_serving_is_fed_from_the_database(renders: dict[str, Objects], label:
     [
         (["balancer.replicas=2"], "balancer.replicas"),
         (["feeder.replicas=2"], "feeder.replicas"),
+        (["keeper.replicas=2"], "keeper.replicas"),
         (["predictor.maxBatch=64", "tfserving.batching.maxBatchSize=16"], "maxBatch"),
         (["autoscaling.keda.enabled=true", "autoscaling.hpa.enabled=true"], "both true"),
     ],
@@ -417,6 +418,7 @@ def test_template_guards_hold_without_the_schema() -> None:
     for sets, message in [
         (["balancer.replicas=2"], "the queue lives in one balancer"),
         (["feeder.replicas=3"], "send every image twice"),
+        (["keeper.replicas=2"], "two would each see half"),
         (["predictor.maxBatch=64", "tfserving.batching.maxBatchSize=16"], "INVALID_ARGUMENT"),
     ]:
         args = [a for s in sets for a in ("--set", s)]

@@ -254,11 +254,13 @@ terminationGracePeriodSeconds: {{ add 20 (ceil (float64 $grace) | int) }}
 Combinations that render but cannot work: refused at `helm template` / `helm install`.
 */}}
 {{- define "hydra.validate" -}}
-{{- range $component := list "balancer" "feeder" }}
+{{- range $component := list "balancer" "feeder" "keeper" }}
 {{- $v := index $.Values $component }}
 {{- if and $v.enabled (gt (int $v.replicas) 1) }}
 {{- if eq $component "balancer" }}
 {{- fail (printf "balancer.replicas is %d: must be 1 (the queue lives in one balancer's memory; a second would strand the orders sent to it)" (int $v.replicas)) }}
+{{- else if eq $component "keeper" }}
+{{- fail (printf "keeper.replicas is %d: must be 1 (transitions and K-of-N alarms are decided from one keeper's view of each plot type's last verdicts; two would each see half)" (int $v.replicas)) }}
 {{- else }}
 {{- fail (printf "feeder.replicas is %d: must be 1 (two feeders on one input directory send every image twice)" (int $v.replicas)) }}
 {{- end }}
