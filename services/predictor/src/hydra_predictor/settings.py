@@ -7,7 +7,7 @@ import socket
 
 from pydantic import Field
 
-from hydra_common.settings import HydraSettings
+from hydra_common.settings import Duration, HydraSettings, PositiveDuration
 
 
 def default_predictor_id() -> str:
@@ -35,23 +35,21 @@ class PredictorSettings(HydraSettings):
         ),
     )
     max_batch: int = Field(32, ge=1, description="Most images in one Predict call.")
-    max_wait_ms: float = Field(
-        20.0, ge=0, description="Longest wait for a batch to fill before calling the model."
+    max_wait_ms: Duration = Field(
+        20.0, description="Longest wait for a batch to fill before calling the model."
     )
     credits: int = Field(
         64, ge=1, description="Most orders this replica holds at once (credits to the balancer)."
     )
-    model_refresh_seconds: float = Field(
+    model_refresh_seconds: PositiveDuration = Field(
         5.0,
-        gt=0,
         description="How often the active model of each plot type is re-read from the database.",
     )
-    predict_timeout_seconds: float = Field(
-        30.0, gt=0, description="Deadline of one Predict call; past it the orders get ERROR."
+    predict_timeout_seconds: PositiveDuration = Field(
+        30.0, description="Deadline of one Predict call; past it the orders get ERROR."
     )
-    model_server_retry_seconds: float = Field(
+    model_server_retry_seconds: Duration = Field(
         60.0,
-        ge=0,
         description=(
             "How long a batch waits for an unreachable model server (UNAVAILABLE, or a model"
             " version not loaded yet) before its orders get ERROR reports."
