@@ -43,6 +43,13 @@ from hydra_keeper.transitions import StateBook, mark_transitions
 
 log = get_logger(__name__)
 
+# How long the books of the states the keeper writes are kept before they are read again.
+# Its own commits keep them right in between; the refresh is for what no commit of its own
+# tells it (another keeper replica, a hand edit). Longer than a plot type's pause between
+# two images at trickle rates (a plot an image per chunk, 568 plot types at 1 image/s), or
+# each image would find its state forgotten and read it again.
+STATE_REFRESH_SECONDS = 600.0
+
 
 @dataclass
 class BatchResult:
@@ -121,9 +128,9 @@ class BatchWriter:
         # Experts' masks of accepted problems (hydra_keeper.masks), re-read like thresholds.
         self.masks = MaskBook(reference.refresh_seconds, mask_accept_fraction)
         # The plot types' current and alarm states: the keeper writes them, so it keeps them
-        # in memory instead of reading them for every batch (re-read like thresholds).
-        self.states = StateBook(reference.refresh_seconds)
-        self.alarm_states = AlarmBook(reference.refresh_seconds)
+        # in memory instead of reading them for every batch.
+        self.states = StateBook(STATE_REFRESH_SECONDS)
+        self.alarm_states = AlarmBook(STATE_REFRESH_SECONDS)
 
     async def write(self, reports: Sequence[report_pb2.Report]) -> BatchResult:
         """Record reports durably; returns once committed. Raises on a database error.
