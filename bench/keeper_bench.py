@@ -12,6 +12,11 @@ kept image, insert run_history, plots and monitoring_log rows, upsert run_time, 
 third figure sends the reports through a real keeper over gRPC (4 streams, 64 reports a
 message, as predictors send them → queue → group commit → acks).
 
+What a commit costs, besides: the SQL statements the ``BatchWriter`` sends per commit of
+``PIPELINE_COMMIT`` reports and per commit of one report (a trickle: a hall at 1 image/s
+commits each report alone), counted on its engine, and the CPU time of this process per
+report in each case (the plot types' states already known, as in a running keeper).
+
 MariaDB commits durably (``innodb_flush_log_at_trx_commit`` is recorded with the figures).
 Each round uses a fresh database; figures are medians of ``REPEATS`` rounds with spreads, and
 ``keeper_vs_naive`` is taken within each round.
@@ -35,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 from hydra.v1 import order_pb2, report_pb2
 from prometheus_client import CollectorRegistry
+from sqlalchemy import event
 
 from bench.results import median_spread, record
 from hydra_common.db.engine import make_engine, make_sessionmaker
@@ -61,6 +67,7 @@ SERVER = os.environ.get("HYDRA_TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:
 PLOT_TYPES = 568  # ePIC's
 PIPELINE_COMMIT = 34  # the pipeline keeper's mean commit (pipeline_bench small_mean_commit)
 REPEATS = 3
+TRICKLE_REPORTS = 200  # commits of one report in the cost figures
 LABELS = ["Good", "Bad", "NoData"]
 HEAT_SHAPE = (24, 32)  # the small CNN's Grad-CAM map
 
@@ -205,6 +212,43 @@ async def _batched(url: str, reports: list[report_pb2.Report], batch: int) -> fl
     finally:
         await engine.dispose()
     return (len(reports) - 1) / elapsed
+
+
+async def _cost(url: str, reports: list[report_pb2.Report]) -> dict[str, float]:
+    """Statements per commit and CPU ms per report: the first ``TRICKLE_REPORTS`` reports one
+    a commit, the rest in commits of ``PIPELINE_COMMIT``, after a commit of every plot type."""
+    engine = make_engine(url)
+    statements = 0
+
+    def counted(*_: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    out: dict[str, float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            writer = BatchWriter(engine, Path(tmp), ReferenceCache(3600), 1.0)
+            await writer.write(reports[:PLOT_TYPES])  # every plot type's state known
+            event.listen(engine.sync_engine, "before_cursor_execute", counted)
+            trickle = reports[PLOT_TYPES : PLOT_TYPES + TRICKLE_REPORTS]
+            started = time.process_time()
+            for r in trickle:
+                await writer.write([r])
+            out["keeper_cpu_ms_per_report_trickle"] = (
+                1000 * (time.process_time() - started) / len(trickle)
+            )
+            out["keeper_statements_per_commit_trickle"] = statements / len(trickle)
+            statements = 0
+            rest = reports[PLOT_TYPES + TRICKLE_REPORTS :]
+            commits = range(0, len(rest), PIPELINE_COMMIT)
+            started = time.process_time()
+            for i in commits:
+                await writer.write(rest[i : i + PIPELINE_COMMIT])
+            out["keeper_cpu_ms_per_report"] = 1000 * (time.process_time() - started) / len(rest)
+            out["keeper_statements_per_commit"] = statements / len(commits)
+    finally:
+        await engine.dispose()
+    return out
 
 
 async def _naive(url: str, reports: list[report_pb2.Report]) -> float:
@@ -378,8 +422,10 @@ async def run(n: int, naive_n: int, images: list[bytes]) -> dict[str, float]:
         batched = await _batched(url, _reports(n, plot_types, images, 1), PIPELINE_COMMIT)
         naive = await _naive(url, _reports(naive_n, plot_types, images, 2))
         grpc_rate = await _through_grpc(url, _reports(n, plot_types, images, 3))
+        cost_n = PLOT_TYPES + TRICKLE_REPORTS + 20 * PIPELINE_COMMIT
+        cost = await _cost(url, _reports(cost_n, plot_types, images, 4))
         total = await _count(url, "SELECT COUNT(*) FROM run_history")
-        assert total == n + naive_n + n, f"run_history holds {total} rows"
+        assert total == n + naive_n + n + cost_n, f"run_history holds {total} rows"
         kept = await _count(url, "SELECT COUNT(*) FROM plots")
     finally:
         await _admin(f"DROP DATABASE IF EXISTS {name}")
@@ -389,6 +435,7 @@ async def run(n: int, naive_n: int, images: list[bytes]) -> dict[str, float]:
         "keeper_vs_naive": batched / naive,
         "keeper_grpc_reports_per_s": grpc_rate,
         "keeper_kept_fraction": kept / total,
+        **cost,
     }
 
 
