@@ -2,7 +2,8 @@
 
     python -m bench.feeder_cost                  # MariaDB ledger (as make bench), both modes
     python -m bench.feeder_cost --sqlite         # the SQLite ledger of the embedded default
-    python -m bench.feeder_cost --profile trickle   # pyinstrument of the feeder's event loop
+    python -m bench.feeder_cost --profile trickle --repeats 1   # the event loop's profile
+    python -m bench.feeder_cost --existing 8000 --set rescan_seconds=60   # other shapes
 
 A real ``FeederService`` runs at its default settings in a process of its own against a fake
 balancer on loopback (this process) that answers every message as the real one does: the
@@ -22,6 +23,7 @@ measurement starts, as in a hall's input folder, which every rescan walks).
 ``burst``
     ``--burst`` images renamed in at once: the same figures per image at throughput.
 
+Every mode runs ``--repeats`` rounds (3): each figure is the median, with its spread.
 Statements are counted with a ``before_cursor_execute`` listener on the feeder's engine
 (an ``executemany`` is one), transactions with a ``commit`` listener. ``loop_cpu_ms`` is the
 event loop's thread alone; the rest is worker threads (the rescans' walks, file reads,
@@ -56,6 +58,7 @@ from PIL import Image
 from prometheus_client import CollectorRegistry
 from pyinstrument import Profiler
 
+from bench.results import median_spread
 from hydra_common.db.engine import make_engine
 from hydra_common.db.migrate import upgrade
 from hydra_common.db.schema import PlotType
@@ -64,6 +67,7 @@ RUN_PERIOD = "RunPeriod-2026-11"
 EXISTING = 600  # plots from earlier runs in the input tree
 SECONDS = 30  # the trickle: one image a second
 BURST = 2_000
+REPEATS = 3  # rounds of every mode; each figure is their median, with its spread
 
 
 # --- the fake balancer (this process) -------------------------------------------------------
@@ -318,7 +322,13 @@ async def seed_plot_types(url: str, names: list[str]) -> None:
 class Stage:
     """Files written outside the input dir, to be renamed into one run directory."""
 
+    run_dir: Path
     files: list[tuple[Path, Path]]  # (staged, target)
+
+    def clear(self, away: Path) -> None:
+        """Move the landed run out of the input dir, so every round sees the same tree."""
+        away.mkdir(exist_ok=True)
+        os.rename(self.run_dir, away / self.run_dir.name)
 
 
 def stage(work: Path, input_dir: Path, run: int, names: list[str], count: int) -> Stage:
@@ -333,7 +343,7 @@ def stage(work: Path, input_dir: Path, run: int, names: list[str], count: int) -
         staged = staging / f"{names[i % len(names)]}_{i // len(names):04d}.png"
         staged.write_bytes(png(rng))
         files.append((staged, run_dir / staged.name))
-    return Stage(files)
+    return Stage(run_dir, files)
 
 
 def write_existing(input_dir: Path, names: list[str], count: int) -> None:
@@ -426,8 +436,13 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
     await seed_plot_types(url, names)
     input_dir = work / "input"
     write_existing(input_dir, names, args.existing)
-    trickle = stage(work, input_dir, 5000, names, args.seconds)
-    burst = stage(work, input_dir, 6000, names, args.burst)
+    rounds = [
+        (
+            stage(work, input_dir, 5000 + i, names, args.seconds),
+            stage(work, input_dir, 6000 + i, names, args.burst),
+        )
+        for i in range(args.repeats)
+    ]
     balancer = FakeBalancer()
     server = grpc.aio.server()
     balancer_pb2_grpc.add_BalancerServiceServicer_to_server(balancer, server)
@@ -444,21 +459,29 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
         },
         args.log or work / "feeder.log",
     )
-    figures: dict[str, Any] = {}
+    samples: dict[str, list[float]] = {}
     try:
         await balancer.wait_done(args.existing, within=300)
         await feeder.settled()
-        if "quiet" in args.modes:
-            figures.update(await quiet(feeder, args.seconds))
-        for mode, batch, pause in (("trickle", trickle, 1.0), ("burst", burst, 0.0)):
-            if mode in args.modes:
-                profile = args.profiler if args.profile == mode else ""
-                spent = await measure(feeder, balancer, batch, pause, profile)
-                figures[f"{mode}_wall_s"] = spent.pop("wall_s")
-                figures.update({f"{mode}_{k}_per_image": v for k, v in spent.items()})
+        for trickle, burst in rounds:
+            spent: dict[str, float] = {}
+            if "quiet" in args.modes:
+                spent.update(await quiet(feeder, args.seconds))
+            for mode, batch, pause in (("trickle", trickle, 1.0), ("burst", burst, 0.0)):
+                if mode in args.modes:
+                    profile = args.profiler if args.profile == mode else ""
+                    mode_spent = await measure(feeder, balancer, batch, pause, profile)
+                    batch.clear(work / "landed")
+                    spent[f"{mode}_wall_s"] = mode_spent.pop("wall_s")
+                    spent.update({f"{mode}_{k}_per_image": v for k, v in mode_spent.items()})
+            for key, value in spent.items():
+                samples.setdefault(key, []).append(value)
     finally:
         await feeder.stop()
         await server.stop(1)
+    figures: dict[str, Any] = {}
+    for key, values in samples.items():
+        figures.update(median_spread(key, values))
     return figures
 
 
@@ -470,6 +493,7 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="an SQLite ledger (hydra up)")
     parser.add_argument("--existing", type=int, default=EXISTING, help="plots already there")
     parser.add_argument("--seconds", type=int, default=SECONDS, help="trickle length (1/s)")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="rounds (the median)")
     parser.add_argument("--burst", type=int, default=BURST, help="images landed at once")
     parser.add_argument(
         "--modes", default="quiet,trickle,burst", type=lambda s: s.split(","), help="which to run"
@@ -493,6 +517,7 @@ def main() -> None:
         feeder_cost_existing_files=args.existing,
         feeder_cost_trickle_images=args.seconds,
         feeder_cost_burst_images=args.burst,
+        feeder_cost_repeats=args.repeats,
     )
     for key, value in sorted(figures.items()):
         print(f"{key:40} {value}")
