@@ -26,7 +26,6 @@ a slow or failing hook never holds up recording.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import shlex
 import time
@@ -250,8 +249,10 @@ class AlarmBook:
     async def load(
         self, conn: AsyncConnection, plot_type_ids: Iterable[int]
     ) -> dict[int, PlotAlarm]:
-        """The plot types' alarm states, as copies the caller may change (``load_alarms``
-        through ``conn`` for those not held, or not clear)."""
+        """The plot types' alarm states (``load_alarms`` through ``conn`` for those not held,
+        or not clear). They are the book's own: the batch steps them in place, so a batch
+        that fails must ``invalidate`` the book, and one that commits hands them back
+        (``committed``)."""
         if time.monotonic() - self._loaded_at >= self.refresh_seconds:
             self.invalidate()
         ids = set(plot_type_ids)
@@ -260,14 +261,14 @@ class AlarmBook:
         if wanted:
             read = await load_alarms(conn, wanted)
             held.update({pid: read.get(pid) for pid in wanted})
-        return {pid: dataclasses.replace(a) for pid in ids if (a := held[pid]) is not None}
+        return {pid: a for pid in ids if (a := held[pid]) is not None}
 
     def committed(self, alarms: Mapping[int, PlotAlarm]) -> None:
         """Hold the states a committed batch left (as ``decide`` stored them; one that never
         counted an image has no row)."""
         for pid, alarm in alarms.items():
-            stored = alarm.updated_at is not None
-            self._alarms[pid] = dataclasses.replace(alarm, raised_now=False) if stored else None
+            alarm.raised_now = False  # the acknowledgement it reset is stored now
+            self._alarms[pid] = alarm if alarm.updated_at is not None else None
 
 
 def _not_clear(alarm: PlotAlarm | None) -> bool:
