@@ -20,7 +20,11 @@ Once, the image storage and quarantine volume (a small tmpfs, ``bench/small_volu
 where the machine lets the drill mount one) fills up: verdicts must go on being recorded,
 ``hydra_keeper_files_skipped_total{reason="disk_full"}`` must rise, the feeder must report the
 bad file it could not quarantine; once space returns, images are stored and bad files
-quarantined again (``disk_full_episodes``).
+quarantined again (``disk_full_episodes``). Once, the database volume (MariaDB's data directory
+on a small tmpfs of its own) fills up while plots flow: InnoDB cannot grow a table and refuses
+the keeper's and feeder's writes ("The table ... is full"), which they log and retry; nothing
+is acknowledged before it commits. MariaDB must stay up, and once space returns the pipeline
+must move again (``db_full_episodes``, ``db_full_resumed_s``).
 
 *Recovery time* of a kill is the time from the kill until an image written after the kill has
 its verdict committed (so the pipeline moves again, through the restarted part); for the
@@ -79,6 +83,17 @@ log = logging.getLogger("bench.drill")
 
 KILLABLE = ("feeder", "balancer", "predictor", "keeper", "modelserver", "api", "modelconfig")
 DISK_FULL = "disk_full"  # the episode's place among the faults
+DB_FULL = "db_full"  # the database volume's episode
+DB_STALL_TIMEOUT_S = 120.0  # full volume -> the first write InnoDB refuses (a table must grow)
+DB_HOLD_S = 5.0  # then the volume stays full this long, writes failing all along
+# The drill's MariaDB on its small volume: a 16 MB redo log (the default 96 MB would take most
+# of it), and fsync instead of O_DIRECT, which tmpfs refuses on kernels before 6.6 (fsync costs
+# nothing on memory).
+DB_VOLUME_ARGS = ("--innodb-log-file-size=16M", "--innodb-flush-method=fsync")
+# What the keeper's and feeder's logs say when InnoDB cannot grow a table (error 1114).
+DB_FULL_MARK = "is full"
+# The chart's alert that fires on the keeper's refused writes (deploy/helm/hydra/files/alerts.yaml).
+DB_FULL_ALERT = "HydraDatabaseWriteErrors"
 SETTLE_S = 5.0  # time the feeder gets to quarantine what was dropped before the disk fills
 MODEL_TYPES = ("FTOF_adcTime_s1", "ECAL_adcOccupancy")  # served by a small untrained model
 NO_MODEL_TYPE = "RF_time"  # no model: NoModel verdicts
@@ -428,6 +443,7 @@ class DrillConfig:
     cycles: int = 2  # kill every service at least this many times
     restart_db: bool = True  # SIGKILL the drill's own MariaDB once per cycle
     disk_full: bool = True  # fill the image storage volume once (where it can be mounted)
+    db_full: bool = True  # fill the database volume once (where it can be mounted)
     corpus: bool = True  # drop the whole bad-input corpus among the plots
     interval: float = 0.5  # seconds between simulated batches (one image per plot type)
     gap: tuple[float, float] = (1.0, 8.0)  # random wait before each kill
@@ -438,6 +454,7 @@ class DrillConfig:
     kill_until_images: bool = True  # go on killing until `images` are written
     keep: bool = False  # keep the data dir (database, logs) afterwards
     volume_mb: int = 512  # size of the image storage volume (filled only in the episode)
+    db_volume_mb: int = 256  # size of MariaDB's data volume (about 45 MB used at the start)
     # Model server copies, as a hall runs them (the chart's modelServer.replicas): the kill
     # hits the first; the predictors go on with the other while it restarts. 1 measures a
     # lone model server, whose restart (TensorFlow's import, every model's load) stops all
@@ -480,6 +497,28 @@ class DiskFull:
 
 
 @dataclass
+class DbFull:
+    """One disk-full episode of the database volume."""
+
+    at_s: float = 0.0
+    filled_bytes: int = 0
+    stall_s: float | None = None  # volume full -> the keeper's or feeder's first refused write
+    full_s: float = 0.0  # how long the volume stayed full
+    write_errors: float = 0.0  # hydra_keeper_db_write_errors_total rise
+    keeper_log_lines: int = 0  # keeper log lines with the refusal
+    feeder_log_lines: int = 0  # feeder log lines with the refusal
+    mariadb_up: bool = False  # MariaDB answered while full (it never had to be restarted)
+    resumed_s: float | None = None  # space back -> a verdict for an image written after that
+    alert: str = ""  # the chart's alert that fires, if any
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Everything the episode must show was seen."""
+        return not self.problems
+
+
+@dataclass
 class Outcome:
     """What a drill found."""
 
@@ -507,6 +546,8 @@ class Outcome:
     corpus: CorpusResult = field(default_factory=CorpusResult)
     disk_full: list[DiskFull] = field(default_factory=list)
     disk_full_note: str = ""
+    db_full: list[DbFull] = field(default_factory=list)
+    db_full_note: str = ""
     simulator_error: str = ""
     drain_s: float = 0.0
     elapsed_s: float = 0.0
@@ -532,6 +573,7 @@ class Outcome:
             "bad_input_problems": self.corpus.problems,
             "not_recovered": [k.target for k in self.kills if k.recover_s is None],
             "disk_full_problems": [p for e in self.disk_full for p in e.problems],
+            "db_full_problems": [p for e in self.db_full for p in e.problems],
             "simulator_error": self.simulator_error,
         }
         kill9 = sum(k.target == "mariadb" for k in self.kills)
@@ -556,6 +598,7 @@ class Outcome:
             if restarts:
                 per[target]["restart_max_s"] = round(max(restarts), 2)
         outage = [k.outage_s for k in self.kills if k.outage_s is not None]
+        resumed = [e.resumed_s for e in self.db_full if e.resumed_s is not None]
         return {
             "images": self.images,
             "rows": self.rows,
@@ -602,6 +645,11 @@ class Outcome:
             "disk_full_episodes": sum(e.passed for e in self.disk_full),
             "disk_full": [asdict(e) for e in self.disk_full],
             "disk_full_note": self.disk_full_note,
+            "db_full_episodes": sum(e.passed for e in self.db_full),
+            "db_full_resumed_s": round(max(resumed), 2) if resumed else None,
+            "db_full_alert": next((e.alert for e in self.db_full if e.alert), None),
+            "db_full": [asdict(e) for e in self.db_full],
+            "db_full_note": self.db_full_note,
             "drain_s": round(self.drain_s, 2),
             "elapsed_s": round(self.elapsed_s, 1),
             "simulator_error": self.simulator_error,
@@ -627,18 +675,29 @@ class Drill:
         self.outcome = Outcome()
         self.failed = True  # until _check finds everything in order
         self.volume: SmallVolume | None = None
+        self.db_volume: SmallVolume | None = None
         self.corpus: CorpusDrops | None = None
         self.disk_full_bad: list[str] = []  # bad files dropped in the disk-full episode
 
     @contextmanager
     def _hall(self) -> Iterator[tuple[str, Path]]:
         """A data dir with the drill's own MariaDB (never the machine's shared one) and, where
-        a file system can be mounted, a small volume for images and quarantine."""
+        a file system can be mounted, a small volume for images and quarantine and one for
+        MariaDB's data."""
         data_dir = Path(tempfile.mkdtemp(prefix="hydra-drill-"))
         why = available()
         if why:
             raise RuntimeError(f"the drill needs a MariaDB server of its own: {why}")
-        self.mariadb = PrivateMariaDB(data_dir / "mariadb")
+        server_args: tuple[str, ...] = ()
+        if self.cfg.db_full:
+            db_volume = SmallVolume(data_dir / "mariadb" / "data", self.cfg.db_volume_mb)
+            why = db_volume.mount()
+            if why:
+                self.outcome.db_full_note = f"no database-full episode: {why}"
+            else:
+                self.db_volume = db_volume
+                server_args = DB_VOLUME_ARGS
+        self.mariadb = PrivateMariaDB(data_dir / "mariadb", server_args)
         try:
             self.mariadb.start()
             url = self.mariadb.create_database()
@@ -652,8 +711,9 @@ class Drill:
             yield url, data_dir
         finally:
             self.mariadb.stop()
-            if self.volume is not None:
-                self.volume.unmount()
+            for mounted in (self.volume, self.db_volume):
+                if mounted is not None:
+                    mounted.unmount()
             if not self.failed and not self.cfg.keep:
                 shutil.rmtree(data_dir, ignore_errors=True)
             else:
@@ -704,8 +764,8 @@ class Drill:
         return self.outcome
 
     def _targets(self) -> Iterator[str]:
-        """Every service (and MariaDB) once per cycle in random order; the disk-full episode
-        once, in the first cycle.
+        """Every service (and MariaDB) once per cycle in random order; the disk-full episodes
+        once each, in the first cycle.
 
         After ``cycles`` cycles, more follow only while the simulator has not yet written
         ``images`` images and ``kill_until_images`` is set.
@@ -720,6 +780,8 @@ class Drill:
             self.rng.shuffle(cycle)
             if cycle_no == 0 and self.volume is not None:
                 cycle.insert(self.rng.randrange(1, len(cycle) + 1), DISK_FULL)
+            if cycle_no == 0 and self.db_volume is not None:
+                cycle.insert(self.rng.randrange(1, len(cycle) + 1), DB_FULL)
             yield from cycle
             cycle_no += 1
 
@@ -737,7 +799,8 @@ class Drill:
         bad = iter(bad_files())
         per_fault = 1
         if self.corpus is not None:
-            faults = len(KILLABLE) + cfg.restart_db + (self.volume is not None)
+            episodes = (self.volume is not None) + (self.db_volume is not None)
+            faults = len(KILLABLE) + cfg.restart_db + episodes
             per_fault = -(-len(self.corpus.pending) // faults)
         try:
             self._wait_first_rows()
@@ -745,6 +808,9 @@ class Drill:
                 time.sleep(self.rng.uniform(*cfg.gap))
                 if target == DISK_FULL:
                     self._disk_full(stack, started)
+                    continue
+                if target == DB_FULL:
+                    self._db_full(stack, started)
                     continue
                 # A bad file now and then: it must never stop the pipeline nor get a row.
                 for _kind, rel, data, _outcome in itertools.islice(bad, 1):
@@ -928,6 +994,70 @@ class Drill:
             + (f"{ep.resumed_s:.1f}s" if ep.resumed_s is not None else "NEVER")
         )
 
+    # --- the database-full episode ---------------------------------------------------------
+
+    def _db_full(self, stack: LocalStack, started: float) -> None:
+        """Fill MariaDB's volume while plots flow: once a table must grow, InnoDB refuses the
+        writes, which the keeper and feeder log and retry; hold it full, free it: MariaDB is
+        still up and verdicts are committed again."""
+        assert self.db_volume is not None
+        ep = DbFull(at_s=time.monotonic() - started)
+        self.outcome.db_full.append(ep)
+        keeper = stack.ports.metrics["keeper"]
+        errors = "hydra_keeper_db_write_errors_total"
+        before = scrape(keeper, errors) or 0.0
+        logs = {name: self.logs / f"{name}.log" for name in ("keeper", "feeder")}
+        seen = {name: len(read_lines(path)) for name, path in logs.items()}
+
+        def refusals(name: str) -> int:
+            lines = read_lines(logs[name])[seen[name] :]
+            return sum(DB_FULL_MARK in line for line in lines)
+
+        ep.filled_bytes = self.db_volume.fill()
+        t_full = time.monotonic()
+        stalled = self._wait_for(
+            lambda: (scrape(keeper, errors) or 0.0) > before or refusals("feeder") > 0,
+            timeout=DB_STALL_TIMEOUT_S,
+        )
+        if stalled:
+            ep.stall_s = time.monotonic() - t_full
+            time.sleep(DB_HOLD_S)
+        else:
+            ep.problems.append("no write was refused while the database volume was full")
+        ep.mariadb_up = self.mariadb.answers()
+        if not ep.mariadb_up:
+            ep.problems.append("MariaDB stopped answering while its volume was full")
+        if not self.db_volume.is_full():
+            ep.problems.append("the database volume was not full")
+        self.db_volume.free()
+        t_free = time.monotonic()
+        ep.full_s = t_free - t_full
+        if not ep.mariadb_up and not self.mariadb.answers():
+            self.mariadb.start()  # it died: as Kubernetes would restart it
+        ep.write_errors = (scrape(keeper, errors) or 0.0) - before
+        ep.keeper_log_lines, ep.feeder_log_lines = refusals("keeper"), refusals("feeder")
+        if stalled and not (ep.keeper_log_lines or ep.feeder_log_lines):
+            ep.problems.append("neither the keeper nor the feeder logged the refused writes")
+        if ep.write_errors > 0:
+            ep.alert = DB_FULL_ALERT
+        last_id = self._max_id()
+
+        def resumed() -> bool:
+            fresh = self.sim.written_since(t_free)
+            return any(r[0] in fresh for r in self.fresh_rows(last_id))
+
+        if self._wait_for(resumed):
+            ep.resumed_s = time.monotonic() - t_free
+        else:
+            ep.problems.append("no verdict committed after the space returned")
+        self.progress(
+            f"[{ep.at_s:6.1f}s] db full     writes refused after "
+            + (f"{ep.stall_s:.1f}s" if ep.stall_s is not None else "NEVER")
+            + f" ({ep.write_errors:.0f} keeper write errors, held {ep.full_s:.1f}s);"
+            " verdicts again after "
+            + (f"{ep.resumed_s:.1f}s" if ep.resumed_s is not None else "NEVER")
+        )
+
     def _drop_bad(self, chunk: int) -> str:
         """A text file named like a plot (quarantined as ``not_an_image``; it has bytes to
         copy, which a full volume refuses); returns its relative path."""
@@ -1027,6 +1157,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--no-kill-db", dest="restart_db", action="store_false")
     parser.add_argument("--no-disk-full", dest="disk_full", action="store_false")
+    parser.add_argument("--no-db-full", dest="db_full", action="store_false")
     parser.add_argument("--no-corpus", dest="corpus", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the database and logs")
     parser.add_argument(
@@ -1041,6 +1172,7 @@ def main() -> None:
         cycles=args.cycles,
         restart_db=args.restart_db,
         disk_full=args.disk_full,
+        db_full=args.db_full,
         corpus=args.corpus,
         interval=args.interval,
         seed=args.seed,

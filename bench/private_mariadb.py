@@ -39,9 +39,10 @@ def available() -> str:
 class PrivateMariaDB:
     """One ``mariadbd`` with its own data directory, port and socket under ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.root = root
         self.datadir = root / "data"
+        self.extra_args = extra_args  # more mariadbd options (after the drill's defaults)
         self.socket = root / "mariadb.sock"
         self.pid_file = root / "mariadb.pid"
         self.log_file = root / "mariadb.err"
@@ -55,7 +56,8 @@ class PrivateMariaDB:
 
     def start(self, timeout: float = 120.0) -> None:
         """Initialise the data directory (first time only), start the server, wait for it."""
-        if not self.datadir.is_dir():
+        # The system schema, not the folder: the folder may be a volume mounted beforehand.
+        if not (self.datadir / "mysql").is_dir():
             self.root.mkdir(parents=True, exist_ok=True)
             subprocess.run(
                 [
@@ -66,6 +68,7 @@ class PrivateMariaDB:
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
                     "--skip-name-resolve",
+                    *self.extra_args,  # the redo log's size, say, from the start
                 ],
                 check=True,
                 capture_output=True,
@@ -89,6 +92,7 @@ class PrivateMariaDB:
                     "--innodb-buffer-pool-size=64M",
                     "--max-connections=500",
                     "--skip-log-bin",
+                    *self.extra_args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
