@@ -83,7 +83,11 @@ class Trainer:
         return started
 
     def release(self, run_id: int, code: int = 0) -> None:
-        (self.folder / f"release-{run_id}").write_text(str(code))
+        # Written whole, then renamed: the trainer may look between the file's creation and
+        # its write, read nothing and exit 0 instead of ``code``.
+        tmp = self.folder / f".release-{run_id}"
+        tmp.write_text(str(code))
+        tmp.replace(self.folder / f"release-{run_id}")
 
 
 @pytest.fixture
@@ -238,6 +242,46 @@ async def test_one_run_per_plot_type_the_queue_follows(api_factory: Any, trainer
         await s.commit()
     await trainer.wait_started(third["id"])
     for run in (second, third, elsewhere):
+        trainer.release(run["id"], 0)
+
+
+async def test_an_end_seen_by_a_failed_pass_is_seen_again(
+    api_factory: Any, trainer: Trainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(TrainingLauncher, "poll_seconds", 3600.0)  # only the test looks
+    api = await api_factory(training_command=trainer.command)
+    launcher = api.app.state.hydra.running_launcher()
+    pt = await api.plot_type()
+    dev = await api.as_role(Role.DEVELOPER)
+    body = {"plot_type": pt.name, "architecture": "small"}
+    first = (await dev.post("/api/training-runs", json=body)).json()
+    second = (await dev.post("/api/training-runs", json=body)).json()
+    assert (first["status"], second["status"]) == ("running", "queued")
+    await launcher.poll_once()  # a look while the first one runs
+    async with api.session() as s:
+        await s.execute(
+            sa.update(TrainingRun)
+            .where(TrainingRun.id == first["id"])
+            .values(status=TrainingRunStatus.SUCCEEDED)
+        )
+        await s.commit()
+    # The pass that sees the end cannot start the next run (the database went away): the
+    # next pass still knows the plot type's run ended, and starts it.
+    start_queued = launcher.start_queued
+
+    async def database_away(plot_type_id: int | None = None) -> None:
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(launcher, "start_queued", database_away)
+    with pytest.raises(ConnectionError):
+        await launcher.poll_once()
+    monkeypatch.setattr(launcher, "start_queued", start_queued)
+    await launcher.poll_once()
+    await trainer.wait_started(second["id"])
+    assert (await api.client.get(f"/api/training-runs/{second['id']}")).json()["status"] == (
+        "running"
+    )
+    for run in (first, second):
         trainer.release(run["id"], 0)
 
 

@@ -104,6 +104,7 @@ class TrainingLauncher:
         self._lock = asyncio.Lock()  # one queue pass at a time in this replica
         self._poller: asyncio.Task[None] | None = None
         self._busy: set[int] = set()  # plot types with a running run at the last look
+        self._looking = asyncio.Lock()  # one look at a time: each one replaces the last
 
     def local_command(self) -> list[str]:
         """The command line that starts a local training run (before its arguments)."""
@@ -131,12 +132,18 @@ class TrainingLauncher:
 
     async def poll_once(self) -> None:
         """Notice runs that ended since the last look (their trainer reported, a Job failed,
-        another replica's process died) and start the next queued run of their plot type."""
-        await self.check_jobs()
-        busy = await self._busy_plot_types()
-        ended, self._busy = self._busy - busy, busy
-        for plot_type_id in sorted(ended):
-            await self.start_queued(plot_type_id)
+        another replica's process died) and start the next queued run of their plot type.
+
+        Looks are taken one at a time: the poller's and a caller's would otherwise cross, and
+        the older answer, kept last, would hide the end of a run the newer one saw running.
+        A look replaces the last one only once the next runs started, so a pass that fails
+        on the way leaves the ends it saw for the next pass."""
+        async with self._looking:
+            await self.check_jobs()
+            busy = await self._busy_plot_types()
+            for plot_type_id in sorted(self._busy - busy):
+                await self.start_queued(plot_type_id)
+            self._busy = busy
 
     async def _busy_plot_types(self) -> set[int]:
         async with self.sessionmaker() as session:
