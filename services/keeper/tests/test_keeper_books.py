@@ -12,7 +12,7 @@ from hydra_keeper.reference import ReferenceCache
 from hydra_keeper.transitions import StateBook
 from hydra_keeper.writer import BatchWriter
 
-from .conftest import execute, make_report, make_world
+from .conftest import execute, make_report, make_world, query
 
 GOOD, BAD = (0.9, 0.1), (0.1, 0.9)
 
@@ -80,3 +80,26 @@ async def test_an_acknowledged_alarm_stays_silent_though_the_book_held_it_raised
     finally:
         await engine.dispose()
     assert silent.recorded == 1 and silent.alarms == []
+
+
+async def test_a_writer_whose_book_is_behind_never_puts_an_older_state_back(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Two keepers on one database (more than one replica, or a rolling update): one whose
+    book has not seen the other's commit still never replaces the newer run_time row by an
+    older report's."""
+    world = await make_world(db_url)
+    first, middle, last = [make_report(world, w) for w in (GOOD, BAD, GOOD)]  # ids grow
+    engines = [make_engine(db_url), make_engine(db_url)]
+    try:
+        a, b = (BatchWriter(e, tmp_path, ReferenceCache(3600), 1.0) for e in engines)
+        await a.write([first])  # a's book: first
+        await b.write([last])  # the newest, committed by the other keeper
+        assert (await a.write([middle])).recorded == 1  # a's book still says first
+    finally:
+        for e in engines:
+            await e.dispose()
+    rows = await query(
+        db_url, "SELECT order_id FROM run_time WHERE plot_type_id = :p", p=world.plot_type_id
+    )
+    assert [r[0] for r in rows] == [last.order.order_id]

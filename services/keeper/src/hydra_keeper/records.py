@@ -199,7 +199,9 @@ async def _upsert_run_time(
                 "updated_at": now,
             }
         )
-    await upsert(conn, run_time_t, rows, ["plot_type_id"])
+    # Order ids grow with time: a later report another keeper stored stays (a writer's
+    # state book can be behind it; see transitions).
+    await upsert(conn, run_time_t, rows, ["plot_type_id"], newer="order_id")
 
 
 def _file_time(file_ns: int) -> datetime | None:

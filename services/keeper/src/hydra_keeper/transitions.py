@@ -8,6 +8,8 @@ The states are read once and then kept in memory (``StateBook``): the keeper is 
 writer of ``run_time``, so what it committed is what the table holds. The book forgets
 everything every ``refresh_seconds`` (another keeper replica, a hand edit) and after a
 failed write, and reads again what it does not hold; a batch then costs no read at all.
+Where a second keeper commits meanwhile, the run_time upsert still never puts an older
+report back (``records``): a book behind it costs at most a transition mark.
 """
 
 from __future__ import annotations
