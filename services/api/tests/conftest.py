@@ -63,6 +63,9 @@ def settings_factory(mysql_url: str, tmp_path: Path) -> Callable[..., ApiSetting
             "secret_key": "k" * 48,
             "sse_poll_seconds": 0.1,
             "static_dir": str(tmp_path / "no-frontend"),
+            # No keeper to subscribe to: the default (127.0.0.1:50052) would dial whatever
+            # listens there (a developer's own `hydra up`); the push tests set their keeper.
+            "keeper_address": "",
         }
         values.update(overrides)
         return ApiSettings(**values)

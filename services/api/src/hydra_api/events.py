@@ -34,6 +34,7 @@ log = get_logger(__name__)
 
 LOOK_BACK = timedelta(seconds=30)
 CLIENT_QUEUE = 64
+STOP_SECONDS = 5.0  # the longest stop() waits for a cancelled task
 
 RuntimeLoader = Callable[[AsyncSession, list[int] | None], Awaitable[list[RuntimeItem]]]
 
@@ -78,12 +79,17 @@ class RuntimeBroadcaster:
             self._watch_task = asyncio.create_task(self._watch(), name="runtime-watch")
 
     async def stop(self) -> None:
-        """Stop reading and end every client's stream."""
+        """Stop reading and end every client's stream. A task that does not end within
+        STOP_SECONDS of its cancellation (a gRPC call cancelled while its channel was still
+        connecting was seen to hang a test's teardown) is left behind, never waited for."""
         for task in (self._watch_task, self._task):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
+                if not done:
+                    log.warning("runtime task did not stop", extra={"task": task.get_name()})
+                elif not task.cancelled() and task.exception() is not None:
+                    log.warning("runtime task failed", extra={"error": repr(task.exception())})
         self.close_streams()
 
     def close_streams(self) -> None:
