@@ -193,6 +193,7 @@ def settings_for(url: str, tmp: Path, **overrides: Any) -> ApiSettings:
         # which is all these tests need (no training process starts).
         "training_backend": "kubernetes",
         "kubernetes_host": "http://127.0.0.1:9",
+        "keeper_address": "",  # no keeper here: dial none (the default port may be taken)
     }
     values.update(overrides)
     return ApiSettings(**values)
