@@ -94,6 +94,10 @@ DB_VOLUME_ARGS = ("--innodb-log-file-size=16M", "--innodb-flush-method=fsync")
 DB_FULL_MARK = "is full"
 # The chart's alert that fires on the keeper's refused writes (deploy/helm/hydra/files/alerts.yaml).
 DB_FULL_ALERT = "HydraDatabaseWriteErrors"
+# When the feeder's ledger table is the one that must grow, the feeder stops feeding before the
+# keeper meets a full table: no rule watches the feeder's database errors, and with nothing fed
+# HydraPipelineStalled does not fire either.
+DB_FULL_NO_ALERT = "none: only the feeder's ledger writes were refused (no rule watches them)"
 SETTLE_S = 5.0  # time the feeder gets to quarantine what was dropped before the disk fills
 MODEL_TYPES = ("FTOF_adcTime_s1", "ECAL_adcOccupancy")  # served by a small untrained model
 NO_MODEL_TYPE = "RF_time"  # no model: NoModel verdicts
@@ -647,7 +651,7 @@ class Outcome:
             "disk_full_note": self.disk_full_note,
             "db_full_episodes": sum(e.passed for e in self.db_full),
             "db_full_resumed_s": round(max(resumed), 2) if resumed else None,
-            "db_full_alert": next((e.alert for e in self.db_full if e.alert), None),
+            "db_full_alerts": sorted({e.alert for e in self.db_full if e.alert}),
             "db_full": [asdict(e) for e in self.db_full],
             "db_full_note": self.db_full_note,
             "drain_s": round(self.drain_s, 2),
@@ -1038,8 +1042,7 @@ class Drill:
         ep.keeper_log_lines, ep.feeder_log_lines = refusals("keeper"), refusals("feeder")
         if stalled and not (ep.keeper_log_lines or ep.feeder_log_lines):
             ep.problems.append("neither the keeper nor the feeder logged the refused writes")
-        if ep.write_errors > 0:
-            ep.alert = DB_FULL_ALERT
+        ep.alert = DB_FULL_ALERT if ep.write_errors > 0 else DB_FULL_NO_ALERT if stalled else ""
         last_id = self._max_id()
 
         def resumed() -> bool:
