@@ -38,6 +38,7 @@ from hydra_common.db.schema import (  # noqa: E402
     utcnow,
 )
 from hydra_common.labels import plot_type_labels  # noqa: E402
+from hydra_testsupport.names import unique  # noqa: E402
 from tests.security import support as sup  # noqa: E402
 from tests.security.support import Harness  # noqa: E402
 
@@ -185,18 +186,18 @@ async def _cancel(h: Harness) -> Call:
 
 
 async def _create_label(h: Harness) -> Call:
-    body = {"name": sup.unique("Lbl"), "alarm": True}
+    body = {"name": unique("Lbl"), "alarm": True}
     return Call("POST", "/api/classifications", body, ok=201)
 
 
 async def _update_label(h: Harness) -> Call:
-    label = Classification(name=sup.unique("Lbl"), color="#123456")
+    label = Classification(name=unique("Lbl"), color="#123456")
     await h.add(label)
     return Call("PATCH", f"/api/classifications/{label.id}", {"color": "#abcdef", "alarm": True})
 
 
 async def _plot_type_labels(h: Harness) -> Call:
-    label = Classification(name=sup.unique("Lbl"), color="#123456")
+    label = Classification(name=unique("Lbl"), color="#123456")
     await h.add(label)
     async with h.sessionmaker() as s:
         current = [c.name for c in await plot_type_labels(s, h.seed.plot_type.id)]
@@ -219,11 +220,11 @@ async def _plot_type(h: Harness) -> Call:
 
 
 async def _create_user(h: Harness) -> Call:
-    return Call("POST", "/api/users", {"username": sup.unique("new"), "role": "viewer"}, ok=201)
+    return Call("POST", "/api/users", {"username": unique("new"), "role": "viewer"}, ok=201)
 
 
 async def _target_user(h: Harness) -> User:
-    user = User(username=sup.unique("target"), role=sup.ROLES["viewer"][0])
+    user = User(username=unique("target"), role=sup.ROLES["viewer"][0])
     await h.add(user)
     return user
 
@@ -255,13 +256,13 @@ async def _news(h: Harness) -> Call:
 
 
 async def _delete_news(h: Harness) -> Call:
-    item = News(title=sup.unique("old news"), author="admin")
+    item = News(title=unique("old news"), author="admin")
     await h.add(item)
     return Call("DELETE", f"/api/news/{item.id}")
 
 
 async def _expire_news(h: Harness) -> Call:
-    item = News(title=sup.unique("old news"), author="admin")
+    item = News(title=unique("old news"), author="admin")
     await h.add(item)
     return Call("PATCH", f"/api/news/{item.id}", {"expires_at": utcnow().isoformat()})
 

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from hydra_api.security import SessionSigner  # noqa: E402
 from hydra_common.db.schema import User  # noqa: E402
+from hydra_testsupport.names import unique  # noqa: E402
 from tests.security import support as sup  # noqa: E402
 from tests.security.support import Harness  # noqa: E402
 
@@ -53,7 +54,7 @@ async def _stored_hash(h: Harness, username: str) -> str:
 
 async def test_passwords_are_stored_as_argon2id(harness: Harness) -> None:
     admin = harness.as_role("admin")
-    name = sup.unique("pw")
+    name = unique("pw")
     r = await admin.post("/api/users", json={"username": name, "password": "a long passphrase"})
     assert r.status_code == 201 and "password" not in r.text.replace("has_password", "")
     stored = await _stored_hash(harness, name)
@@ -139,7 +140,7 @@ async def test_sessions_that_must_not_work(harness: Harness) -> None:
 
 
 async def _new_user(h: Harness) -> User:
-    user = User(username=sup.unique("victim"), role=sup.ROLES["viewer"][0])
+    user = User(username=unique("victim"), role=sup.ROLES["viewer"][0])
     user.password_hash = sup.password_hash()
     await h.add(user)
     return user

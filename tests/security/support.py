@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.ids import uuid7
+from hydra_testsupport.names import unique
 from hydra_testsupport.rows import add_logged
 
 PASSWORD = "correct horse battery staple"
@@ -86,19 +88,11 @@ WATCHED = (
     "users",
 )
 
-_HASH: dict[str, str] = {}
 
-
+@functools.cache
 def password_hash() -> str:
     """One argon2 hash for every seeded user (hashing is deliberately slow)."""
-    if "h" not in _HASH:
-        _HASH["h"] = hash_password(PASSWORD)
-    return _HASH["h"]
-
-
-def unique(prefix: str) -> str:
-    """A name no other row uses."""
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+    return hash_password(PASSWORD)
 
 
 @dataclass

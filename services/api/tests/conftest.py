@@ -6,8 +6,10 @@ database without seeing each other's rows.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import functools
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,21 +37,16 @@ from hydra_common.db.schema import (
     UserPermission,
 )
 from hydra_common.ids import uuid7
+from hydra_testsupport.names import unique
+from hydra_testsupport.polling import eventually_async
 
 PASSWORD = "correct horse battery"
-_HASH: dict[str, str] = {}
 
 
+@functools.cache
 def password_hash() -> str:
     """One argon2 hash for every test user (hashing is deliberately slow)."""
-    if "h" not in _HASH:
-        _HASH["h"] = hash_password(PASSWORD)
-    return _HASH["h"]
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses."""
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+    return hash_password(PASSWORD)
 
 
 @pytest.fixture
@@ -226,3 +224,34 @@ async def api(api_factory: Callable[..., Any]) -> Api:
     """An app with default test settings."""
     result: Api = await api_factory()
     return result
+
+
+@dataclass
+class Served:
+    """An app served by uvicorn on a loopback port of its own (the SSE tests read their
+    streams from a real server)."""
+
+    url: str
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Ask the server to exit and wait until it has (the app's lifespan ends with it)."""
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, 30)
+
+
+async def _serve(app: Any) -> Served:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await eventually_async(lambda: server.started, "the API started")
+    return Served(f"http://127.0.0.1:{sock.getsockname()[1]}", server, task)
+
+
+@pytest.fixture
+def serve() -> Callable[[Any], Awaitable[Served]]:
+    """Serve an app on a free loopback port: returns once it accepts connections; the test
+    stops it (``Served.stop``) when it is done with it."""
+    return _serve

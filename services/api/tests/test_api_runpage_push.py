@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
 from prometheus_client import CollectorRegistry
 
@@ -51,16 +49,6 @@ def _report(plot_type: str, model_id: int) -> report_pb2.Report:
     return report
 
 
-async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await eventually_async(lambda: server.started, "the API started")
-    return server, task, port
-
-
 async def _events(lines: Any) -> Any:
     current = None
     async for line in lines:
@@ -71,7 +59,7 @@ async def _events(lines: Any) -> Any:
 
 
 async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
-    api: Any, settings_factory: Any, mysql_url: str, tmp_path: Path
+    api: Any, settings_factory: Any, mysql_url: str, tmp_path: Path, serve: Any
 ) -> None:
     pt = await api.plot_type(detector="FCAL")
     model = Model(
@@ -103,12 +91,12 @@ async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
         settings_factory(sse_poll_seconds=HOUR, keeper_address=f"127.0.0.1:{keeper.port}"),
         CollectorRegistry(),
     )
-    server, task, port = await _serve(app)
+    served = await serve(app)
     broadcaster = app.state.hydra.running_broadcaster()
     try:
         await eventually_async(lambda: keeper.notifier.subscribers == 1, "the API subscribed")
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+            httpx.AsyncClient(base_url=served.url, timeout=60) as client,
             client.stream("GET", "/api/events") as resp,
             channel(f"127.0.0.1:{keeper.port}") as ch,
         ):
@@ -136,6 +124,5 @@ async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
             assert broadcaster.notices >= 1 and broadcaster.polls > polls_before
             await call.done_writing()
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        await served.stop()
         await keeper.stop()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import socket
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
 
 from hydra_api.domain.runtime import load_runtime_items_by_ids
@@ -134,20 +132,6 @@ async def test_private_deployment_hides_live_views_from_anonymous(api_factory: A
     assert (await viewer.get("/api/runtime")).status_code == 200
 
 
-async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(1200):  # up to 60 s on a loaded machine
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started
-    return server, task, port
-
-
 async def _next_event(lines: Any, event: str) -> dict[str, Any]:
     current = None
     async for line in lines:
@@ -160,15 +144,15 @@ async def _next_event(lines: Any, event: str) -> dict[str, Any]:
 
 
 async def test_sse_delivers_runtime_event_after_a_run_time_write(
-    api: Any, settings_factory: Any
+    api: Any, settings_factory: Any, serve: Any
 ) -> None:
     registry = CollectorRegistry()
     app = create_app(settings_factory(), registry)
-    server, task, port = await _serve(app)
+    served = await serve(app)
     pt = await api.plot_type(detector="BCAL")
     try:
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+            httpx.AsyncClient(base_url=served.url, timeout=30) as client,
             client.stream("GET", "/api/events") as resp,
         ):
             assert resp.status_code == 200
@@ -192,8 +176,7 @@ async def test_sse_delivers_runtime_event_after_a_run_time_write(
             item = next(i for i in update["items"] if i["order_id"] == oid)
             assert item["plot_type"] == pt.name and item["verdict"] == "Bad"
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        await served.stop()
     text = _metrics_text(registry)
     assert "hydra_api_sse_clients 0.0" in text
 
@@ -202,12 +185,14 @@ def _metrics_text(registry: CollectorRegistry) -> str:
     return generate_latest(registry).decode()
 
 
-async def test_heartbeat_comments_on_idle_stream(api: Any, settings_factory: Any) -> None:
+async def test_heartbeat_comments_on_idle_stream(
+    api: Any, settings_factory: Any, serve: Any
+) -> None:
     app = create_app(settings_factory(sse_heartbeat_seconds=0.2), CollectorRegistry())
-    server, task, port = await _serve(app)
+    served = await serve(app)
     try:
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+            httpx.AsyncClient(base_url=served.url, timeout=30) as client,
             client.stream("GET", "/api/events") as resp,
         ):
             seen = []
@@ -217,8 +202,7 @@ async def test_heartbeat_comments_on_idle_stream(api: Any, settings_factory: Any
                     break
             assert any(line.startswith("event: runtime") for line in seen)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+        await served.stop()
 
 
 @pytest.fixture
