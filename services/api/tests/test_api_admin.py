@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from hydra_common.db.schema import (
     AuditLog,
     InferenceStatus,
-    MonitoringLog,
     Role,
     RunHistory,
     ServiceStatus,
@@ -24,6 +23,7 @@ from hydra_common.db.schema import (
 )
 from hydra_common.ids import uuid7
 from hydra_common.stagestats import hourly_rows
+from hydra_testsupport.rows import add_logged
 
 
 async def test_user_management_is_admin_only_and_audited(api: Any) -> None:
@@ -108,7 +108,6 @@ async def test_log_groups_by_detector(api: Any) -> None:
     det = api.unique("LOGDET")
     pt = await api.plot_type(detector=det)
     async with api.session() as s:
-        rows = []
         for i, (verdict, confirmed, transition) in enumerate(
             [("Bad", True, True), ("Good", False, False), ("Bad", True, False)]
         ):
@@ -121,33 +120,11 @@ async def test_log_groups_by_detector(api: Any) -> None:
                 run_number=10,
                 chunk=i,
             )
-            s.add(rh)
-            await s.flush()
-            rows.append(
-                MonitoringLog(
-                    run_history_id=rh.id,
-                    plot_type_id=pt.id,
-                    run_number=10,
-                    chunk=i,
-                    verdict=verdict,
-                    confirmed=confirmed,
-                    transition=transition,
-                )
-            )
+            await add_logged(s, rh, transition=transition)
         old = RunHistory(
             order_id=uuid7(), plot_type_id=pt.id, status=InferenceStatus.OK, verdict="Bad"
         )
-        s.add(old)
-        await s.flush()
-        rows.append(
-            MonitoringLog(
-                run_history_id=old.id,
-                plot_type_id=pt.id,
-                verdict="Bad",
-                created_at=utcnow() - timedelta(hours=30),
-            )
-        )
-        s.add_all(rows)
+        await add_logged(s, old, created_at=utcnow() - timedelta(hours=30))
         await s.commit()
     r = await api.client.get("/api/log", params={"detector": det})
     body = r.json()

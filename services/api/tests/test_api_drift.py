@@ -6,7 +6,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hydra_common.db.schema import Model, ModelDrift, ModelStatus, Role, utcnow
+from hydra_common.db.schema import Model, ModelDrift, ModelStatus, PlotType, Role, utcnow
+
+
+def _drift(pt: PlotType, model: Model, score: float, **figures: Any) -> ModelDrift:
+    """The keeper's drift row of a model: 400 inferences and 90 test images, scored by the
+    PSI of the top weight; ``figures`` sets the rest."""
+    return ModelDrift(
+        plot_type_id=pt.id,
+        model_id=model.id,
+        inferences=400,
+        test_images=90,
+        psi_top_weight=score,
+        drift_score=score,
+        computed_at=utcnow(),
+        **figures,
+    )
 
 
 async def _check_drift_listing(api: Any) -> None:
@@ -24,32 +39,17 @@ async def _check_drift_listing(api: Any) -> None:
     await api.add(*models)
     evidence = {"reasons": ["drift score 0.61 (PSI of the top weight) >= 0.25"]}
     await api.add(
-        ModelDrift(
-            plot_type_id=drifted.id,
-            model_id=models[0].id,
-            inferences=400,
-            test_images=90,
-            psi_top_weight=0.61,
+        _drift(
+            drifted,
+            models[0],
+            0.61,
             psi_verdicts=0.2,
-            drift_score=0.61,
             labelled=30,
             label_agreement=0.7,
             retrain_suggested=True,
             evidence=evidence,
-            computed_at=utcnow(),
         ),
-        ModelDrift(
-            plot_type_id=stable.id,
-            model_id=models[1].id,
-            inferences=400,
-            test_images=90,
-            psi_top_weight=0.02,
-            psi_verdicts=0.01,
-            drift_score=0.02,
-            labelled=0,
-            retrain_suggested=False,
-            computed_at=utcnow(),
-        ),
+        _drift(stable, models[1], 0.02, psi_verdicts=0.01, labelled=0, retrain_suggested=False),
     )
     viewer = await api.as_role(Role.VIEWER)
     r = await viewer.get("/api/drift", params={"plot_type": drifted.name})

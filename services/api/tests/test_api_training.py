@@ -57,6 +57,17 @@ async def _wait_status(client: Any, run_id: int, status: str) -> dict[str, Any]:
     return body
 
 
+async def _trainer_reports_success(api: Any, run_id: int) -> None:
+    """What a trainer writes at its end (a Job elsewhere, or another replica's process)."""
+    async with api.session() as s:
+        await s.execute(
+            sa.update(TrainingRun)
+            .where(TrainingRun.id == run_id)
+            .values(status=TrainingRunStatus.SUCCEEDED)
+        )
+        await s.commit()
+
+
 class Trainer:
     """The fake trainer's folder: what each run was started with, and its release."""
 
@@ -233,13 +244,7 @@ async def test_one_run_per_plot_type_the_queue_follows(api_factory: Any, trainer
     # The trainer reports its end in the row (a Job elsewhere, or another replica's
     # process): the poll notices it and starts the next one while this process still lives.
     await api.app.state.hydra.running_launcher().poll_once()  # a look while it runs
-    async with api.session() as s:
-        await s.execute(
-            sa.update(TrainingRun)
-            .where(TrainingRun.id == second["id"])
-            .values(status=TrainingRunStatus.SUCCEEDED)
-        )
-        await s.commit()
+    await _trainer_reports_success(api, second["id"])
     await trainer.wait_started(third["id"])
     for run in (second, third, elsewhere):
         trainer.release(run["id"], 0)
@@ -258,13 +263,7 @@ async def test_an_end_seen_by_a_failed_pass_is_seen_again(
     second = (await dev.post("/api/training-runs", json=body)).json()
     assert (first["status"], second["status"]) == ("running", "queued")
     await launcher.poll_once()  # a look while the first one runs
-    async with api.session() as s:
-        await s.execute(
-            sa.update(TrainingRun)
-            .where(TrainingRun.id == first["id"])
-            .values(status=TrainingRunStatus.SUCCEEDED)
-        )
-        await s.commit()
+    await _trainer_reports_success(api, first["id"])
     # The pass that sees the end cannot start the next run (the database went away): the
     # next pass still knows the plot type's run ended, and starts it.
     start_queued = launcher.start_queued
