@@ -84,3 +84,37 @@ async def test_file_vanished_before_read_is_counted(tmp_path: Path, sqlite_url: 
     assert await intake.read_one("Run1/P.png", FileStat(10, 1), parsed) is None
     assert metrics.rejected.labels("vanished")._value.get() == 1
     await ledger.engine.dispose()
+
+
+async def test_a_file_the_quarantine_could_not_take_is_moved_once_it_can(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The quarantine cannot take a bad file (here its folder is a plain file, as a full
+    volume refuses with ENOSPC): the file stays, counted once; when the quarantine works
+    again the next rescan moves it, with no feeder restart and no second count."""
+    root = tmp_path / "input"
+    (root / "Run7").mkdir(parents=True)
+    bad = root / "Run7" / "CDC_occupancy.png"
+    bad.write_bytes(b"not an image")
+    blocker = tmp_path / "quarantine"
+    blocker.write_text("in the way")  # mkdir of the reason folder fails: NotADirectoryError
+    ledger = Ledger(make_engine(sqlite_url))
+    metrics = FeederMetrics(CollectorRegistry())
+    intake, _ = make_intake(tmp_path, sqlite_url, ledger, metrics)
+    intake.use_plot_types({"CDC_occupancy": PlotTypeInfo("png", False)})
+    rejected = metrics.rejected.labels("not_an_image")
+    task = asyncio.create_task(intake.run())
+    try:
+        await eventually(lambda: "Run7/CDC_occupancy.png" in intake.unmoved)
+        assert bad.exists() and rejected._value.get() == 1
+        await asyncio.sleep(0.3)  # several rescans while it still fails: still one count
+        assert bad.exists() and rejected._value.get() == 1
+        blocker.unlink()
+        moved = blocker / "not_an_image" / "Run7" / "CDC_occupancy.png"
+        await eventually(moved.exists)
+        assert not bad.exists() and intake.unmoved == {}
+        assert rejected._value.get() == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ledger.engine.dispose()

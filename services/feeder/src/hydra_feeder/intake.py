@@ -51,6 +51,15 @@ class Handled:
     plot_type: str = ""
 
 
+@dataclass(frozen=True)
+class Unmoved:
+    """A rejected file still in the input folder: its quarantine move failed."""
+
+    stat: FileStat
+    reason: str
+    detail: str
+
+
 class Intake:
     """Finds finished files, judges them, and records the good ones as pending orders."""
 
@@ -74,6 +83,9 @@ class Intake:
         self._tracker = StabilityTracker(settings.stable_seconds)
         self._requeue = Requeue(self.root, settings.stable_seconds, settings.requeue_seconds)
         self.handled: dict[str, Handled] = {}
+        # Rejected files that could not be moved (the quarantine's volume full): tried again
+        # at every rescan, so none stays in the input folder until the feeder restarts.
+        self.unmoved: dict[str, Unmoved] = {}
         self._plot_types: PlotTypes = {}
 
     def use_plot_types(self, types: PlotTypes) -> None:
@@ -120,6 +132,8 @@ class Intake:
                     del self.handled[rel]
                 for rel, stat in found.items():
                     self._observe(rel, stat, now)
+                if self.unmoved:
+                    await self._quarantine_unmoved(found)
                 next_rescan = now + self._settings.rescan_seconds
             if len(self._requeue):
                 for rel in await asyncio.to_thread(self._requeue.due, loop.time()):
@@ -342,8 +356,9 @@ class Intake:
             )
         except OSError as exc:
             self._count_rejected(reason)
+            self.unmoved[rel] = Unmoved(stat, reason, detail)
             log.error(
-                "file rejected; could not quarantine it",
+                "file rejected; could not quarantine it (tried again at every rescan)",
                 extra={"path": rel, "reason": reason, "detail": detail, "error": repr(exc)},
             )
             return
@@ -353,6 +368,27 @@ class Intake:
             "file quarantined",
             extra={"path": rel, "reason": reason, "detail": detail, "quarantined": str(target)},
         )
+
+    async def _quarantine_unmoved(self, found: dict[str, FileStat]) -> None:
+        """Move the rejected files that could not be moved before (already counted and
+        logged); a file gone or rewritten since is no longer this one's business."""
+        for rel, un in list(self.unmoved.items()):
+            if found.get(rel) != un.stat:
+                del self.unmoved[rel]
+                continue
+            try:
+                target = await asyncio.to_thread(
+                    quarantine, self.root / rel, rel, self.quarantine_root, un.reason, un.detail
+                )
+            except OSError as exc:
+                log.debug("still cannot quarantine", extra={"path": rel, "error": repr(exc)})
+                continue
+            del self.unmoved[rel]
+            self._requeue.watch(rel, target, un.reason, asyncio.get_running_loop().time())
+            log.warning(
+                "file quarantined (its first move had failed)",
+                extra={"path": rel, "reason": un.reason, "quarantined": str(target)},
+            )
 
     def _count_rejected(self, reason: str) -> None:
         self._metrics.rejected.labels(reason).inc()
