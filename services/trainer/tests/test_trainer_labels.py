@@ -104,6 +104,7 @@ def test_label_add_list_set(hydra: Callable[..., Any], mysql_url: str) -> None:
     assert "already exists" in hydra("label", "add", name.upper(), ok=False).output
     assert "already exists as 'HotChannel'" in hydra("label", "add", "hot_channel", ok=False).output
     assert "reserved" in hydra("label", "add", "NoModel", ok=False).output
+    assert "reserved" in hydra("label", "add", "error", ok=False).output  # a failed inference
     assert "invalid colour" in hydra("label", "add", _new("C"), "--color", "red", ok=False).output
     listed = hydra("label", "list").output
     assert name in listed and "Ignore" in listed

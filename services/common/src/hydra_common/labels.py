@@ -9,7 +9,8 @@ the API and the trainer both call these functions, so both apply the same rules:
   of every model's outputs, so no spaces, dots or slashes).
 - Names are unique ignoring case, ``_`` and ``-`` (``HotChannel``, ``hot_channel`` and
   ``Hot-Channel`` are one label, as ``hydra import`` matches folder names that way).
-  ``NoModel`` is reserved: the Run page shows it for a plot type without a model.
+  ``NoModel`` and ``Error`` are reserved: they are the verdicts no model gives (a plot type
+  without a model, a failed inference), spelled here once for the keeper and the API.
 - A colour is ``#RRGGBB`` (stored in lower case); without one a new label gets the first
   colour of ``PALETTE`` no label has yet.
 - ``alarm`` labels raise alarms and get heat maps (keeper, predictor, Run page);
@@ -34,7 +35,11 @@ from hydra_common.errors import Conflict, InvalidInput, NotFound
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
 COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
 MAX_DESCRIPTION = 255
-RESERVED = frozenset({"nomodel"})
+# The verdicts no model gives: a plot type without a model, and an inference that failed.
+NO_MODEL = "NoModel"
+ERROR = "Error"
+SENTINEL_VERDICTS = (NO_MODEL, ERROR)
+RESERVED = frozenset(v.lower() for v in SENTINEL_VERDICTS)
 # Distinct colours for new labels, none too close to the shared set's own.
 PALETTE = (
     "#17becf",
@@ -72,7 +77,10 @@ def check_name(name: str) -> str:
             "digits, _ or -"
         )
     if key(name) in RESERVED:
-        raise InvalidInput(f"{name!r} is reserved (the Run page's plot type without a model)")
+        raise InvalidInput(
+            f"{name!r} is reserved (the verdict of a plot type without a model, or of a "
+            "failed inference)"
+        )
     return name
 
 

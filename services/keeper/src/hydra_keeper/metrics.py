@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from hydra_common.labels import ERROR, NO_MODEL
 from hydra_common.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
 
 if TYPE_CHECKING:
@@ -23,8 +24,8 @@ KNOWN_VERDICTS = (
     "LED",
     "Amorphous",
     "Ignore",
-    "NoModel",
-    "Error",
+    NO_MODEL,
+    ERROR,
     "Accepted",
 )
 KEPT_REASONS = ("bad", "unconfirmed", "unbiased", "uncertain")

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from hydra.v1 import order_pb2, report_pb2
 
 from hydra_common.db.schema import InferenceStatus
+from hydra_common.labels import ERROR, NO_MODEL
 
-NO_MODEL = "NoModel"
-ERROR = "Error"
 # A confirmed alarm verdict inside an expert's mask of an accepted problem (hydra_keeper.masks):
 # recorded, kept and shown, but it neither alarms nor counts as Bad in the K-of-N window.
 ACCEPTED = "Accepted"

@@ -41,6 +41,7 @@ from hydra_common.db.schema import (
     utcnow,
 )
 from hydra_common.errors import NotFound
+from hydra_common.labels import NO_MODEL
 from hydra_common.stagestats import INFERENCES, STAGE_EDGES, hour_of
 
 ALIVE_SECONDS = 120
@@ -127,7 +128,7 @@ async def log_page(
                 event=entry.event,
                 actor=entry.actor,
                 time=entry.created_at,
-                color=palette.get(entry.verdict, palette["NoModel"]),
+                color=palette.get(entry.verdict, palette[NO_MODEL]),
             )
         )
     return LogPage(

@@ -15,6 +15,7 @@ from hydra_api.common import Pagination
 from hydra_api.models import Page
 from hydra_common.db.schema import Classification, PlotType
 from hydra_common.errors import NotFound
+from hydra_common.labels import NO_MODEL
 
 NO_MODEL_COLOR = "#000000"
 Ts = TypeVarTuple("Ts")
@@ -27,10 +28,10 @@ def aware(t: datetime) -> datetime:
 
 
 async def colors(session: AsyncSession) -> dict[str, str]:
-    """Label name -> display colour ("NoModel" is black)."""
+    """Label name -> display colour (NO_MODEL is black)."""
     rows = await session.execute(sa.select(Classification.name, Classification.color))
     result = {name: color for name, color in rows.tuples()}
-    result.setdefault("NoModel", NO_MODEL_COLOR)
+    result.setdefault(NO_MODEL, NO_MODEL_COLOR)
     return result
 
 

@@ -12,6 +12,7 @@ from hydra_api.common import Pagination, file_url
 from hydra_api.domain.queries import aware, colors, count, plot_type_by_name
 from hydra_api.models import InferenceItem, Page, RuntimeItem
 from hydra_common.db.schema import Plot, PlotType, RunHistory, RunTime, utcnow
+from hydra_common.labels import NO_MODEL
 
 
 def _card(
@@ -41,7 +42,7 @@ def _card(
         image_url=file_url(image_path),
         heatmap_url=file_url(heatmap_path),
         stale=stale_before is not None and time < stale_before,
-        color=palette.get(row.verdict, palette["NoModel"]),
+        color=palette.get(row.verdict, palette[NO_MODEL]),
     )
 
 
