@@ -1388,6 +1388,11 @@ export interface components {
         InferenceItem: {
             /** Chunk */
             chunk: number;
+            /**
+             * Classified
+             * @description False for the verdicts no model gives (NoModel: no model; Error: the inference failed): neither a confidence nor 'unconfirmed' applies to them.
+             */
+            classified: boolean;
             /** Color */
             color: string;
             /** Confidence */
@@ -2238,6 +2243,11 @@ export interface components {
         RuntimeItem: {
             /** Chunk */
             chunk: number;
+            /**
+             * Classified
+             * @description False for the verdicts no model gives (NoModel: no model; Error: the inference failed): neither a confidence nor 'unconfirmed' applies to them.
+             */
+            classified: boolean;
             /** Color */
             color: string;
             /** Confidence */

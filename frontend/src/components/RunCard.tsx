@@ -85,7 +85,7 @@ export function RunCard({
       </div>
       <footer>
         <span className="muted card-meta">
-          {runChunk(card.run_number, card.chunk)} · {card.verdict !== "NoModel" && `${percent(card.confidence)} · `}
+          {runChunk(card.run_number, card.chunk)} · {card.classified && `${percent(card.confidence)} · `}
           {formatTime(card.time)}
         </span>
         <span className="actions">

@@ -5,13 +5,12 @@ export interface CardState {
   plot_type: string;
   detector: string;
   verdict: string;
+  /** False for the verdicts no model gives (NoModel, Error): the API decides. */
+  classified: boolean;
   confirmed: boolean;
   run_number: number;
   chunk: number;
 }
-
-/** Verdicts that are no classification at all, so "unconfirmed" does not apply to them. */
-const NOT_CLASSIFIED = new Set(["NoModel", "Error"]);
 
 /** Rank of a card: 0 confirmed alarm (Bad), 1 unconfirmed, 2 everything else. */
 export function cardRank(card: CardState, alarmLabels: ReadonlySet<string>): number {
@@ -21,8 +20,8 @@ export function cardRank(card: CardState, alarmLabels: ReadonlySet<string>): num
 }
 
 /** True for a classification below its label's threshold (NoModel and Error are neither). */
-export function isUnconfirmed(card: Pick<CardState, "verdict" | "confirmed">): boolean {
-  return !card.confirmed && !NOT_CLASSIFIED.has(card.verdict);
+export function isUnconfirmed(card: Pick<CardState, "classified" | "confirmed">): boolean {
+  return card.classified && !card.confirmed;
 }
 
 /** True for cards that go into the BAD PLOTS strip (confirmed Bad or unconfirmed). */

@@ -80,6 +80,18 @@ async def test_runtime_cards_with_colour_and_stale_flag(api: Any) -> None:
         assert key in bad
 
 
+async def test_cards_say_whether_a_model_classified_them(api: Any) -> None:
+    """NoModel and Error are no classification: the API says so (``classified``), and the
+    Run page shows neither a confidence nor "unconfirmed" for them."""
+    det = api.unique("DET")
+    types = {v: await api.plot_type(detector=det) for v in ("Good", "NoModel", "Error")}
+    for verdict, pt in types.items():
+        await write_runtime(api, pt, verdict)
+    r = await api.client.get("/api/runtime", params={"detector": det})
+    flags = {i["verdict"]: i["classified"] for i in r.json()["items"]}
+    assert flags == {"Good": True, "NoModel": False, "Error": False}
+
+
 async def test_ignored_plot_types_are_not_on_the_run_page(api: Any) -> None:
     pt = await api.plot_type(ignored=True)
     await write_runtime(api, pt, "Good")

@@ -82,6 +82,12 @@ class RuntimeItem(BaseModel):
     run_number: int
     chunk: int
     verdict: str
+    classified: bool = Field(
+        description=(
+            "False for the verdicts no model gives (NoModel: no model; Error: the inference"
+            " failed): neither a confidence nor 'unconfirmed' applies to them."
+        )
+    )
     confidence: float
     confirmed: bool
     model_id: int | None

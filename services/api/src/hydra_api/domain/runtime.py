@@ -12,7 +12,7 @@ from hydra_api.common import Pagination, file_url
 from hydra_api.domain.queries import aware, colors, count, plot_type_by_name
 from hydra_api.models import InferenceItem, Page, RuntimeItem
 from hydra_common.db.schema import Plot, PlotType, RunHistory, RunTime, utcnow
-from hydra_common.labels import NO_MODEL
+from hydra_common.labels import NO_MODEL, SENTINEL_VERDICTS
 
 
 def _card(
@@ -35,6 +35,7 @@ def _card(
         run_number=row.run_number,
         chunk=row.chunk,
         verdict=row.verdict,
+        classified=row.verdict not in SENTINEL_VERDICTS,
         confidence=row.confidence,
         confirmed=row.confirmed,
         model_id=row.model_id,
