@@ -2,7 +2,8 @@
 an image): ``mysql`` (a freshly migrated database per test session, and per stack),
 ``polling`` (wait for a condition with a deadline, never a bare sleep), ``rows`` (the id an
 INSERT made, the rows of a query), ``halls`` (a plot type of a test's own and its models),
-``stacks`` (a whole local stack on a database and data folder of a test's own)."""
+``stacks`` (a whole local stack on a database and data folder of a test's own), ``names``
+(names no other test uses)."""
 
 from hydra_testsupport.polling import eventually, eventually_async
 
