@@ -62,6 +62,7 @@ from hydra_keeper import storage
 from hydra_keeper.reference import ReferenceCache
 from hydra_keeper.verdicts import judge, stage_seconds
 from hydra_keeper.writer import BatchWriter
+from hydra_testsupport.seeding import stamped_at
 
 SERVER = os.environ.get("HYDRA_TEST_MYSQL_URL", "mysql+asyncmy://root@127.0.0.1:3306/mysql")
 PLOT_TYPES = 568  # ePIC's
@@ -173,15 +174,7 @@ def _reports(
             source_path=f"RunPeriod-2026-02/Run{5000 + seed}/{name}_{i // len(plot_types):04d}.png",
             image=image,
             file_size=len(image),
-            stages=order_pb2.StageTimestamps(
-                file_ns=now,
-                fed_ns=now,
-                queued_ns=now,
-                dispatched_ns=now,
-                predict_start_ns=now,
-                predict_end_ns=now,
-                reported_ns=now,
-            ),
+            stages=stamped_at(now),
         )
         out.append(
             report_pb2.Report(

@@ -50,17 +50,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from hydra.v1 import keeper_pb2, keeper_pb2_grpc, order_pb2, report_pb2
 
 from bench.results import median_spread, record
 from hydra_common.db.engine import make_engine
-from hydra_common.db.schema import Classification, Model, PlotType, Threshold, utcnow
 from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_common.launcher import LocalStack, Ports, stack_environment
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
-from hydra_testsupport.rows import inserted_id
+from hydra_testsupport.seeding import add_plot_type_with_model, stamped_at
 
 PLOT_TYPES = 40
 CLIENTS = 4  # Run pages open at once (browsers in the counting house)
@@ -75,43 +73,16 @@ async def seed(url: str, n: int) -> list[tuple[str, int]]:
     out = []
     try:
         async with engine.begin() as conn:
-            labels = dict(
-                (await conn.execute(sa.select(Classification.name, Classification.id))).all()
-            )
             for i in range(n):
                 name = f"runpage_{i:03d}"
-                pid = inserted_id(
-                    await conn.execute(
-                        sa.insert(PlotType.__table__).values(
-                            name=name,
-                            detector=("FTOF", "ECAL", "DC", "RF")[i % 4],
-                            collect_percent=0.0,
-                            created_at=utcnow(),
-                        )
-                    )
+                _, mid = await add_plot_type_with_model(
+                    conn,
+                    name,
+                    {"Good": 0.7, "Bad": 0.6, "NoData": 0.8},
+                    labels=LABELS,
+                    detector=("FTOF", "ECAL", "DC", "RF")[i % 4],
                 )
-                mid = inserted_id(
-                    await conn.execute(
-                        sa.insert(Model.__table__).values(
-                            plot_type_id=pid,
-                            name=name,
-                            version=1,
-                            architecture="small",
-                            label_order=LABELS,
-                            created_at=utcnow(),
-                        )
-                    )
-                )
-                for label, t in (("Good", 0.7), ("Bad", 0.6), ("NoData", 0.8)):
-                    await conn.execute(
-                        sa.insert(Threshold.__table__).values(
-                            model_id=mid,
-                            classification_id=labels[label],
-                            threshold=t,
-                            set_at=utcnow(),
-                        )
-                    )
-                out.append((name, int(mid)))
+                out.append((name, mid))
     finally:
         await engine.dispose()
     return out
@@ -134,15 +105,7 @@ def make_report(name: str, model_id: int, i: int, rng: random.Random) -> report_
         run_number=7000,
         chunk=i,
         source_path=f"RunPeriod-2026-01/Run7000/{name}_{i:06d}.png",
-        stages=order_pb2.StageTimestamps(
-            file_ns=now,
-            fed_ns=now,
-            queued_ns=now,
-            dispatched_ns=now,
-            predict_start_ns=now,
-            predict_end_ns=now,
-            reported_ns=now,
-        ),
+        stages=stamped_at(now),
     )
     return report_pb2.Report(
         order=order,

@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry
 
 from hydra_common.db.engine import make_engine
 from hydra_common.db.migrate import upgrade
-from hydra_common.db.schema import Classification, Model, PlotType, Threshold, utcnow
 from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
 from hydra_keeper.entries import Entry
@@ -31,7 +30,7 @@ from hydra_keeper.reference import PlotTypeInfo
 from hydra_keeper.service import KeeperService
 from hydra_keeper.settings import KeeperSettings
 from hydra_keeper.verdicts import judge
-from hydra_testsupport.rows import inserted_id
+from hydra_testsupport.seeding import add_plot_type_with_model
 
 OK = report_pb2.REPORT_STATUS_OK
 
@@ -81,40 +80,9 @@ async def make_world(
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            label_ids = dict(
-                (await conn.execute(sa.select(Classification.name, Classification.id))).all()
+            pid, mid = await add_plot_type_with_model(
+                conn, name, thresholds, collect_percent=collect_percent
             )
-            pid = inserted_id(
-                await conn.execute(
-                    sa.insert(PlotType.__table__).values(
-                        name=name,
-                        file_type="png",
-                        collect_percent=collect_percent,
-                        created_at=utcnow(),
-                    )
-                )
-            )
-            mid = inserted_id(
-                await conn.execute(
-                    sa.insert(Model.__table__).values(
-                        plot_type_id=pid,
-                        name=name,
-                        version=1,
-                        architecture="small",
-                        label_order=["Good", "Bad", "NoData"],
-                        created_at=utcnow(),
-                    )
-                )
-            )
-            for label, value in thresholds.items():
-                await conn.execute(
-                    sa.insert(Threshold.__table__).values(
-                        model_id=mid,
-                        classification_id=label_ids[label],
-                        threshold=value,
-                        set_at=utcnow(),
-                    )
-                )
     finally:
         await engine.dispose()
     return World(url, name, int(pid), int(mid))

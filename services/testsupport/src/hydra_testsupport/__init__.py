@@ -3,7 +3,8 @@ an image): ``mysql`` (a freshly migrated database per test session, and per stac
 ``polling`` (wait for a condition with a deadline, never a bare sleep), ``rows`` (the id an
 INSERT made, the rows of a query), ``halls`` (a plot type of a test's own and its models),
 ``stacks`` (a whole local stack on a database and data folder of a test's own), ``names``
-(names no other test uses)."""
+(names no other test uses), ``seeding`` (a plot type with a model and thresholds, straight
+into the tables; a report's stage times)."""
 
 from hydra_testsupport.polling import eventually, eventually_async
 
