@@ -56,9 +56,10 @@ from bench.results import median_spread, record
 from hydra_common.db.engine import make_engine
 from hydra_common.grpcserver import channel
 from hydra_common.ids import uuid7
-from hydra_common.launcher import LocalStack, Ports, stack_environment
+from hydra_common.launcher import LocalStack
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 from hydra_testsupport.seeding import add_plot_type_with_model, stamped_at
+from hydra_testsupport.stacks import Site, running_stack
 
 PLOT_TYPES = 40
 CLIENTS = 4  # Run pages open at once (browsers in the counting house)
@@ -252,27 +253,21 @@ def run(
     url = create_mysql_database("hydra_runpage")
     try:
         types = asyncio.run(seed(url, plot_types))
-        with tempfile.TemporaryDirectory(prefix="hydra-runpage-") as tmp:
-            ports = Ports.free()
-            env = stack_environment(ports)
-            env.update(
-                HYDRA_DATABASE_URL=url,
-                HYDRA_DATA_DIR=str(Path(tmp) / "data"),
-                HYDRA_INPUT_DIR=str(Path(tmp) / "input"),
+        with (
+            tempfile.TemporaryDirectory(prefix="hydra-runpage-") as tmp,
+            running_stack(
+                Site(url, Path(tmp)),
+                ("keeper", "api"),
+                60,
                 HYDRA_PUBLIC_READ="true",  # the SSE client needs no login
                 HYDRA_ADMIN_PASSWORD="runpage-bench-password",
                 HYDRA_LOG_LEVEL="WARNING",
-            )
-            stack = LocalStack(env, ports, Path(tmp) / "logs", ("keeper", "api"), restart=False)
-            try:
-                stack.start(wait=60)
-                stack.wait_ready(60)
-                rounds = [
-                    asyncio.run(measure_stack(stack, types, rate, seconds, clients))
-                    for _ in range(repeats)
-                ]
-            finally:
-                stack.stop(10)
+            ) as stack,
+        ):
+            rounds = [
+                asyncio.run(measure_stack(stack, types, rate, seconds, clients))
+                for _ in range(repeats)
+            ]
     finally:
         drop_mysql_database(url)
     figures: dict[str, Any] = {}

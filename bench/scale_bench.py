@@ -49,8 +49,8 @@ import sqlalchemy as sa
 
 from bench.results import record
 from hydra_common.db.engine import make_engine
-from hydra_common.launcher import LocalStack, Ports, stack_environment
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
+from hydra_testsupport.stacks import Site, running_stack
 
 PLOT_TYPES = 568
 PERIOD_S = 180  # every plot type every 3 minutes
@@ -389,41 +389,35 @@ def measure_api(url: str, covered: Callable[[dict[str, Any]], float]) -> dict[st
     last_run = int(_sql(url, ["SELECT MAX(run_number) FROM run_history"])[0][0])
     runs = [last_run - (i * 53) % 700 for i in range(REQUESTS)]
     figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="hydra-scale-") as tmp:
-        ports = Ports.free()
-        env = stack_environment(ports)
-        env.update(
-            HYDRA_DATABASE_URL=url,
-            HYDRA_DATA_DIR=str(Path(tmp) / "data"),
-            HYDRA_INPUT_DIR=str(Path(tmp) / "input"),
+    with (
+        tempfile.TemporaryDirectory(prefix="hydra-scale-") as tmp,
+        running_stack(
+            Site(url, Path(tmp)),
+            ("api",),
+            120,
             HYDRA_ADMIN_PASSWORD=ADMIN_PASSWORD,
             HYDRA_LOG_LEVEL="WARNING",
-        )
-        stack = LocalStack(env, ports, Path(tmp) / "logs", ("api",), restart=False)
-        try:
-            stack.start(wait=120)
-            stack.wait_ready(120)
-            base = f"http://127.0.0.1:{stack.ports.api}"
-            with httpx.Client(base_url=base, timeout=120) as client:
-                login = {"username": "admin", "password": ADMIN_PASSWORD}
-                client.post("/api/auth/login", json=login).raise_for_status()
-                for page in PAGES:
-                    times = []
-                    for path in requests_for(page, names, detectors, runs):
-                        t0 = time.perf_counter()
-                        resp = client.get(path)
-                        times.append(time.perf_counter() - t0)
-                        if resp.status_code != 200:
-                            raise RuntimeError(f"{path}: HTTP {resp.status_code} {resp.text[:300]}")
-                    figures[f"api_p95_s_{page}"] = round(percentile(times, 95), 4)
-                    figures[f"api_median_s_{page}"] = round(statistics.median(times), 4)
-                    figures[f"api_max_s_{page}"] = round(max(times), 4)
-                    print(f"  {page:11s} p95 {figures[f'api_p95_s_{page}']:.3f} s", flush=True)
-                status = client.get(f"/api/status?hours={STATUS_WINDOW_H}").json()
-                figures["status_window_covered_fraction"] = round(covered(status), 4)
-                figures["status_sampled_rows"] = status.get("sampled")
-        finally:
-            stack.stop(10)
+        ) as stack,
+    ):
+        base = f"http://127.0.0.1:{stack.ports.api}"
+        with httpx.Client(base_url=base, timeout=120) as client:
+            login = {"username": "admin", "password": ADMIN_PASSWORD}
+            client.post("/api/auth/login", json=login).raise_for_status()
+            for page in PAGES:
+                times = []
+                for path in requests_for(page, names, detectors, runs):
+                    t0 = time.perf_counter()
+                    resp = client.get(path)
+                    times.append(time.perf_counter() - t0)
+                    if resp.status_code != 200:
+                        raise RuntimeError(f"{path}: HTTP {resp.status_code} {resp.text[:300]}")
+                figures[f"api_p95_s_{page}"] = round(percentile(times, 95), 4)
+                figures[f"api_median_s_{page}"] = round(statistics.median(times), 4)
+                figures[f"api_max_s_{page}"] = round(max(times), 4)
+                print(f"  {page:11s} p95 {figures[f'api_p95_s_{page}']:.3f} s", flush=True)
+            status = client.get(f"/api/status?hours={STATUS_WINDOW_H}").json()
+            figures["status_window_covered_fraction"] = round(covered(status), 4)
+            figures["status_sampled_rows"] = status.get("sampled")
     return figures
 
 
