@@ -95,7 +95,7 @@ def test_custom_resources_are_checked_for_required_fields(
 @needs_promtool
 def test_alert_rules_pass_promtool_check_and_unit_tests() -> None:
     out = cc.check_alert_rules()
-    assert "SUCCESS: 14 rules found" in out
+    assert "SUCCESS: 15 rules found" in out
     assert out.count("SUCCESS") == 2
 
 

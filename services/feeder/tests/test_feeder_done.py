@@ -88,3 +88,26 @@ async def test_the_flush_loop_retries_until_the_ledger_takes_them(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await ledger.engine.dispose()
+
+
+async def test_a_failed_ledger_write_is_counted_for_the_alert(sqlite_url: str) -> None:
+    """The database refusing the ledger's writes (down, or its volume full: the drill's
+    database-full episode) shows in hydra_feeder_ledger_write_errors_total, which the chart's
+    HydraFeederLedgerErrors rule watches; reads are not writes and are not counted."""
+    metrics = FeederMetrics(CollectorRegistry())
+    ledger = Ledger(make_engine(sqlite_url), metrics.ledger_write_errors)
+    try:
+        await ledger.record([LedgerEntry("Run1/P_0.png", 1, 1, "a")], [])
+        await ledger.mark_done(["a"])
+        assert metrics.ledger_write_errors._value.get() == 0
+        async with ledger.engine.begin() as conn:
+            await conn.execute(sa.text("DROP TABLE fed_files"))
+        with pytest.raises(sa.exc.OperationalError):
+            await ledger.record([LedgerEntry("Run1/P_1.png", 1, 1, "b")], [])
+        with pytest.raises(sa.exc.OperationalError):
+            await ledger.mark_done(["b"])
+        with pytest.raises(sa.exc.OperationalError):
+            await ledger.lookup(["Run1/P_1.png"])
+        assert metrics.ledger_write_errors._value.get() == 2
+    finally:
+        await ledger.engine.dispose()

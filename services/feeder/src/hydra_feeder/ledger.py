@@ -7,11 +7,13 @@ what is pending and never feeds a file twice (same path, size and mtime).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hydra_common.db.schema import FedFile, PlotType, utcnow
 
@@ -46,8 +48,21 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 class Ledger:
     """Reads and writes ``fed_files``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, write_errors: Counter | None = None) -> None:
         self.engine = engine
+        self._write_errors = write_errors
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; a failed one (the database down or its volume full) is
+        counted before it propagates: the caller retries, the alert rule watches the count."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except Exception:
+            if self._write_errors is not None:
+                self._write_errors.inc()
+            raise
 
     async def lookup(self, paths: Sequence[str]) -> dict[str, LedgerEntry]:
         """The ledger's entries for these source paths (those it has)."""
@@ -69,7 +84,7 @@ class Ledger:
         now = utcnow()
         fresh = [e for e in entries if e.source_path not in known_paths]
         again = [e for e in entries if e.source_path in known_paths]
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             if fresh:
                 await conn.execute(
                     sa.insert(_fed),
@@ -113,7 +128,7 @@ class Ledger:
         if not order_ids:
             return
         now = utcnow()
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             for chunk in _chunks(order_ids):
                 await conn.execute(
                     sa.update(_fed)

@@ -48,6 +48,12 @@ class FeederMetrics:
             "Times the inotify watcher failed and was started again.",
             registry=registry,
         )
+        self.ledger_write_errors = Counter(
+            "hydra_feeder_ledger_write_errors",
+            "Ledger writes (new orders, done notices) that failed: the database down or full."
+            " Retried; no new file is fed while they fail.",
+            registry=registry,
+        )
         self.requeued = Counter(
             "hydra_feeder_requeued",
             "Files quarantined as truncated or empty that their writer finished: moved back.",

@@ -53,7 +53,7 @@ class FeederService:
         self.metrics = FeederMetrics(self.registry)
         # The engine connects on first use, in start().
         self._engine = make_engine(settings.db_url)
-        self.ledger = Ledger(self._engine)
+        self.ledger = Ledger(self._engine, self.metrics.ledger_write_errors)
         self.orders = PendingOrders(settings.feeder_window)
         self.metrics.bind(lambda: len(self.orders))
         parse = make_parser(settings.file_pattern)
