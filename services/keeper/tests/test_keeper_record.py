@@ -9,6 +9,8 @@ from typing import Any
 
 from hydra.v1 import report_pb2
 
+from hydra_testsupport import eventually_async as eventually
+
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
@@ -159,7 +161,10 @@ async def test_keeper_live_image_replaced(
     assert [p.name for p in live_dir.iterdir()] == [f"{first.order.order_id}.png"]
     second = kit.make_report(world, (0.9, 0.1), image=kit.png_bytes(32, 32))
     await client.record([second])
-    assert [p.name for p in live_dir.iterdir()] == [f"{second.order.order_id}.png"]
+    # The ack comes first (it never waits for a delete); the old file goes right after it.
+    await eventually(
+        lambda: [p.name for p in live_dir.iterdir()] == [f"{second.order.order_id}.png"]
+    )
 
 
 async def test_keeper_no_model_and_error_reports(

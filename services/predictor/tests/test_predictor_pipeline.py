@@ -795,15 +795,27 @@ async def test_two_model_servers_one_stopped_costs_no_verdict(stack: Stack, fake
     )
     await second.start()
     address = f"ipv4:127.0.0.1:{stack.server.port},127.0.0.1:{second.port}"
-    before = [make_order(stack.pa, IMAGES[i % len(IMAGES)]) for i in range(8)]
+    first_before = _predicts(stack.server)
+    before: list[order_pb2.InferenceOrder] = []
     after = [make_order(stack.pa, IMAGES[i % len(IMAGES)]) for i in range(8)]
     try:
         async with running_predictor(
             stack, fakes, model_server_address=address, model_server_retry_seconds=0, max_batch=1
         ):
-            fakes.balancer.add(before)
-            await eventually(lambda: len(fakes.balancer.done) >= len(before))
-            served = [_predicts(s) for s in (stack.server, second)]
+            # Round robin picks among the copies whose connection is up: orders, two at a
+            # time, until both copies have answered (the second connects a moment later).
+            for _ in range(100):
+                wave = [make_order(stack.pa, IMAGES[i % len(IMAGES)]) for i in range(2)]
+                before += wave
+                fakes.balancer.add(wave)
+
+                def answered(sent: int = len(before)) -> bool:
+                    return len(fakes.balancer.done) >= sent
+
+                await eventually(answered)
+                if _predicts(second) > 0 and _predicts(stack.server) > first_before:
+                    break
+            served = [_predicts(stack.server) - first_before, _predicts(second)]
             await second.stop()
             fakes.balancer.add(after)
             await eventually(lambda: len(fakes.balancer.done) >= len(before) + len(after))
