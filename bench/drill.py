@@ -92,12 +92,11 @@ DB_HOLD_S = 5.0  # then the volume stays full this long, writes failing all alon
 DB_VOLUME_ARGS = ("--innodb-log-file-size=16M", "--innodb-flush-method=fsync")
 # What the keeper's and feeder's logs say when InnoDB cannot grow a table (error 1114).
 DB_FULL_MARK = "is full"
-# The chart's alert that fires on the keeper's refused writes (deploy/helm/hydra/files/alerts.yaml).
+# The chart's alerts (deploy/helm/hydra/files/alerts.yaml) on the keeper's refused writes and
+# on the feeder's: when the ledger table is the one that must grow, the feeder stops feeding
+# before the keeper meets a full table (and with nothing fed HydraPipelineStalled stays quiet).
 DB_FULL_ALERT = "HydraDatabaseWriteErrors"
-# When the feeder's ledger table is the one that must grow, the feeder stops feeding before the
-# keeper meets a full table: no rule watches the feeder's database errors, and with nothing fed
-# HydraPipelineStalled does not fire either.
-DB_FULL_NO_ALERT = "none: only the feeder's ledger writes were refused (no rule watches them)"
+LEDGER_ALERT = "HydraFeederLedgerErrors"
 SETTLE_S = 5.0  # time the feeder gets to quarantine what was dropped before the disk fills
 MODEL_TYPES = ("FTOF_adcTime_s1", "ECAL_adcOccupancy")  # served by a small untrained model
 NO_MODEL_TYPE = "RF_time"  # no model: NoModel verdicts
@@ -492,6 +491,7 @@ class DiskFull:
     quarantine_refused: bool = False  # a bad file the feeder could not move stayed put
     resumed_s: float | None = None  # space back -> a new image stored again
     quarantine_resumed: bool = False  # a bad file after that was quarantined
+    quarantine_caught_up: bool = False  # the file it could not move was moved after all
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -509,11 +509,12 @@ class DbFull:
     stall_s: float | None = None  # volume full -> the keeper's or feeder's first refused write
     full_s: float = 0.0  # how long the volume stayed full
     write_errors: float = 0.0  # hydra_keeper_db_write_errors_total rise
+    ledger_errors: float = 0.0  # hydra_feeder_ledger_write_errors_total rise
     keeper_log_lines: int = 0  # keeper log lines with the refusal
     feeder_log_lines: int = 0  # feeder log lines with the refusal
     mariadb_up: bool = False  # MariaDB answered while full (it never had to be restarted)
     resumed_s: float | None = None  # space back -> a verdict for an image written after that
-    alert: str = ""  # the chart's alert that fires, if any
+    alert: str = ""  # the chart's alerts that fire (comma-separated), if any
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -992,6 +993,15 @@ class Drill:
         )
         if not ep.quarantine_resumed:
             ep.problems.append("a bad file after the space returned was not quarantined")
+        ep.quarantine_caught_up = self._wait_for(
+            lambda: (
+                (self.quarantine_dir / "not_an_image" / refused).is_file()
+                and not (self.input_dir / refused).exists()
+            ),
+            timeout=60,
+        )
+        if not ep.quarantine_caught_up:
+            ep.problems.append("the bad file the full quarantine refused stayed in the input")
         self.progress(
             f"[{ep.at_s:6.1f}s] disk full   {ep.skipped_disk_full:.0f} files skipped, "
             f"{ep.rows_while_full} verdicts while full; storing again after "
@@ -1010,6 +1020,9 @@ class Drill:
         keeper = stack.ports.metrics["keeper"]
         errors = "hydra_keeper_db_write_errors_total"
         before = scrape(keeper, errors) or 0.0
+        feeder = stack.ports.metrics["feeder"]
+        ledger_errors = "hydra_feeder_ledger_write_errors_total"
+        ledger_before = scrape(feeder, ledger_errors) or 0.0
         logs = {name: self.logs / f"{name}.log" for name in ("keeper", "feeder")}
         seen = {name: len(read_lines(path)) for name, path in logs.items()}
 
@@ -1020,7 +1033,10 @@ class Drill:
         ep.filled_bytes = self.db_volume.fill()
         t_full = time.monotonic()
         stalled = self._wait_for(
-            lambda: (scrape(keeper, errors) or 0.0) > before or refusals("feeder") > 0,
+            lambda: (
+                (scrape(keeper, errors) or 0.0) > before
+                or (scrape(feeder, ledger_errors) or 0.0) > ledger_before
+            ),
             timeout=DB_STALL_TIMEOUT_S,
         )
         if stalled:
@@ -1039,10 +1055,16 @@ class Drill:
         if not ep.mariadb_up and not self.mariadb.answers():
             self.mariadb.start()  # it died: as Kubernetes would restart it
         ep.write_errors = (scrape(keeper, errors) or 0.0) - before
+        ep.ledger_errors = (scrape(feeder, ledger_errors) or 0.0) - ledger_before
         ep.keeper_log_lines, ep.feeder_log_lines = refusals("keeper"), refusals("feeder")
         if stalled and not (ep.keeper_log_lines or ep.feeder_log_lines):
             ep.problems.append("neither the keeper nor the feeder logged the refused writes")
-        ep.alert = DB_FULL_ALERT if ep.write_errors > 0 else DB_FULL_NO_ALERT if stalled else ""
+        fired = [
+            a for a, n in ((DB_FULL_ALERT, ep.write_errors), (LEDGER_ALERT, ep.ledger_errors)) if n
+        ]
+        ep.alert = ", ".join(fired)
+        if stalled and not fired:
+            ep.problems.append("writes were refused but no alert rule's counter rose")
         last_id = self._max_id()
 
         def resumed() -> bool:
