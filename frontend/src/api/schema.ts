@@ -857,7 +857,8 @@ export interface paths {
         };
         /**
          * Get Summary
-         * @description The deployment's figures (cached for half a minute: counting run_history is costly).
+         * @description The deployment's figures (the run history's cached for half a minute: counting it is
+         *     costly; the rest counted on every visit).
          */
         get: operations["monitoring-get_summary"];
         put?: never;

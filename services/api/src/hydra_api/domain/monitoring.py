@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -248,34 +250,56 @@ async def status(
     )
 
 
-async def summary(session: AsyncSession, hall: str) -> SummaryOut:
-    """The deployment's figures (counting run_history is costly: callers cache them)."""
+@dataclass(frozen=True)
+class HistoryFigures:
+    """The summary's figures counted over run_history: costly on a hall's history, so the
+    caller caches them (``SummaryCache``)."""
+
+    runs_with_bad: int
+    total_analysed: int
+
+
+async def _count(session: AsyncSession, stmt: sa.Select[Any]) -> int:
+    return int(await session.scalar(stmt) or 0)
+
+
+async def history_figures(session: AsyncSession) -> HistoryFigures:
+    """Runs with an alarm verdict, and every inference, over the whole run history."""
     alarm_labels = sa.select(Classification.name).where(Classification.alarm.is_(True))
-
-    async def scalar(stmt: sa.Select[int]) -> int:
-        return int(await session.scalar(stmt) or 0)
-
-    return SummaryOut(
-        hall=hall,
-        labelled_images=await scalar(sa.select(sa.func.count()).select_from(Label)),
-        plot_types=await scalar(
-            sa.select(sa.func.count()).select_from(PlotType).where(PlotType.ignored.is_(False))
-        ),
-        active_models=await scalar(
-            sa.select(sa.func.count()).select_from(Model).where(Model.status == ModelStatus.ACTIVE)
-        ),
-        runs_with_bad=await scalar(
+    return HistoryFigures(
+        runs_with_bad=await _count(
+            session,
             sa.select(sa.func.count(sa.distinct(RunHistory.run_number))).where(
                 RunHistory.verdict.in_(alarm_labels)
-            )
+            ),
         ),
-        total_analysed=await scalar(sa.select(sa.func.count()).select_from(RunHistory)),
+        total_analysed=await _count(session, sa.select(sa.func.count()).select_from(RunHistory)),
+    )
+
+
+async def summary(session: AsyncSession, hall: str, history: HistoryFigures) -> SummaryOut:
+    """The deployment's figures: the small tables counted now (a plot type added a moment
+    ago is in it), the run history's from ``history``."""
+    return SummaryOut(
+        hall=hall,
+        labelled_images=await _count(session, sa.select(sa.func.count()).select_from(Label)),
+        plot_types=await _count(
+            session,
+            sa.select(sa.func.count()).select_from(PlotType).where(PlotType.ignored.is_(False)),
+        ),
+        active_models=await _count(
+            session,
+            sa.select(sa.func.count()).select_from(Model).where(Model.status == ModelStatus.ACTIVE),
+        ),
+        runs_with_bad=history.runs_with_bad,
+        total_analysed=history.total_analysed,
     )
 
 
 class SummaryCache:
-    """The last summary and when it was made: one younger than ``max_age`` seconds is served
-    again, so a busy Summary page does not count run_history on every visit."""
+    """The last run-history figures and when they were counted: ones younger than ``max_age``
+    seconds are served again, so a busy Summary page does not count run_history on every
+    visit (the small tables' counts are made on every visit)."""
 
     def __init__(
         self,
@@ -285,18 +309,19 @@ class SummaryCache:
         self.max_age = max_age
         self._clock = clock
         self._made: float | None = None
-        self._summary: SummaryOut | None = None
+        self._figures: HistoryFigures | None = None
 
-    def get(self) -> SummaryOut | None:
-        """The cached summary while it is young enough; None when there is none or it aged."""
+    def get(self) -> HistoryFigures | None:
+        """The cached figures while they are young enough; None when there are none or they
+        aged."""
         if self._made is None or self._clock() - self._made >= self.max_age:
             return None
-        return self._summary
+        return self._figures
 
-    def put(self, summary: SummaryOut) -> None:
-        """Keep this summary, made now."""
+    def put(self, figures: HistoryFigures) -> None:
+        """Keep these figures, counted now."""
         self._made = self._clock()
-        self._summary = summary
+        self._figures = figures
 
 
 async def run_conditions(

@@ -68,13 +68,13 @@ async def get_status(
 
 @router.get("/api/summary", response_model=SummaryOut)
 async def get_summary(session: SessionDep, state: StateDep, _reader: Reader) -> SummaryOut:
-    """The deployment's figures (cached for half a minute: counting run_history is costly)."""
-    cached = state.summary_cache.get()
-    if cached is not None:
-        return cached
-    summary = await monitoring.summary(session, state.settings.hall)
-    state.summary_cache.put(summary)
-    return summary
+    """The deployment's figures (the run history's cached for half a minute: counting it is
+    costly; the rest counted on every visit)."""
+    history = state.summary_cache.get()
+    if history is None:
+        history = await monitoring.history_figures(session)
+        state.summary_cache.put(history)
+    return await monitoring.summary(session, state.settings.hall, history)
 
 
 @router.get("/api/run-conditions", response_model=Page[RunConditionOut])
