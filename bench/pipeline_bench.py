@@ -74,9 +74,9 @@ import numpy as np
 import psutil
 import sqlalchemy as sa
 
-from bench.drill import Db, scrape
 from bench.results import median_spread
 from hydra_common.launcher import LocalStack, Ports, stack_environment
+from hydra_testsupport.harness import Db, scrape
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 log = logging.getLogger("bench.pipeline")

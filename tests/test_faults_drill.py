@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.drill import KILLABLE, Drill, DrillConfig
+from bench.drill import Drill, DrillConfig
+from hydra_testsupport.harness import KILLABLE
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]
 

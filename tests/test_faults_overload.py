@@ -28,7 +28,8 @@ import psutil
 import pytest
 from PIL import Image
 
-from bench.drill import (
+from hydra_common.launcher import LocalStack
+from hydra_testsupport.harness import (
     MODEL_TYPES,
     RUN_PERIOD,
     Db,
@@ -38,7 +39,6 @@ from bench.drill import (
     stack_env,
     start_stack,
 )
-from hydra_common.launcher import LocalStack
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.drill import (
+from hydra_common.launcher import LocalStack
+from hydra_testsupport.harness import (
     KILLABLE,
     MODEL_TYPES,
     NO_MODEL_TYPE,
@@ -32,7 +33,6 @@ from bench.drill import (
     stack_env,
     start_stack,
 )
-from hydra_common.launcher import LocalStack
 from hydra_testsupport.mysql import create_mysql_database, drop_mysql_database
 
 pytestmark = [pytest.mark.mysql, pytest.mark.tf, pytest.mark.slow]

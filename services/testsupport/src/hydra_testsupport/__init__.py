@@ -4,7 +4,8 @@ an image): ``mysql`` (a freshly migrated database per test session, and per stac
 INSERT made, the rows of a query), ``halls`` (a plot type of a test's own and its models),
 ``stacks`` (a whole local stack on a database and data folder of a test's own), ``names``
 (names no other test uses), ``seeding`` (a plot type with a model and thresholds, straight
-into the tables; a report's stage times)."""
+into the tables; a report's stage times), ``harness`` (the fault tests' and drill's stack,
+simulator and supervisor thread)."""
 
 from hydra_testsupport.polling import eventually, eventually_async
 
