@@ -3,7 +3,8 @@
 
 A fixed number of statements per batch whatever its size; lookups by order id go in chunks
 of ``IN_CHUNK``. The new rows' ids come back from their INSERT (``RETURNING``, which
-MariaDB and SQLite both have), not from a second look-up.
+MariaDB and SQLite have), not from a second look-up; on MySQL, which has no RETURNING, they
+are read back by order id in the same transaction.
 """
 
 from __future__ import annotations
@@ -90,8 +91,7 @@ async def _insert_plots(conn: AsyncConnection, entries: Sequence[Entry]) -> dict
                 "created_at": utcnow(),
             }
         )
-    found = await conn.execute(_insert_plots_returning, rows)
-    return {oid: pid for oid, pid in found}
+    return await _insert_ids(conn, plots_t, _insert_plots_returning, rows)
 
 
 async def _insert_history(
@@ -129,8 +129,28 @@ async def _insert_history(
                 "created_at": now,
             }
         )
-    found = await conn.execute(_insert_history_returning, rows)
-    return rows, {oid: rid for oid, rid in found}
+    return rows, await _insert_ids(conn, run_history_t, _insert_history_returning, rows)
+
+
+async def _insert_ids(
+    conn: AsyncConnection,
+    table: sa.Table,
+    returning: sa.Insert,
+    rows: list[dict[str, Any]],
+) -> dict[str, int]:
+    """Insert ``rows``; the new ids by order id."""
+    if conn.dialect.insert_returning:
+        return {oid: rid for oid, rid in await conn.execute(returning, rows)}
+    # MySQL (a hall's own server; MariaDB 10.5+ and SQLite answer RETURNING): insert, then
+    # read the ids back by the rows' unique order ids.
+    await conn.execute(sa.insert(table), rows)
+    ids: dict[str, int] = {}
+    for part in in_chunks([r["order_id"] for r in rows]):
+        found = await conn.execute(
+            sa.select(table.c.order_id, table.c.id).where(table.c.order_id.in_(part))
+        )
+        ids.update({oid: rid for oid, rid in found})
+    return ids
 
 
 async def _add_stage_hours(conn: AsyncConnection, history: list[dict[str, Any]]) -> None:
