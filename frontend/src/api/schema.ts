@@ -857,8 +857,8 @@ export interface paths {
         };
         /**
          * Get Summary
-         * @description The deployment's figures (the run history's cached for half a minute: counting it is
-         *     costly; the rest counted on every visit).
+         * @description The deployment's figures, counted on every visit (the run history's from the
+         *     verdicts per run the keeper keeps).
          */
         get: operations["monitoring-get_summary"];
         put?: never;

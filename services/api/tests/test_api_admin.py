@@ -16,6 +16,7 @@ from hydra_common.db.schema import (
     InferenceStatus,
     Role,
     RunHistory,
+    RunVerdictCount,
     ServiceStatus,
     StageHourly,
     User,
@@ -160,6 +161,8 @@ async def test_status_and_summary(api: Any) -> None:
             StageHourly(**row)
             for row in hourly_rows((utcnow(), 424242, stages) for stages in stage_times)
         )
+        # ... and the Summary page its verdicts per run.
+        s.add(RunVerdictCount(run_number=424242, verdict="Bad", count=4))
         await s.commit()
     st = (await api.client.get("/api/status")).json()
     svc = next(x for x in st["services"] if x["instance"] == instance)

@@ -1,5 +1,5 @@
 """The monitoring domain functions, called directly (no HTTP): the log's pages by detector,
-the status figures, run conditions, the histogram quantile and the summary's cache."""
+the status figures, run conditions, the histogram quantile and the summary's figures."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from hydra_api.common import Pagination
 from hydra_api.domain import monitoring
 from hydra_api.models import RunConditionIn
-from hydra_common.db.schema import AuditLog, MonitoringLog, Role, StageHourly, utcnow
+from hydra_common.db.schema import (
+    AuditLog,
+    MonitoringLog,
+    Role,
+    RunVerdictCount,
+    StageHourly,
+    utcnow,
+)
 from hydra_common.errors import NotFound
 from hydra_common.stagestats import INFERENCES, STAGE_EDGES, hour_of
 
@@ -31,30 +38,35 @@ def test_quantile_interpolates_within_its_bin() -> None:
     assert monitoring.quantile([0] * len(counts), 0.5) == 0.0
 
 
-def test_the_summary_cache_serves_the_history_figures_until_they_age() -> None:
-    now = [100.0]
-    cache = monitoring.SummaryCache(max_age=30.0, clock=lambda: now[0])
-    assert cache.get() is None
-    figures = monitoring.HistoryFigures(runs_with_bad=4, total_analysed=5)
-    cache.put(figures)
-    now[0] = 129.9
-    assert cache.get() is figures
-    now[0] = 130.0
-    assert cache.get() is None
-    cache.put(figures)  # counted again now: young once more
-    assert cache.get() is figures
-
-
-async def test_a_new_plot_type_is_in_the_next_summary_though_the_history_is_cached(
-    api: Any,
-) -> None:
-    """Only the run history's counts are cached: a plot type added (or removed) a moment ago
-    shows at once (a browser test saw a count half a minute old)."""
+async def test_the_summary_counts_the_verdicts_per_run_at_every_visit(api: Any) -> None:
+    """The run history's figures come from ``run_verdicts`` (what the keeper keeps), counted
+    at every visit: rows added a moment ago, and a label an admin has just made an alarm,
+    count at once; a plot type added a moment ago too (a browser test saw a count half a
+    minute old when the figures were cached)."""
+    admin = await api.as_role(Role.ADMIN)
+    glitch = api.unique("Glitch").replace("_", "")[:32]
+    created = await admin.post("/api/classifications", json={"name": glitch, "alarm": False})
+    assert created.status_code == 201, created.text
     first = (await api.client.get("/api/summary")).json()
+    runs = [_run_number() for _ in range(3)]
+    await api.add(
+        RunVerdictCount(run_number=runs[0], verdict="Bad", count=2),
+        RunVerdictCount(run_number=runs[0], verdict="Good", count=3),
+        RunVerdictCount(run_number=runs[1], verdict="Good", count=5),
+        RunVerdictCount(run_number=runs[2], verdict=glitch, count=1),
+    )
     await api.plot_type()
     second = (await api.client.get("/api/summary")).json()
+    assert second["total_analysed"] == first["total_analysed"] + 11
+    assert second["runs_with_bad"] == first["runs_with_bad"] + 1  # Bad is an alarm; Good not
     assert second["plot_types"] == first["plot_types"] + 1
-    assert second["total_analysed"] == first["total_analysed"]  # cached, as before
+    made_alarm = await admin.patch(
+        f"/api/classifications/{created.json()['id']}", json={"alarm": True}
+    )
+    assert made_alarm.status_code == 200, made_alarm.text
+    third = (await api.client.get("/api/summary")).json()
+    assert third["runs_with_bad"] == second["runs_with_bad"] + 1
+    assert third["total_analysed"] == second["total_analysed"]
 
 
 async def test_log_pages_run_across_detectors(api: Any) -> None:

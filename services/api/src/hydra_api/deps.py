@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hydra_api import sso
 from hydra_api.domain import sessions
-from hydra_api.domain.monitoring import SummaryCache
 from hydra_api.domain.permissions import NEWS_EDITORS
 from hydra_api.events import RuntimeBroadcaster
 from hydra_api.metrics import ApiMetrics
@@ -47,7 +46,6 @@ class AppState:
     limiter: LoginRateLimiter
     metrics: ApiMetrics
     probe: StatusProbe = field(default_factory=lambda: StatusProbe([]))
-    summary_cache: SummaryCache = field(default_factory=SummaryCache)
     # Made when the app starts (its lifespan), each start its own: None until then.
     broadcaster: RuntimeBroadcaster | None = None
     launcher: TrainingLauncher | None = None

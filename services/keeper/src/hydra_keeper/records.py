@@ -1,5 +1,6 @@
 """The batch's rows: which reports are recorded already, and the inserts of a new batch
-(plots, run_history, stage_hourly, monitoring_log, run_time), in the caller's transaction.
+(plots, run_history, stage_hourly, run_verdicts, monitoring_log, run_time), in the caller's
+transaction.
 
 A fixed number of statements per batch whatever its size; lookups by order id go in chunks
 of ``IN_CHUNK``. The new rows' ids come back from their INSERT (``RETURNING``, which
@@ -9,14 +10,23 @@ are read back by order id in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hydra_common.db.schema import MonitoringLog, Plot, RunHistory, RunTime, StageHourly, utcnow
+from hydra_common.db.schema import (
+    MonitoringLog,
+    Plot,
+    RunHistory,
+    RunTime,
+    RunVerdictCount,
+    StageHourly,
+    utcnow,
+)
 from hydra_common.stagestats import hourly_rows
 from hydra_keeper.dbutil import add_counts, upsert
 from hydra_keeper.entries import Entry
@@ -27,6 +37,7 @@ run_time_t = RunTime.__table__
 monitoring_log_t = MonitoringLog.__table__
 plots_t = Plot.__table__
 stage_hourly_t = StageHourly.__table__
+run_verdicts_t = RunVerdictCount.__table__
 
 # SQL engines cap bound parameters per statement; lookups by id go in chunks this size.
 IN_CHUNK = 500
@@ -60,11 +71,13 @@ async def existing(conn: AsyncConnection, order_ids: Sequence[str]) -> set[str]:
 
 async def insert(conn: AsyncConnection, entries: Sequence[Entry], now: datetime) -> None:
     """Insert a batch's rows: plots of the kept images, run_history, the stage times'
-    hourly figures, the monitoring log, and run_time for each plot type's newest entry."""
+    hourly figures, the verdicts per run, the monitoring log, and run_time for each plot
+    type's newest entry."""
     now_ns = int(now.timestamp() * 1e9)
     plot_ids = await _insert_plots(conn, entries)
     history, history_ids = await _insert_history(conn, entries, plot_ids, now, now_ns)
     await _add_stage_hours(conn, history)
+    await add_run_verdicts(conn, Counter((r["run_number"], r["verdict"]) for r in history))
     await _insert_log(conn, entries, history_ids, now)
     await _upsert_run_time(conn, entries, history_ids, now)
 
@@ -157,6 +170,19 @@ async def _add_stage_hours(conn: AsyncConnection, history: list[dict[str, Any]])
     """Add the batch's stage times to the Status page's hourly figures (same commit)."""
     rows = hourly_rows((r["created_at"], r["run_number"], r["stage_seconds"]) for r in history)
     await add_counts(conn, stage_hourly_t, rows, ["hour", "run_number", "stage", "bin"])
+
+
+async def add_run_verdicts(conn: AsyncConnection, counts: Mapping[tuple[int, str], int]) -> None:
+    """Add ``counts`` (by run number and verdict; negative to take away, as retention
+    does) to the Summary's verdicts per run (``run_verdicts``): one statement, in the
+    caller's transaction, so the table always equals run_history counted per run and
+    verdict. The rows go in key order, so two writers lock them in the same order."""
+    rows = [
+        {"run_number": run, "verdict": verdict, "count": n}
+        for (run, verdict), n in sorted(counts.items())
+        if n
+    ]
+    await add_counts(conn, run_verdicts_t, rows, ["run_number", "verdict"])
 
 
 async def _insert_log(

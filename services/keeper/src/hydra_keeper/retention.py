@@ -21,6 +21,9 @@ here, where the keeper already holds the database. A ledger row is what stops th
 feeding a file twice: the feeder leaves alone any unknown file older than its
 ``HYDRA_MAX_FILE_AGE_DAYS`` (14), so keep the ledger longer than that.
 
+The Summary's verdicts per run (``run_verdicts``) lose the deleted run-history rows in the
+transaction that deletes them, so they always equal the history counted per run and verdict.
+
 An image's files are deleted after the transaction that deletes its row has committed: a
 crash leaves at worst an orphan file, never a row without its file (as when they are
 written, see ``storage``).
@@ -51,6 +54,7 @@ from hydra_common.db.schema import (
     Plot,
     RunHistory,
     RunTime,
+    RunVerdictCount,
     ShadowHistory,
     TrainingReport,
     TrainingSetImage,
@@ -60,6 +64,7 @@ from hydra_common.logs import get_logger
 from hydra_common.settings import Duration, HydraSettings, PositiveDuration
 from hydra_keeper.loops import every
 from hydra_keeper.metrics import RETENTION_TABLES, RetentionMetrics
+from hydra_keeper.records import add_run_verdicts
 
 log = get_logger(__name__)
 
@@ -334,6 +339,8 @@ class Pruner:
                     sa.select(ShadowHistory.image_path).where(ShadowHistory.id.in_(ids))
                 )
                 paths += list(rows.scalars())
+            elif kind == "run_history":
+                await _uncount_verdicts(conn, ids)
             await conn.execute(sa.delete(table).where(id_column.in_(ids)))
         return len(ids), self._remove_files(paths)
 
@@ -362,6 +369,27 @@ class Pruner:
         if self.metrics is not None:
             self.metrics.errors.inc()
         log.warning("retention pass failed", extra={"error": repr(exc)[:500]})
+
+
+async def _uncount_verdicts(conn: AsyncConnection, ids: list[int]) -> None:
+    """Take these run-history rows (about to be deleted) out of ``run_verdicts``, and delete
+    the (run, verdict) rows that reach 0: three statements, whatever the batch's size."""
+    rh = RunHistory.__table__
+    counted = await conn.execute(
+        sa.select(rh.c.run_number, rh.c.verdict, sa.func.count())
+        .where(rh.c.id.in_(ids))
+        .group_by(rh.c.run_number, rh.c.verdict)
+    )
+    gone = {(run, verdict): -int(n) for run, verdict, n in counted.tuples()}
+    if not gone:
+        return
+    await add_run_verdicts(conn, gone)
+    # Only the runs touched (the key's first column). A history row no keeper counted (one
+    # inserted by hand) leaves a negative row: it goes too.
+    rv = RunVerdictCount
+    await conn.execute(
+        sa.delete(rv).where(rv.run_number.in_(sorted({run for run, _ in gone})), rv.count <= 0)
+    )
 
 
 async def _count(conn: AsyncConnection, select: sa.Select[Any]) -> int:

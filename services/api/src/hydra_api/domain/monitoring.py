@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +34,7 @@ from hydra_common.db.schema import (
     MonitoringLog,
     PlotType,
     RunCondition,
-    RunHistory,
+    RunVerdictCount,
     ServiceStatus,
     StageHourly,
     User,
@@ -47,7 +45,6 @@ from hydra_common.labels import NO_MODEL
 from hydra_common.stagestats import INFERENCES, STAGE_EDGES, hour_of
 
 ALIVE_SECONDS = 120
-SUMMARY_CACHE_SECONDS = 30.0
 
 
 async def log_page(
@@ -250,36 +247,17 @@ async def status(
     )
 
 
-@dataclass(frozen=True)
-class HistoryFigures:
-    """The summary's figures counted over run_history: costly on a hall's history, so the
-    caller caches them (``SummaryCache``)."""
-
-    runs_with_bad: int
-    total_analysed: int
-
-
 async def _count(session: AsyncSession, stmt: sa.Select[Any]) -> int:
     return int(await session.scalar(stmt) or 0)
 
 
-async def history_figures(session: AsyncSession) -> HistoryFigures:
-    """Runs with an alarm verdict, and every inference, over the whole run history."""
+async def summary(session: AsyncSession, hall: str) -> SummaryOut:
+    """The deployment's figures, all counted now. The run history's two come from the
+    verdicts per run the keeper keeps (``run_verdicts``: a few rows a run, where the history
+    has thousands), with the alarm labels read now: a label an admin has just made an
+    alarm (or not) counts at once."""
+    rv = RunVerdictCount
     alarm_labels = sa.select(Classification.name).where(Classification.alarm.is_(True))
-    return HistoryFigures(
-        runs_with_bad=await _count(
-            session,
-            sa.select(sa.func.count(sa.distinct(RunHistory.run_number))).where(
-                RunHistory.verdict.in_(alarm_labels)
-            ),
-        ),
-        total_analysed=await _count(session, sa.select(sa.func.count()).select_from(RunHistory)),
-    )
-
-
-async def summary(session: AsyncSession, hall: str, history: HistoryFigures) -> SummaryOut:
-    """The deployment's figures: the small tables counted now (a plot type added a moment
-    ago is in it), the run history's from ``history``."""
     return SummaryOut(
         hall=hall,
         labelled_images=await _count(session, sa.select(sa.func.count()).select_from(Label)),
@@ -291,37 +269,14 @@ async def summary(session: AsyncSession, hall: str, history: HistoryFigures) -> 
             session,
             sa.select(sa.func.count()).select_from(Model).where(Model.status == ModelStatus.ACTIVE),
         ),
-        runs_with_bad=history.runs_with_bad,
-        total_analysed=history.total_analysed,
+        runs_with_bad=await _count(
+            session,
+            sa.select(sa.func.count(sa.distinct(rv.run_number))).where(
+                rv.verdict.in_(alarm_labels), rv.count > 0
+            ),
+        ),
+        total_analysed=await _count(session, sa.select(sa.func.sum(rv.count))),
     )
-
-
-class SummaryCache:
-    """The last run-history figures and when they were counted: ones younger than ``max_age``
-    seconds are served again, so a busy Summary page does not count run_history on every
-    visit (the small tables' counts are made on every visit)."""
-
-    def __init__(
-        self,
-        max_age: float = SUMMARY_CACHE_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_age = max_age
-        self._clock = clock
-        self._made: float | None = None
-        self._figures: HistoryFigures | None = None
-
-    def get(self) -> HistoryFigures | None:
-        """The cached figures while they are young enough; None when there are none or they
-        aged."""
-        if self._made is None or self._clock() - self._made >= self.max_age:
-            return None
-        return self._figures
-
-    def put(self, figures: HistoryFigures) -> None:
-        """Keep these figures, counted now."""
-        self._made = self._clock()
-        self._figures = figures
 
 
 async def run_conditions(

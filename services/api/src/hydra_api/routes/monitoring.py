@@ -68,13 +68,9 @@ async def get_status(
 
 @router.get("/api/summary", response_model=SummaryOut)
 async def get_summary(session: SessionDep, state: StateDep, _reader: Reader) -> SummaryOut:
-    """The deployment's figures (the run history's cached for half a minute: counting it is
-    costly; the rest counted on every visit)."""
-    history = state.summary_cache.get()
-    if history is None:
-        history = await monitoring.history_figures(session)
-        state.summary_cache.put(history)
-    return await monitoring.summary(session, state.settings.hall, history)
+    """The deployment's figures, counted on every visit (the run history's from the
+    verdicts per run the keeper keeps)."""
+    return await monitoring.summary(session, state.settings.hall)
 
 
 @router.get("/api/run-conditions", response_model=Page[RunConditionOut])

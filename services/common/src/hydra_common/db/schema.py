@@ -557,6 +557,17 @@ class StageHourly(Base):
     seconds_sum: Mapped[float] = mapped_column(default=0.0)
 
 
+class RunVerdictCount(Base):
+    """How many inferences of a run got a verdict, kept by the keeper at every commit and
+    by retention as it deletes: always ``run_history`` counted per run and verdict (a row
+    whose count reaches 0 is deleted). The Summary page's figures read it, not the history."""
+
+    __tablename__ = "run_verdicts"
+    run_number: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    verdict: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class ModelShadow(Base):
     """A trained model in shadow beside its plot type's active model (one per plot type):
     the predictor runs it on the same batches and the keeper records its verdicts in
