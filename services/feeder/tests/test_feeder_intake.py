@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,17 +26,32 @@ from hydra_feeder.watch import ScanRequests
 from hydra_testsupport import eventually_async as eventually
 
 
-def png() -> bytes:
+def png(size: tuple[int, int] = (16, 12)) -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", (16, 12), (1, 2, 3)).save(buf, "PNG")
+    Image.new("RGB", size, (1, 2, 3)).save(buf, "PNG")
     return buf.getvalue()
 
 
+async def ledger_rows(ledger: Ledger) -> dict[str, str]:
+    """Every ledger row's order id, by path."""
+    t = FedFile.__table__
+    async with ledger.engine.connect() as conn:
+        return dict((await conn.execute(sa.select(t.c.source_path, t.c.order_id))).all())
+
+
 def make_intake(
-    tmp_path: Path, url: str, ledger: Ledger, metrics: FeederMetrics
+    tmp_path: Path,
+    url: str,
+    ledger: Ledger,
+    metrics: FeederMetrics,
+    full_rescan_seconds: float = 60.0,
 ) -> tuple[Intake, PendingOrders]:
     settings = FeederSettings(
-        database_url=url, data_dir=tmp_path, stable_seconds=0, rescan_seconds=0.05
+        database_url=url,
+        data_dir=tmp_path,
+        stable_seconds=0,
+        rescan_seconds=0.05,
+        full_rescan_seconds=full_rescan_seconds,
     )
     pending = PendingOrders(settings.feeder_window)
     parse = make_parser(settings.file_pattern)
@@ -114,6 +131,73 @@ async def test_a_file_the_quarantine_could_not_take_is_moved_once_it_can(
         await eventually(moved.exists)
         assert not bad.exists() and intake.unmoved == {}
         assert rejected._value.get() == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ledger.engine.dispose()
+
+
+async def test_a_file_that_left_and_came_back_is_not_fed_again(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A file younger than the feeder is taken for new: its row is inserted without a look
+    first. One fed before that left the folder and came back as it was finds its path taken:
+    it is not fed again, and no failed ledger write is counted."""
+    root = tmp_path / "input"
+    (root / "Run7").mkdir(parents=True)
+    plot = root / "Run7" / "CDC_occupancy.png"
+    plot.write_bytes(png())
+    ledger = Ledger(make_engine(sqlite_url))
+    metrics = FeederMetrics(CollectorRegistry())
+    intake, pending = make_intake(tmp_path, sqlite_url, ledger, metrics)
+    intake.use_plot_types({"CDC_occupancy": PlotTypeInfo("png", False)})
+    task = asyncio.create_task(intake.run())
+    rel = "Run7/CDC_occupancy.png"
+    try:
+        await eventually(lambda: len(pending) == 1)
+        (order_id,) = pending.orders
+        away = tmp_path / "away.png"
+        os.rename(plot, away)
+        await eventually(lambda: rel not in intake.handled)  # a quick rescan saw it go
+        os.rename(away, plot)  # back, its size and mtime as they were
+        await eventually(lambda: rel in intake.handled)
+        assert intake.handled[rel].outcome == "fed"
+        assert list(pending.orders) == [order_id]
+        assert await ledger_rows(ledger) == {rel: order_id}
+        assert metrics.ledger_write_errors._value.get() == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ledger.engine.dispose()
+
+
+async def test_a_file_rewritten_in_place_is_found_by_the_full_walk(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """No inotify here, as on NFS. A fed file rewritten in place leaves its directory's mtime
+    as it was, so the quick rescans reuse the directory's listing; the full walk stats it,
+    and the new version is fed as a new order on the same ledger row."""
+    root = tmp_path / "input"
+    run = root / "Run7"
+    run.mkdir(parents=True)
+    plot = run / "CDC_occupancy.png"
+    plot.write_bytes(png())
+    then = time.time() - 60
+    os.utime(run, (then, then))  # long unchanged: its listing is trusted
+    ledger = Ledger(make_engine(sqlite_url))
+    metrics = FeederMetrics(CollectorRegistry())
+    intake, pending = make_intake(tmp_path, sqlite_url, ledger, metrics, full_rescan_seconds=0.5)
+    intake.use_plot_types({"CDC_occupancy": PlotTypeInfo("png", False)})
+    task = asyncio.create_task(intake.run())
+    try:
+        await eventually(lambda: len(pending) == 1)
+        plot.write_bytes(png((32, 24)))
+        assert os.stat(run).st_mtime < then + 1  # in place: the directory's mtime stayed
+        await eventually(lambda: len(pending) == 2)
+        newest = list(pending.orders.values())[-1]
+        assert newest.entry.file_size == len(png((32, 24)))
+        assert await ledger_rows(ledger) == {"Run7/CDC_occupancy.png": newest.entry.order_id}
+        assert metrics.ledger_write_errors._value.get() == 0
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

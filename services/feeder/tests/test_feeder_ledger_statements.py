@@ -1,12 +1,15 @@
 """The ledger's cost per batch: a batch of files takes the same few SQL statements whether it
-holds 2 files or 60 (one SELECT ... IN, one multi-row INSERT or UPDATE, one UPDATE ... IN for
-the done notices), on SQLite and on MariaDB. A statement per file would cost the feeder and
-the database server a round trip per image."""
+holds 2 files or 60 (one multi-row INSERT for files younger than the feeder, a SELECT ... IN
+first for older ones and after an INSERT that found a path taken, one multi-row UPDATE for
+rewritten files, one UPDATE ... IN for the done notices), on SQLite and on MariaDB. A
+statement per file would cost the feeder and the database server a round trip per image."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +59,19 @@ def png(shade: int) -> bytes:
     return buf.getvalue()
 
 
-async def feed_round(tmp_path: Path, url: str, files: int, shade: int) -> list[list[str]]:
-    """Write ``files`` plots (again, rewritten, when they exist), let one intake feed them in
-    one batch and the balancer report them done; the statements of each step."""
+async def feed_round(
+    tmp_path: Path, url: str, files: int, shade: int, age_s: float = 0.0, run: int = 7
+) -> list[list[str]]:
+    """Write ``files`` plots (again, rewritten, when they exist; ``age_s`` old), let one
+    intake feed them in one batch and the balancer report them done; the statements of each
+    step."""
     root = tmp_path / "input"
+    mtime = time.time() - age_s
     for i in range(files):
-        path = root / "Run7" / f"CDC_occupancy_{i:04d}.png"
+        path = root / f"Run{run}" / f"CDC_occupancy_{i:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png(shade))
+        os.utime(path, (mtime, mtime))
     settings = FeederSettings(database_url=url, data_dir=tmp_path, stable_seconds=0)
     ledger = Ledger(make_engine(url))
     statements = Statements(ledger)
@@ -91,9 +99,18 @@ async def test_a_batch_costs_the_same_statements_whatever_its_size(
 ) -> None:
     assert files <= FeederSettings(database_url=ledger_url).feeder_batch  # one batch
     fed, done = await feed_round(tmp_path, ledger_url, files, shade=1)
-    assert fed == ["SELECT", "INSERT"]  # what the ledger knows, then every new file at once
+    assert fed == ["INSERT"]  # younger than the feeder: every new file at once, no look first
     assert done == ["UPDATE"]
-    # The same files rewritten: the ledger's rows get the new size, mtime and order id.
+    # The same files rewritten while a new feeder starts: taken for new, the INSERT finds
+    # their paths taken and writes nothing; what the ledger knows, then the rows get the new
+    # size, mtime and order id.
     refed, done = await feed_round(tmp_path, ledger_url, files, shade=2)
+    assert refed == ["INSERT", "SELECT", "UPDATE"]
+    assert done == ["UPDATE"]
+    # Rewritten before the feeder started (found after a restart): looked up first.
+    refed, done = await feed_round(tmp_path, ledger_url, files, shade=3, age_s=600)
     assert refed == ["SELECT", "UPDATE"]
     assert done == ["UPDATE"]
+    # Brand-new files older than the feeder: looked up, then inserted.
+    fed, _ = await feed_round(tmp_path / "b", ledger_url, files, shade=4, age_s=600, run=8)
+    assert fed == ["SELECT", "INSERT"]

@@ -1,11 +1,12 @@
 """The feeder's intake: from files in the input directory to pending orders.
 
-The scan loop rescans every ``rescan_seconds`` (and at once for the files the watcher saw
-change), waits until each file held still, then judges the stable ones in batches: naming,
-plot type, the ledger (a file fed before is not fed again), reading and validating. A good
-file becomes a pending ledger row, then an order for the sender; a file of an unknown or
-ignored plot type is skipped and left in place; a bad one is quarantined. No bad file stops
-its batch.
+The scan loop rescans every ``rescan_seconds`` (quickly: only directories whose mtime
+changed are read again; every ``full_rescan_seconds`` every file is stat'ed) and looks at once
+at the files the watcher saw change, waits until each file held still, then judges the stable
+ones in batches: naming, plot type, the ledger (a file fed before is not fed again), reading
+and validating. A good file becomes a pending ledger row, then an order for the sender; a file
+of an unknown or ignored plot type is skipped and left in place; a bad one is quarantined. No
+bad file stops its batch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from hydra_feeder.orders import PendingOrders, make_order
 from hydra_feeder.plot_types import PlotTypes
 from hydra_feeder.quarantine import quarantine
 from hydra_feeder.requeue import Requeue
-from hydra_feeder.scanner import FileStat, StabilityTracker, stat_file, walk
+from hydra_feeder.scanner import (
+    CLOCK_SKEW_SECONDS,
+    FileStat,
+    StabilityTracker,
+    Walker,
+    stat_file,
+)
 from hydra_feeder.settings import FeederSettings
 from hydra_feeder.validate import SKIP_REASONS, Rejected, check_inside, read_and_validate
 from hydra_feeder.watch import ScanRequests
@@ -81,12 +88,17 @@ class Intake:
         self._requests = requests
         self._metrics = metrics
         self._tracker = StabilityTracker(settings.stable_seconds)
+        self._walker = Walker(self.root, self.quarantine_root)
         self._requeue = Requeue(self.root, settings.stable_seconds, settings.requeue_seconds)
         self.handled: dict[str, Handled] = {}
         # Rejected files that could not be moved (the quarantine's volume full): tried again
         # at every rescan, so none stays in the input folder until the feeder restarts.
         self.unmoved: dict[str, Unmoved] = {}
         self._plot_types: PlotTypes = {}
+        # A file modified after this (the feeder's start, less the file server's clock skew)
+        # is taken for new, its ledger row written without a look first: one statement a
+        # file at a trickle, not two. The ledger checks anyway (Ledger.record).
+        self._new_after_ns = time.time_ns() - int(CLOCK_SKEW_SECONDS * 1e9)
 
     def use_plot_types(self, types: PlotTypes) -> None:
         """Judge files by these plot types from now on; files skipped for a plot type that is
@@ -96,10 +108,16 @@ class Intake:
             info = types.get(handled.plot_type)
             if handled.outcome in SKIP_REASONS and info is not None and not info.ignored:
                 del self.handled[rel]
+                # A quick rescan reports only changed files: this one is looked at now.
+                self._requests.touch(rel)
+        self._requests.wake()
 
     def forget(self, rel: str) -> None:
-        """Judge this file afresh when next seen (it was rewritten after it was fed)."""
+        """Judge this file afresh (it was rewritten after it was fed): looked at now, as a
+        quick rescan would not report it."""
         self.handled.pop(rel, None)
+        self._requests.touch(rel)
+        self._requests.wake()
 
     # --- finding stable files --------------------------------------------------------------
 
@@ -122,18 +140,30 @@ class Intake:
     async def run(self) -> None:
         """Rescan, observe, and process files that held still long enough."""
         loop = asyncio.get_running_loop()
-        next_rescan = 0.0
+        next_rescan = next_full = 0.0
         while True:
-            if self._requests.take_rescan() or loop.time() >= next_rescan:
-                found = await asyncio.to_thread(walk, self.root, self.quarantine_root)
+            asked = self._requests.take_rescan()
+            if asked or loop.time() >= next_rescan:
+                # Files not yet stable, and rejected ones not moved yet, are stat'ed on every
+                # rescan: a quick one would otherwise reuse their stat from the last listing.
+                restat = self._tracker.paths()
+                restat.update(self.unmoved)
+                full = asked or loop.time() >= next_full
+                scan = await asyncio.to_thread(self._walker.scan, full, restat)
                 now = loop.time()
-                self._tracker.keep_only(found)
-                for rel in [r for r in self.handled if r not in found]:
-                    del self.handled[rel]
-                for rel, stat in found.items():
+                if scan.full:
+                    self._tracker.keep_only(scan.files)
+                    for rel in [r for r in self.handled if r not in scan.files]:
+                        del self.handled[rel]
+                    next_full = now + self._settings.full_rescan_seconds
+                else:
+                    for rel in scan.gone:
+                        self._tracker.forget(rel)
+                        self.handled.pop(rel, None)
+                for rel, stat in scan.files.items():
                     self._observe(rel, stat, now)
                 if self.unmoved:
-                    await self._quarantine_unmoved(found)
+                    await self._quarantine_unmoved(scan.files)
                 next_rescan = now + self._settings.rescan_seconds
             if len(self._requeue):
                 for rel in await asyncio.to_thread(self._requeue.due, loop.time()):
@@ -219,7 +249,9 @@ class Intake:
                 candidates.append((rel, stat, parsed))
         if not candidates:
             return
-        known = await self._ledger.lookup([rel for rel, _, _ in candidates])
+        known = await self._ledger.lookup(
+            [rel for rel, stat, _ in candidates if stat.mtime_ns < self._new_after_ns]
+        )
         todo = self._new_files(candidates, known)
         batch: list[tuple[LedgerEntry, InferenceOrder, ParsedName]] = []
         while todo:
@@ -328,7 +360,16 @@ class Intake:
         """Record a batch as pending in the ledger, then queue its orders for sending."""
         if not batch:
             return
-        await self._ledger.record([entry for entry, _, _ in batch], known.keys())
+        already = await self._ledger.record([entry for entry, _, _ in batch], known.keys())
+        if already:
+            # Taken for new, but fed before as they are now (they left and came back).
+            for entry, _, parsed in batch:
+                if entry.source_path in already:
+                    stat = FileStat(entry.file_size, entry.file_mtime_ns)
+                    self.handled[entry.source_path] = Handled(stat, "fed", parsed.plot_type)
+            batch = [item for item in batch if item[0].source_path not in already]
+            if not batch:
+                return
         self._pending.add((entry, order) for entry, order, _ in batch)
         for entry, _, parsed in batch:
             stat = FileStat(entry.file_size, entry.file_mtime_ns)

@@ -16,6 +16,9 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hydra_common.db.schema import FedFile, PlotType, utcnow
+from hydra_common.logs import get_logger
+
+log = get_logger(__name__)
 
 _CHUNK = 500  # keeps IN (...) lists and executemany batches small on every backend
 _fed = FedFile.__table__
@@ -60,68 +63,57 @@ class Ledger:
             async with self.engine.begin() as conn:
                 yield conn
         except Exception:
-            if self._write_errors is not None:
-                self._write_errors.inc()
+            self._count_write_error()
             raise
+
+    def _count_write_error(self) -> None:
+        if self._write_errors is not None:
+            self._write_errors.inc()
 
     async def lookup(self, paths: Sequence[str]) -> dict[str, LedgerEntry]:
         """The ledger's entries for these source paths (those it has)."""
-        found: dict[str, LedgerEntry] = {}
-        columns = (_fed.c.source_path, _fed.c.file_size, _fed.c.file_mtime_ns, _fed.c.order_id)
+        if not paths:
+            return {}  # not even a connection's ping
         async with self.engine.connect() as conn:
-            for chunk in _chunks(paths):
-                rows = await conn.execute(
-                    sa.select(*columns, _fed.c.state).where(_fed.c.source_path.in_(chunk))
-                )
-                for path, size, mtime, order_id, state in rows:
-                    found[path] = LedgerEntry(path, size, mtime, order_id, state)
-        return found
+            return await _lookup(conn, paths)
 
-    async def record(self, entries: Sequence[LedgerEntry], known: Iterable[str]) -> None:
-        """Write new pending entries; paths already in the ledger (rewritten files) get the
-        new size, mtime and order id. One transaction."""
+    async def record(self, entries: Sequence[LedgerEntry], known: Iterable[str]) -> set[str]:
+        """Write new pending entries; paths in ``known`` (rewritten files) get the new size,
+        mtime and order id. One transaction, one statement of each kind.
+
+        The others are taken for new without a look first (the intake does so for files
+        younger than the feeder, which cannot be in the ledger unless they left the folder and
+        came back). When one is there after all, the insert fails whole and the ledger is asked:
+        a path whose row has the entry's size and mtime was fed before and is left out; its
+        path is returned, and its order must not be sent. The rest are written as above.
+        """
         known_paths = set(known)
-        now = utcnow()
         fresh = [e for e in entries if e.source_path not in known_paths]
         again = [e for e in entries if e.source_path in known_paths]
+        try:
+            async with self.engine.begin() as conn:
+                await _write(conn, fresh, again)
+            return set()
+        except sa.exc.IntegrityError:
+            # A path taken for new is in the ledger: not a failed write (nothing to alert on).
+            log.info("files taken for new are in the ledger", extra={"files": len(fresh)})
+        except Exception:
+            self._count_write_error()
+            raise
+        already: set[str] = set()
         async with self._writing() as conn:
-            if fresh:
-                await conn.execute(
-                    sa.insert(_fed),
-                    [
-                        {
-                            "source_path": e.source_path,
-                            "file_size": e.file_size,
-                            "file_mtime_ns": e.file_mtime_ns,
-                            "order_id": e.order_id,
-                            "state": "pending",
-                            "fed_at": now,
-                        }
-                        for e in fresh
-                    ],
-                )
-            if again:
-                await conn.execute(
-                    sa.update(_fed)
-                    .where(_fed.c.source_path == sa.bindparam("b_path"))
-                    .values(
-                        file_size=sa.bindparam("b_size"),
-                        file_mtime_ns=sa.bindparam("b_mtime"),
-                        order_id=sa.bindparam("b_order"),
-                        state="pending",
-                        fed_at=now,
-                        done_at=None,
-                    ),
-                    [
-                        {
-                            "b_path": e.source_path,
-                            "b_size": e.file_size,
-                            "b_mtime": e.file_mtime_ns,
-                            "b_order": e.order_id,
-                        }
-                        for e in again
-                    ],
-                )
+            found = await _lookup(conn, [e.source_path for e in fresh])
+            new = []
+            for e in fresh:
+                row = found.get(e.source_path)
+                if row is None:
+                    new.append(e)
+                elif (row.file_size, row.file_mtime_ns) == (e.file_size, e.file_mtime_ns):
+                    already.add(e.source_path)
+                else:
+                    again.append(e)
+            await _write(conn, new, again)
+        return already
 
     async def mark_done(self, order_ids: Sequence[str]) -> None:
         """Mark orders done (ids no longer in the ledger change nothing)."""
@@ -154,3 +146,60 @@ class Ledger:
         async with self.engine.connect() as conn:
             rows = await conn.execute(sa.select(t.c.name, t.c.file_type, t.c.ignored))
             return {name: PlotTypeInfo(ft or "png", bool(ig)) for name, ft, ig in rows}
+
+
+async def _lookup(conn: AsyncConnection, paths: Sequence[str]) -> dict[str, LedgerEntry]:
+    """The entries the ledger has for these paths, read on ``conn``."""
+    found: dict[str, LedgerEntry] = {}
+    columns = (_fed.c.source_path, _fed.c.file_size, _fed.c.file_mtime_ns, _fed.c.order_id)
+    for chunk in _chunks(paths):
+        rows = await conn.execute(
+            sa.select(*columns, _fed.c.state).where(_fed.c.source_path.in_(chunk))
+        )
+        for path, size, mtime, order_id, state in rows:
+            found[path] = LedgerEntry(path, size, mtime, order_id, state)
+    return found
+
+
+async def _write(
+    conn: AsyncConnection, fresh: Sequence[LedgerEntry], again: Sequence[LedgerEntry]
+) -> None:
+    """Insert ``fresh`` as pending rows and point ``again``'s rows at their new orders."""
+    now = utcnow()
+    if fresh:
+        await conn.execute(
+            sa.insert(_fed),
+            [
+                {
+                    "source_path": e.source_path,
+                    "file_size": e.file_size,
+                    "file_mtime_ns": e.file_mtime_ns,
+                    "order_id": e.order_id,
+                    "state": "pending",
+                    "fed_at": now,
+                }
+                for e in fresh
+            ],
+        )
+    if again:
+        await conn.execute(
+            sa.update(_fed)
+            .where(_fed.c.source_path == sa.bindparam("b_path"))
+            .values(
+                file_size=sa.bindparam("b_size"),
+                file_mtime_ns=sa.bindparam("b_mtime"),
+                order_id=sa.bindparam("b_order"),
+                state="pending",
+                fed_at=now,
+                done_at=None,
+            ),
+            [
+                {
+                    "b_path": e.source_path,
+                    "b_size": e.file_size,
+                    "b_mtime": e.file_mtime_ns,
+                    "b_order": e.order_id,
+                }
+                for e in again
+            ],
+        )

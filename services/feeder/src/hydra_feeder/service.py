@@ -3,9 +3,10 @@
 ``FeederService`` builds the parts and runs their five tasks on one event loop:
 
 - *watch* (``watch.Watcher``): inotify events mark files to look at now;
-- *scan* (``intake.Intake``): a full rescan every ``rescan_seconds`` (NFS gives no events),
-  the stability check, then naming, plot-type lookup, the ledger and validation of each
-  stable file;
+- *scan* (``intake.Intake``): a quick rescan every ``rescan_seconds`` (NFS gives no events;
+  only directories whose mtime changed are read again) and a full one, every file stat'ed,
+  every ``full_rescan_seconds``; the stability check, then naming, plot-type lookup, the
+  ledger and validation of each stable file;
 - *connection* (``sender.Sender``): one ``Submit`` stream to the balancer; on every
   (re)connect it re-sends every pending order (bytes re-read from disk), then streams new
   ones in batches;

@@ -31,7 +31,20 @@ class FeederSettings(HydraSettings):
         ),
     )
     rescan_seconds: PositiveDuration = Field(
-        5.0, description="Period of the full rescan (NFS gives no inotify events)."
+        5.0,
+        description=(
+            "Period of the quick rescan (NFS gives no inotify events): only directories whose"
+            " mtime changed are read again, so a new, renamed or removed file is found within"
+            " this long even without events."
+        ),
+    )
+    full_rescan_seconds: PositiveDuration = Field(
+        60.0,
+        description=(
+            "Period of the full rescan, which stats every file: a file rewritten in place, or"
+            " replaced by a rename over it, whose inotify event was missed (or on NFS) is found"
+            " within this long plus `rescan_seconds`."
+        ),
     )
     stable_seconds: Duration = Field(
         1.0,

@@ -21,7 +21,14 @@ log = get_logger(__name__)
 WATCH_RETRY_FIRST = 0.1  # seconds before the watcher starts again after a failure
 WATCH_RETRY_MAX = 5.0  # its longest pause, while it keeps failing
 WATCH_HEALTHY_SECONDS = 30.0  # a watcher that ran this long starts again without a pause
-WATCH_ANSWER_MS = 500  # the watcher answers at least this often, events or not
+# The watcher answers at least this often, events or not: its first answer says the watches
+# are in place. Each answer costs the event loop a thread hand-over, so it is not sooner.
+WATCH_ANSWER_MS = 2_000
+# How often the watcher's thread wakes to look for events and the stop request: each wake
+# takes the GIL (watchfiles' 50 ms cost 1.4 ms of CPU a second with no file arriving; 200 ms
+# costs a quarter of that). It delays an event by at most this much, well inside the
+# stability window every file waits anyway.
+WATCH_STEP_MS = 200
 
 
 class ScanRequests:
@@ -111,8 +118,9 @@ class Watcher:
     async def _watch_once(self) -> None:
         """Turn inotify events into files to look at now; rescans cover what it misses.
 
-        ``hydra_feeder_watching`` turns 1 at the watcher's first answer (an event or a quiet
-        half second), when its watches are surely in place, not when it is merely asked for.
+        ``hydra_feeder_watching`` turns 1 at the watcher's first answer (an event or
+        ``WATCH_ANSWER_MS`` of quiet), when its watches are surely in place, not when it is
+        merely asked for.
         """
         try:
             async for changes in awatch(
@@ -120,6 +128,7 @@ class Watcher:
                 stop_event=self._stop,
                 recursive=True,
                 rust_timeout=WATCH_ANSWER_MS,
+                step=WATCH_STEP_MS,
                 yield_on_timeout=True,
             ):
                 self._watching.set(1)
