@@ -4,6 +4,8 @@
     python -m bench.feeder_cost --sqlite         # the SQLite ledger of the embedded default
     python -m bench.feeder_cost --profile trickle --repeats 1   # the event loop's profile
     python -m bench.feeder_cost --existing 8000 --set rescan_seconds=60   # other shapes
+    python -m bench.feeder_cost --before HEAD~3   # that commit's feeder first, then this one's
+    python -m bench.feeder_cost --existing 8000 --repeats 1 --prefix tree8000 --merge
 
 A real ``FeederService`` runs at its default settings in a process of its own against a fake
 balancer on loopback (this process) that answers every message as the real one does: the
@@ -36,10 +38,13 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import multiprocessing
 import os
 import pstats
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -145,12 +150,15 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
-def _feeder_process(values: dict[str, Any], log_path: str, conn: Connection) -> None:
+def _feeder_process(values: dict[str, Any], log_path: str, conn: Connection, src: str) -> None:
     """The child: run a FeederService and answer the parent's requests until ``stop``.
 
-    It logs at INFO into ``log_path`` as under ``hydra up`` (a log line costs CPU too)."""
+    It logs at INFO into ``log_path`` as under ``hydra up`` (a log line costs CPU too).
+    ``src``: another feeder's source folder (``--before``), imported ahead of this one's."""
     from hydra_common.logs import setup_logging
 
+    if src:
+        sys.path.insert(0, src)
     with open(log_path, "ab") as log_file:
         os.dup2(log_file.fileno(), 2)
     setup_logging("feeder", "INFO")
@@ -196,6 +204,7 @@ async def _serve_feeder(values: dict[str, Any], conn: Connection) -> None:
     from hydra_feeder.settings import FeederSettings
 
     feeder = FeederService(FeederSettings(**values), CollectorRegistry())
+    print("feeder from", service.__file__, file=sys.stderr, flush=True)
     counts = {"statements": 0, "commits": 0}
 
     def statement(*_args: Any) -> None:
@@ -256,11 +265,11 @@ async def _serve_feeder(values: dict[str, Any], conn: Connection) -> None:
 class Feeder:
     """The parent's handle on the feeder process."""
 
-    def __init__(self, values: dict[str, Any], log_path: Path) -> None:
+    def __init__(self, values: dict[str, Any], log_path: Path, src: str = "") -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=_feeder_process, args=(values, str(log_path), child), daemon=True
+            target=_feeder_process, args=(values, str(log_path), child, src), daemon=True
         )
         self.process.start()
 
@@ -435,8 +444,9 @@ async def quiet(feeder: Feeder, seconds: float) -> dict[str, float]:
     return {f"quiet_{k}_per_s": round(v / seconds, 3) for k, v in spent.items()}
 
 
-async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
-    """Start the balancer and the feeder, settle the existing plots, measure each mode."""
+async def run(args: argparse.Namespace, work: Path, url: str, src: str = "") -> dict[str, Any]:
+    """Start the balancer and the feeder (from ``src`` when given), settle the existing
+    plots, measure each mode."""
     names = plot_type_names()
     await seed_plot_types(url, names)
     input_dir = work / "input"
@@ -463,6 +473,7 @@ async def run(args: argparse.Namespace, work: Path, url: str) -> dict[str, Any]:
             **dict(item.split("=", 1) for item in args.set),
         },
         args.log or work / "feeder.log",
+        src,
     )
     samples: dict[str, list[float]] = {}
     try:
@@ -509,25 +520,86 @@ def main() -> None:
         "--set", action="append", default=[], help="a feeder setting, e.g. rescan_seconds=60"
     )
     parser.add_argument("--log", type=Path, help="keep the feeder's log here")
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="measure that git revision's feeder first (figures named before_...), then this one",
+    )
+    parser.add_argument("--prefix", default="", help="put this before every figure's name")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the recorded figures this run does not make"
+    )
     parser.add_argument("--no-record", dest="record", action="store_false")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="hydra-feedercost-"))
-    try:
-        with database(args.sqlite, work) as url:
-            figures = asyncio.run(run(args, work, url))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    figures: dict[str, Any] = {}
+    builds = [("", "")]
+    if args.before:
+        builds.insert(0, ("before_", args.before))
+    for label, rev in builds:
+        work = Path(tempfile.mkdtemp(prefix="hydra-feedercost-"))
+        try:
+            src = export_feeder(rev, work) if rev else ""
+            with database(args.sqlite, work) as url:
+                measured = asyncio.run(run(args, work, url, src))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        figures.update({f"{label}{key}": value for key, value in measured.items()})
+    prefix = f"{args.prefix}_" if args.prefix else ""
+    figures = {f"{prefix}{key}": value for key, value in figures.items()}
     figures.update(
-        feeder_cost_ledger="sqlite" if args.sqlite else "mariadb",
-        feeder_cost_existing_files=args.existing,
-        feeder_cost_trickle_images=args.seconds,
-        feeder_cost_burst_images=args.burst,
-        feeder_cost_repeats=args.repeats,
+        {
+            f"feeder_cost_{prefix}ledger": "sqlite" if args.sqlite else "mariadb",
+            f"feeder_cost_{prefix}existing_files": args.existing,
+            f"feeder_cost_{prefix}trickle_images": args.seconds,
+            f"feeder_cost_{prefix}burst_images": args.burst,
+            f"feeder_cost_{prefix}repeats": args.repeats,
+            f"feeder_cost_{prefix}after_commit": git_describe("HEAD"),
+        }
     )
+    if args.before:
+        figures[f"feeder_cost_{prefix}before_commit"] = git_describe(args.before)
     for key, value in sorted(figures.items()):
         print(f"{key:40} {value}")
     if args.record and not args.profile:
+        if args.merge:
+            recorded = Path(__file__).parent / "results" / "feeder_cost.json"
+            if recorded.exists():
+                kept = json.loads(recorded.read_text())
+                kept.pop("machine", None)
+                figures = {**kept, **figures}
         print(record("feeder_cost", figures))
+
+
+def git_describe(rev: str) -> str:
+    """The short commit of ``rev`` (with ``+changes`` for HEAD when the feeder's files differ
+    from it: the figures are then the working tree's)."""
+    root = Path(__file__).resolve().parents[1]
+    short = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if rev == "HEAD":
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "services/feeder/src"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if dirty:
+            short += "+changes"
+    return short
+
+
+def export_feeder(rev: str, work: Path) -> str:
+    """That revision's ``services/feeder/src`` in a folder of its own; the folder's path."""
+    root = Path(__file__).resolve().parents[1]
+    out = work / "feeder_src"
+    out.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", rev, "services/feeder/src"], cwd=root, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return str(out / "services" / "feeder" / "src")
 
 
 if __name__ == "__main__":
