@@ -16,6 +16,9 @@ In the same run, on the same orders:
 - **gRPC floor**: a bare grpcio aio server echoing every ``SubmitRequest`` it receives, as
   bytes, back on the same stream: what any Python gRPC process pays to take the orders in
   and send them out once, with no balancer logic (the balancer also sends done ids back).
+  Measured at both sizes: ``grpc_floor_us_per_order`` (4 KiB, with its ratio
+  ``balancer_vs_grpc_floor``) says how much of ``balancer_us_per_order`` any Python gRPC
+  process would pay.
 
 Each variant runs ``REPEATS`` times, alternating, and each figure is the median with its
 spread (max/min); a ratio is taken inside one round (ours and the other measured one after
@@ -409,6 +412,7 @@ def measure(quick: bool = False, repeats: int = REPEATS) -> dict[str, Any]:
     for _ in range(repeats):
         ours = run_grpc(grpc_4k, n4)
         zmq_ = run_zmq(legacy)
+        floor4 = run_grpc(grpc_4k, n4, echo=True)
         ours64 = run_grpc(grpc_64k, n64)
         floor64 = run_grpc(grpc_64k, n64, echo=True)
         note("balancer_us_per_order", ours["us_per_order"])
@@ -416,6 +420,8 @@ def measure(quick: bool = False, repeats: int = REPEATS) -> dict[str, Any]:
         note("zmq_us_per_order", zmq_["us_per_order"])
         note("zmq_orders_per_s", zmq_["orders_per_s"])
         note("balancer_vs_zmq", zmq_["us_per_order"] / ours["us_per_order"])
+        note("grpc_floor_us_per_order", floor4["us_per_order"])
+        note("balancer_vs_grpc_floor", ours["us_per_order"] / floor4["us_per_order"])
         note("balancer_us_per_order_64k", ours64["us_per_order"])
         note("balancer_orders_per_s_64k", ours64["orders_per_s"])
         note("grpc_floor_us_per_order_64k", floor64["us_per_order"])
