@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -263,6 +264,27 @@ async def _naive(url: str, reports: list[report_pb2.Report]) -> float:
     return len(reports) / elapsed
 
 
+def _naive_write(root: Path, rel: str, data: bytes, durable: bool) -> None:
+    """The naive writer's files, as a straightforward keeper writes them (and as the keeper's
+    own ``storage.write_atomic`` did when this baseline was set): the directories made, a
+    temporary file, fsynced when durable, renamed into place. Its own copy, so that making
+    the keeper's files cheaper does not move the baseline."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 async def _naive_one(
     sessions: Any, cache: ReferenceCache, root: Path, r: report_pb2.Report
 ) -> None:
@@ -276,16 +298,16 @@ async def _naive_one(
         now = utcnow()
         plot_id = None
         live = storage.live_image_path(pt.name, oid, "png")
-        storage.write_atomic(root, live, r.order.image, durable=False)
+        _naive_write(root, live, r.order.image, durable=False)
         if j.logged:
             rel = storage.kept_image_path(pt.name, oid, "png")
-            storage.write_atomic(root, rel, r.order.image, durable=True)
+            _naive_write(root, rel, r.order.image, durable=True)
             heat_rel = None
             if r.HasField("heat_map"):
                 heat = storage.render_heatmap(r.heat_map, storage.image_size(r.order.image))
                 if heat is not None:
                     heat_rel = storage.kept_heatmap_path(pt.name, oid)
-                    storage.write_atomic(root, heat_rel, heat, durable=True)
+                    _naive_write(root, heat_rel, heat, durable=True)
             plot = Plot(
                 plot_type_id=pt.id,
                 run_period=r.order.run_period,
