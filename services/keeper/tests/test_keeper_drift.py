@@ -21,6 +21,7 @@ from hydra_common.db.schema import (
     ModelDrift,
     ModelEvaluation,
     Plot,
+    PlotType,
     PlotTypeClassification,
     RunHistory,
     Split,
@@ -244,3 +245,66 @@ async def test_a_stable_model_is_not_flagged_and_a_retired_one_is_dropped(
     assert await _stored(db_url, world.plot_type_id) is None
     labels_ = {"plot_type": world.plot_type}
     assert registry.get_sample_value("hydra_keeper_drift_score", labels_) is None
+
+
+async def test_a_pass_reads_the_windows_of_many_plot_types_in_a_few_statements(
+    own_db_url: str, kit: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads its windows a chunk of plot types at a time, not one query per plot
+    type (568 of them every pass were most of an idle keeper's CPU), and each window is
+    still its plot type's newest inferences of its active model only."""
+    from hydra_keeper import drift
+
+    monkeypatch.setattr(drift, "MAX_WINDOW", 3)  # the newest 3 of each window
+    worlds = [await kit.make_world(own_db_url) for _ in range(40)]  # more than one chunk
+    now = utcnow()
+    engine = make_engine(own_db_url)
+    try:
+        async with engine.begin() as conn:
+            for n, w in enumerate(worlds):
+                await conn.execute(
+                    sa.update(PlotType.__table__)
+                    .where(PlotType.__table__.c.id == w.plot_type_id)
+                    .values(active_model_id=w.model_id)
+                )
+                rows = [
+                    # n % 5 + 1 recent inferences of the model, newest first: the newest 3
+                    # count, with confidences 0.95, 0.85, 0.75 ...
+                    {"model_id": w.model_id, "ago": timedelta(minutes=i), "conf": 0.95 - i / 10}
+                    for i in range(n % 5 + 1)
+                ]
+                rows.append(  # another model's, and one outside the window: never counted
+                    {"model_id": None, "ago": timedelta(seconds=1), "conf": 0.05}
+                )
+                rows.append({"model_id": w.model_id, "ago": timedelta(hours=30), "conf": 0.05})
+                for r in rows:
+                    await conn.execute(
+                        sa.insert(RunHistory.__table__).values(
+                            order_id=str(uuid7()),
+                            plot_type_id=w.plot_type_id,
+                            run_number=9000,
+                            status=InferenceStatus.OK,
+                            model_id=r["model_id"],
+                            verdict="Good",
+                            confidence=r["conf"],
+                            created_at=now - r["ago"],
+                        )
+                    )
+        statements = 0
+
+        def count(*_args: Any) -> None:
+            nonlocal statements
+            statements += 1
+
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+        figures = {f.plot_type: f for f in await DriftMonitor(engine, SETTINGS).measure()}
+    finally:
+        await engine.dispose()
+    for n, w in enumerate(worlds):
+        f = figures[w.plot_type]
+        assert f.inferences == min(3, n % 5 + 1)
+        live = f.evidence["top_weight_live"]
+        assert live == [0] * 7 + [1 if n % 5 >= 2 else 0, 1 if n % 5 >= 1 else 0, 1]
+    # Two chunks of 32: the active plot types, then per chunk the test splits (two), the
+    # windows and the labels; then the delete and the upsert. Not 40 window queries.
+    assert statements <= 12, statements
