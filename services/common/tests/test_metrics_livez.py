@@ -7,8 +7,10 @@ import socket
 import urllib.error
 import urllib.request
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from hydra_common import metrics
 from hydra_common.metrics import Heartbeat, serve_metrics, start_metrics_server
 
 
@@ -67,3 +69,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_the_heartbeat_beats_every_few_seconds_well_inside_its_max_age(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A beat every 5 s, not every second (idle wake-ups cost every service CPU), and still
+    often enough that a turning loop never looks stuck: several beats per max age."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) >= 3:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr("hydra_common.metrics.asyncio.sleep", sleep)  # asyncio.sleep itself
+    clock = FakeClock()
+    heartbeat = Heartbeat(clock=clock)
+    heartbeat.last = 0.0
+    with pytest.raises(asyncio.CancelledError):
+        await heartbeat.run()
+    assert heartbeat.last == clock.now  # it beat before its first wait
+    assert waits == [metrics.HEARTBEAT_INTERVAL_SECONDS] * 3
+    assert 5.0 <= metrics.HEARTBEAT_INTERVAL_SECONDS <= heartbeat.max_age / 3

@@ -42,7 +42,15 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 LIVEZ_PATH = "/livez"
 HEARTBEAT_MAX_AGE_SECONDS = 30.0
-HEARTBEAT_INTERVAL_SECONDS = 1.0
+# A beat every 5 s keeps a turning loop's heartbeat at most ~5 s old, far inside the 30 s
+# of max age; a stuck loop still reads stuck 30 s after its last beat. (A beat a second
+# cost every idle service about 0.2 ms CPU/s in wake-ups, for nothing /livez needs.)
+HEARTBEAT_INTERVAL_SECONDS = 5.0
+# How often the metrics thread's serve_forever wakes with nothing to serve. Requests are
+# answered as they arrive whatever this is; it only bounds how long a ``shutdown()`` would
+# wait, and nothing shuts this daemon thread down. (Python's 0.5 s default cost every idle
+# service about 0.2 ms CPU/s.)
+METRICS_POLL_SECONDS = 60.0
 
 
 class Heartbeat:
@@ -115,7 +123,12 @@ def start_metrics_server(
     server = make_server(
         host, port, metrics_app(registry, heartbeat), ThreadingWSGIServer, _QuietHandler
     )
-    thread = threading.Thread(target=server.serve_forever, name="hydra-metrics", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": METRICS_POLL_SECONDS},
+        name="hydra-metrics",
+        daemon=True,
+    )
     thread.start()
     return int(server.server_port)
 
