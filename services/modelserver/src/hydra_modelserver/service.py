@@ -25,6 +25,7 @@ from hydra_modelserver.metrics import ModelServerMetrics
 from hydra_modelserver.repository import ModelRepository
 from hydra_modelserver.servicer import ModelServicer, PredictionServicer
 from hydra_modelserver.settings import ModelServerSettings
+from hydra_modelserver.threads import configure_threads
 
 log = get_logger(__name__)
 
@@ -51,6 +52,8 @@ class ModelServerService:
 
     async def start(self) -> None:
         """Load what is on disk, bind the port and start polling for new versions."""
+        # Before the first load starts TensorFlow's runtime: its pools are fixed from then on.
+        configure_threads(self.settings.tf_intra_op_threads, self.settings.tf_inter_op_threads)
         await self.repository.scan()
         predictions = PredictionServicer(
             self.repository, self.metrics, self.settings.max_image_pixels
