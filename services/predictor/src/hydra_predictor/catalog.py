@@ -13,7 +13,6 @@ read the same way: the predictor runs it on the active model's batches as well.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,18 +38,16 @@ class ActiveModel:
     alarm_indices: frozenset[int]  # output positions of alarm labels (Bad): heat map wanted
 
 
-def _by_plot_type(rows: Iterable[Any], alarm_labels: set[str]) -> dict[str, ActiveModel]:
-    models: dict[str, ActiveModel] = {}
-    for plot_type, model_id, name, version, label_order in rows:
-        labels = tuple(str(label) for label in label_order or ())
-        models[plot_type] = ActiveModel(
-            model_id=int(model_id),
-            name=name,
-            version=int(version),
-            labels=labels,
-            alarm_indices=frozenset(i for i, label in enumerate(labels) if label in alarm_labels),
-        )
-    return models
+def _active_model(row: Any, alarm_labels: set[str]) -> ActiveModel:
+    model_id, name, version, label_order = row
+    labels = tuple(str(label) for label in label_order or ())
+    return ActiveModel(
+        model_id=int(model_id),
+        name=name,
+        version=int(version),
+        labels=labels,
+        alarm_indices=frozenset(i for i, label in enumerate(labels) if label in alarm_labels),
+    )
 
 
 class ModelCatalog:
@@ -61,6 +58,7 @@ class ModelCatalog:
         self.metrics = metrics
         self.models: dict[str, ActiveModel] = {}
         self.shadows: dict[str, ActiveModel] = {}  # plot type name → its shadow model
+        self._by_id: dict[int, ActiveModel] = {}  # the models read last time, by id
         self.ready = asyncio.Event()  # set after the first successful read
 
     def lookup(self, plot_type: str) -> ActiveModel | None:
@@ -72,23 +70,55 @@ class ModelCatalog:
         return self.shadows.get(plot_type)
 
     async def refresh(self) -> None:
-        """Read the active models from the database (raises if the database fails)."""
+        """Read the active models from the database (raises if the database fails).
+
+        Each model is read once, not once per plot type: a hall has ten times more plot
+        types than models, and decoding every plot type's ``label_order`` JSON into its own
+        ActiveModel was most of the predictor's CPU while idle (15 ms every 5 s for 588
+        plot types on 53 models)."""
         async with self.engine.connect() as conn:
             alarm_rows = await conn.execute(
                 sa.select(Classification.name).where(Classification.alarm.is_(True))
             )
             alarm_labels = {row[0] for row in alarm_rows}
-            columns = (PlotType.name, Model.id, Model.name, Model.version, Model.label_order)
-            rows = await conn.execute(
-                sa.select(*columns).join(Model, PlotType.active_model_id == Model.id)
+            active = (
+                await conn.execute(
+                    sa.select(PlotType.name, PlotType.active_model_id).where(
+                        PlotType.active_model_id.is_not(None)
+                    )
+                )
+            ).all()
+            shadowed = (
+                await conn.execute(
+                    sa.select(PlotType.name, ModelShadow.model_id).join(
+                        ModelShadow, ModelShadow.plot_type_id == PlotType.id
+                    )
+                )
+            ).all()
+            model_rows = await conn.execute(
+                sa.select(Model.id, Model.name, Model.version, Model.label_order).where(
+                    sa.or_(
+                        Model.id.in_(
+                            sa.select(PlotType.active_model_id).where(
+                                PlotType.active_model_id.is_not(None)
+                            )
+                        ),
+                        Model.id.in_(sa.select(ModelShadow.model_id)),
+                    )
+                )
             )
-            models = _by_plot_type(rows, alarm_labels)
-            shadow_rows = await conn.execute(
-                sa.select(*columns)
-                .join(ModelShadow, ModelShadow.plot_type_id == PlotType.id)
-                .join(Model, Model.id == ModelShadow.model_id)
-            )
-            shadows = _by_plot_type(shadow_rows, alarm_labels)
+            by_id: dict[int, ActiveModel] = {}
+            for row in model_rows:
+                model = _active_model(row, alarm_labels)
+                # The same object as last time when nothing changed: the comparison below
+                # then costs an identity check per plot type.
+                previous = self._by_id.get(model.model_id)
+                by_id[model.model_id] = previous if previous == model else model
+        self._by_id = by_id
+        # The reads share one transaction (one snapshot on InnoDB); should a model still go
+        # between them, its plot types have no model until the next refresh.
+        models = {name: by_id[mid] for name, mid in active if mid in by_id}
+        shadows = {name: by_id[mid] for name, mid in shadowed if mid in by_id}
         changed = models != self.models or shadows != self.shadows
         self.models = models
         self.shadows = shadows
