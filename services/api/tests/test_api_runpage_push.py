@@ -94,7 +94,6 @@ async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
     served = await serve(app)
     broadcaster = app.state.hydra.running_broadcaster()
     try:
-        await eventually_async(lambda: keeper.notifier.subscribers == 1, "the API subscribed")
         async with (
             httpx.AsyncClient(base_url=served.url, timeout=60) as client,
             client.stream("GET", "/api/events") as resp,
@@ -104,6 +103,8 @@ async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
             events = _events(resp.aiter_lines())
             snapshot = await asyncio.wait_for(anext(events), 60)
             assert snapshot["full"] is True
+            # A client is connected: the API subscribes to the keeper's notices.
+            await eventually_async(lambda: keeper.notifier.subscribers == 1, "API subscribed")
             polls_before = broadcaster.polls
             report = _report(pt.name, model.id)
             call = keeper_pb2_grpc.KeeperServiceStub(ch).Record()
@@ -123,6 +124,93 @@ async def test_committed_verdict_reaches_the_run_page_without_the_fallback_poll(
             # Read because of the keeper's notice, not the hourly fallback.
             assert broadcaster.notices >= 1 and broadcaster.polls > polls_before
             await call.done_writing()
+    finally:
+        await served.stop()
+        await keeper.stop()
+
+
+async def _record(port: int, report: report_pb2.Report) -> None:
+    """Send one report to the keeper and wait for its acknowledgement (committed)."""
+    async with channel(f"127.0.0.1:{port}") as ch:
+        call = keeper_pb2_grpc.KeeperServiceStub(ch).Record()
+        await call.write(keeper_pb2.RecordRequest(reports=[report]))
+        ack = await asyncio.wait_for(call.read(), 60)
+        assert list(ack.order_ids) == [report.order.order_id]
+        await call.done_writing()
+
+
+async def test_the_api_listens_to_the_keeper_only_while_a_run_page_is_open(
+    api: Any, settings_factory: Any, mysql_url: str, tmp_path: Path, serve: Any
+) -> None:
+    """No SSE client, no notices: the API closes the keeper's stream at the first notice
+    after its last client left (a commit then costs neither of them anything for the Run
+    page), and opens it again for the next client, who still gets the commits pushed."""
+    pt = await api.plot_type(detector="FCAL")
+    model = Model(
+        plot_type_id=pt.id,
+        name=pt.name,
+        version=1,
+        architecture="small",
+        label_order=["Good", "Bad", "NoData"],
+        created_at=utcnow(),
+    )
+    await api.add(model)
+    keeper = KeeperService(
+        KeeperSettings(
+            database_url=mysql_url,
+            storage_dir=tmp_path / "storage",
+            data_dir=tmp_path,
+            keeper_host="127.0.0.1",
+            keeper_port=0,
+            metrics_port=0,
+            commit_max_wait_ms=5,
+            keeper_refresh_seconds=0.5,
+            heartbeat_seconds=HOUR,
+            grace_seconds=5,
+        ),
+        CollectorRegistry(),
+    )
+    await keeper.start()
+    app = create_app(
+        settings_factory(sse_poll_seconds=HOUR, keeper_address=f"127.0.0.1:{keeper.port}"),
+        CollectorRegistry(),
+    )
+    served = await serve(app)
+    try:
+        async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
+            for visit in range(2):
+                async with client.stream("GET", "/api/events") as resp:
+                    assert resp.status_code == 200
+                    events = _events(resp.aiter_lines())
+                    assert (await asyncio.wait_for(anext(events), 60))["full"] is True
+                    await eventually_async(
+                        lambda: keeper.notifier.subscribers == 1, f"subscribed ({visit})"
+                    )
+                    report = _report(pt.name, model.id)
+                    await _record(keeper.port, report)
+
+                    async def until_ours(
+                        events: Any = events, oid: str = report.order.order_id
+                    ) -> None:
+                        async for data in events:
+                            if any(i["order_id"] == oid for i in data["items"]):
+                                return
+                        raise AssertionError("stream ended")
+
+                    await asyncio.wait_for(until_ours(), 60)
+                # The page closed: the next commit's notice ends the stream.
+                await eventually_async(
+                    lambda: app.state.hydra.running_broadcaster().clients == 0, "client gone"
+                )
+                published = keeper.notifier.published
+                await _record(keeper.port, _report(pt.name, model.id))
+                await eventually_async(
+                    lambda: keeper.notifier.subscribers == 0, f"unsubscribed ({visit})"
+                )
+                assert keeper.notifier.published == published + 1
+                # Nobody listens now: a further commit sends no notice at all.
+                await _record(keeper.port, _report(pt.name, model.id))
+                assert keeper.notifier.published == published + 1
     finally:
         await served.stop()
         await keeper.stop()

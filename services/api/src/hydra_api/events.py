@@ -1,14 +1,18 @@
 """Live Run-page updates: one reader per API process, fanned out to every SSE client.
 
 The keeper commits ``run_time`` rows and, after each commit, sends a notice on its
-``WatchCommits`` stream, to which every API process subscribes (``keeper_address``). A
-notice wakes the reader at once; without one (the keeper restarting, a notice lost, a
-second keeper replica behind the Service) it reads every ``sse_poll_seconds`` anyway, so a
-missed notice only delays. Each read is ONE query for all connected clients, and sends
-each client the rows whose inference changed (a client subscribes before it loads its
-snapshot, so it misses nothing). Rows are matched by ``run_history_id`` within a look-back
-window rather than by ``updated_at > last seen``, because a transaction that commits late
-can carry an older ``updated_at``.
+``WatchCommits`` stream, to which every API process subscribes (``keeper_address``) while
+it has a client. A notice wakes the reader at once; without one (the keeper restarting, a
+notice lost, a second keeper replica behind the Service) it reads every
+``sse_poll_seconds`` anyway, so a missed notice only delays. With no client connected the
+stream is closed (at the first notice after the last client left): nobody would be told,
+so a commit then costs neither the keeper nor the API anything for the Run page.
+
+Each read is ONE query for all connected clients, and sends each client the rows whose
+inference changed (a client subscribes before it loads its snapshot, so it misses
+nothing). Rows are matched by ``run_history_id`` within a look-back window rather than by
+``updated_at > last seen``, because a transaction that commits late can carry an older
+``updated_at``.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class RuntimeBroadcaster:
         self._started = utcnow()
         self._keeper_address = keeper_address
         self._wake = asyncio.Event()
+        self._listening = asyncio.Event()  # set while a client is connected
         self._task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self.polls = 0
@@ -110,12 +115,15 @@ class RuntimeBroadcaster:
             self._started = utcnow()
         q: asyncio.Queue[list[RuntimeItem] | None] = asyncio.Queue(CLIENT_QUEUE)
         self._clients.add(q)
+        self._listening.set()  # (re)opens the keeper's notices
         self._metrics.sse_clients.set(len(self._clients))
         return q
 
     def unsubscribe(self, q: asyncio.Queue[list[RuntimeItem] | None]) -> None:
         """Forget a client."""
         self._clients.discard(q)
+        if not self._clients:
+            self._listening.clear()  # the notices' stream closes at its next notice
         self._metrics.sse_clients.set(len(self._clients))
 
     def notify(self) -> None:
@@ -136,25 +144,40 @@ class RuntimeBroadcaster:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
 
     async def _watch(self) -> None:
-        """Subscribe to the keeper's commit notices; reconnect with backoff when it goes."""
+        """Subscribe to the keeper's commit notices while a client is connected; reconnect
+        with backoff when the keeper goes.
+
+        The stream opens when a client arrives, with a read at once (what was committed
+        while nobody listened), and closes at the first notice after the last client left.
+        A commit in the moment between a client's arrival and the keeper's taking the new
+        stream is read at the next notice or the fallback poll, as a lost notice is."""
         backoff = Backoff(initial=0.2)
         async with channel(self._keeper_address) as ch:
             stub = keeper_pb2_grpc.KeeperServiceStub(ch)
             while True:
+                await self._listening.wait()
+                self.notify()
+                unwanted = False
                 try:
                     call = stub.WatchCommits(keeper_pb2.WatchCommitsRequest())
                     async for _ in call:
                         backoff.reset()
                         self.notify()
-                    # The keeper stopped (a restart): catch up on what it committed last.
-                    self.notify()
+                        if not self._clients:
+                            unwanted = True
+                            call.cancel()  # nobody to tell: the keeper stops sending
+                            break
+                    else:
+                        # The keeper stopped (a restart): catch up on what it committed last.
+                        self.notify()
                 except grpc.aio.AioRpcError as exc:
                     log.debug(
                         "keeper commit notices unavailable; polling",
                         extra={"keeper": self._keeper_address, "error": describe_rpc_error(exc)},
                     )
                     self.notify()
-                await backoff.wait()
+                if not unwanted:
+                    await backoff.wait()
 
     async def poll_once(self) -> None:
         """One query for changed run_time rows; broadcast them to every client.
