@@ -43,8 +43,9 @@ The hall
     endpoint (``GET /api/runtime``) shows every one of them, minus the stability window,
     minus the models-only time of those 568 images.
 ``idle_cpu_ms_per_image``
-    One image a second for ``IDLE_SECONDS``: CPU of every process (the services, the model
-    server whole, MariaDB) ÷ images.
+    One image a second for ``IDLE_SECONDS``, as ``REPEATS`` consecutive passes (20 s each):
+    CPU of every process (the services, the model server whole, MariaDB) ÷ images, the
+    median of the passes with its spread.
 
 Files are staged before a pass and renamed into the input directory with a fresh mtime, so
 the feeder waits its stability window as it would for new plots.
@@ -672,7 +673,12 @@ def measure(quick: bool = False, keep: bool = False) -> dict[str, Any]:
             stage(data_dir, input_dir, next(run_no), v3, counts.inception)
             for _ in range(counts.repeats)
         ]
-        idle = stage(data_dir, input_dir, next(run_no), epic, counts.idle_seconds)
+        # The idle minute as REPEATS consecutive passes (a median and a spread, as every
+        # figure), one image a second throughout.
+        idle = [
+            stage(data_dir, input_dir, next(run_no), epic, counts.idle_seconds // counts.repeats)
+            for _ in range(counts.repeats)
+        ]
 
         t = time.monotonic()
         stack = start(url, data_dir, input_dir, {})
@@ -699,7 +705,8 @@ def measure(quick: bool = False, keep: bool = False) -> dict[str, Any]:
                 _small(rounds, pipeline, small[i], alone_small)
                 _burst(rounds, pipeline, burst[i], alone_small, api)
                 _inception(rounds, pipeline, inception[i], alone_v3)
-            _idle(rounds, pipeline, idle)
+            for batch in idle:
+                _idle(rounds, pipeline, batch)
             figures["restarts"] = int(sum(stack.restarts.values()))
         finally:
             stack.stop(15)
