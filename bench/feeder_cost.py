@@ -532,6 +532,7 @@ def main() -> None:
     parser.add_argument("--no-record", dest="record", action="store_false")
     args = parser.parse_args()
     figures: dict[str, Any] = {}
+    prefix = f"{args.prefix}_" if args.prefix else ""
     builds = [("", "")]
     if args.before:
         builds.insert(0, ("before_", args.before))
@@ -543,9 +544,7 @@ def main() -> None:
                 measured = asyncio.run(run(args, work, url, src))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        figures.update({f"{label}{key}": value for key, value in measured.items()})
-    prefix = f"{args.prefix}_" if args.prefix else ""
-    figures = {f"{prefix}{key}": value for key, value in figures.items()}
+        figures.update({f"{label}{prefix}{key}": value for key, value in measured.items()})
     figures.update(
         {
             f"feeder_cost_{prefix}ledger": "sqlite" if args.sqlite else "mariadb",
