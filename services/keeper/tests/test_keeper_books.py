@@ -5,9 +5,12 @@ a raised alarm read for every batch (the API acknowledges it behind the keeper's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 from hydra_common.db.engine import make_engine
-from hydra_keeper.alarms import AlarmRules
+from hydra_keeper.alarms import AlarmBook, AlarmRules
 from hydra_keeper.reference import ReferenceCache
 from hydra_keeper.transitions import StateBook
 from hydra_keeper.writer import BatchWriter
@@ -103,3 +106,46 @@ async def test_a_writer_whose_book_is_behind_never_puts_an_older_state_back(
         db_url, "SELECT order_id FROM run_time WHERE plot_type_id = :p", p=world.plot_type_id
     )
     assert [r[0] for r in rows] == [last.order.order_id]
+
+
+async def test_a_refresh_reads_every_held_state_at_once_not_one_image_at_a_time(
+    db_url: str, tmp_path: Path
+) -> None:
+    """When the books' refresh is due, the next batch reads again every state they hold in
+    one statement: the other plot types' next images then read nothing (forgetting them
+    made each read its own, nearly every image at a trickle), and still see a hand edit."""
+    worlds = [await make_world(db_url) for _ in range(3)]
+    a, b, c = (w.plot_type_id for w in worlds)
+    engine = make_engine(db_url)
+    statements = 0
+
+    def count(*_args: Any) -> None:
+        nonlocal statements
+        statements += 1
+
+    try:
+        writer = BatchWriter(engine, tmp_path, ReferenceCache(3600), 1.0)
+        for w in worlds:
+            await writer.write([make_report(w, GOOD)])
+        states, alarms = StateBook(3600), AlarmBook(3600)
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+        async with engine.connect() as conn:
+            await states.states(conn, [a, b, c])
+            await alarms.load(conn, [a, b, c])
+            assert statements == 2
+            await execute(
+                db_url, "UPDATE run_time SET verdict = 'Bad' WHERE plot_type_id = :p", p=b
+            )
+            await conn.rollback()  # a fresh snapshot (MariaDB reads repeatably)
+            states.refresh_seconds = alarms.refresh_seconds = 0.0  # due now
+            await states.states(conn, [a])
+            await alarms.load(conn, [a])
+            assert statements == 4  # one statement each, for all three plot types
+            states.refresh_seconds = alarms.refresh_seconds = 3600.0
+            held = await states.states(conn, [b, c])
+            held_alarms = await alarms.load(conn, [b, c])
+            assert {x.state for x in held_alarms.values()} == {"clear"}  # clear: not re-read
+            assert statements == 4  # held since the refresh: no read of their own
+            assert held[b].verdict == "Bad" and held[c].verdict == "Good"
+    finally:
+        await engine.dispose()

@@ -45,6 +45,7 @@ from hydra_keeper.beam import BeamGate
 from hydra_keeper.dbutil import upsert
 from hydra_keeper.entries import Entry
 from hydra_keeper.metrics import KeeperMetrics
+from hydra_keeper.transitions import REFRESH_CHUNK
 
 log = get_logger(__name__)
 
@@ -231,9 +232,11 @@ class AlarmBook:
 
     The keeper alone decides the states, so a clear alarm it committed is what the table
     holds. The API's one change, an acknowledgement, applies to a raised alarm only: a raised
-    (or acknowledged) alarm is read again for every batch that sees its plot type. The book
-    forgets everything every ``refresh_seconds`` (another keeper replica, a hand edit) and
-    after a failed write.
+    (or acknowledged) alarm is read again for every batch that sees its plot type. Every
+    ``refresh_seconds`` (another keeper replica, a hand edit) the book reads again every
+    state it holds, a chunk of plot types a statement (forgetting them made each plot
+    type's next image read its own: at a trickle, nearly every image for ten minutes);
+    after a failed write it forgets everything.
     """
 
     def __init__(self, refresh_seconds: float) -> None:
@@ -253,11 +256,21 @@ class AlarmBook:
         or not clear). They are the book's own: the batch steps them in place, so a batch
         that fails must ``invalidate`` the book, and one that commits hands them back
         (``committed``)."""
-        if time.monotonic() - self._loaded_at >= self.refresh_seconds:
-            self.invalidate()
         ids = set(plot_type_ids)
+        fresh: set[int] = set()
+        if time.monotonic() - self._loaded_at >= self.refresh_seconds:
+            fresh = set(self._alarms) | ids
+            everything = sorted(fresh)
+            read_all: dict[int, PlotAlarm] = {}
+            for start in range(0, len(everything), REFRESH_CHUNK):
+                chunk = everything[start : start + REFRESH_CHUNK]
+                read_all.update(await load_alarms(conn, chunk))
+            self._alarms = {pid: read_all.get(pid) for pid in everything}
+            self._loaded_at = time.monotonic()
         held = self._alarms
-        wanted = [pid for pid in ids if pid not in held or _not_clear(held[pid])]
+        wanted = [
+            pid for pid in ids if pid not in fresh and (pid not in held or _not_clear(held[pid]))
+        ]
         if wanted:
             read = await load_alarms(conn, wanted)
             held.update({pid: read.get(pid) for pid in wanted})
