@@ -45,9 +45,9 @@ log = get_logger(__name__)
 
 # How long the books of the states the keeper writes are kept before they are read again.
 # Its own commits keep them right in between; the refresh is for what no commit of its own
-# tells it (another keeper replica, a hand edit). Longer than a plot type's pause between
-# two images at trickle rates (a plot an image per chunk, 568 plot types at 1 image/s), or
-# each image would find its state forgotten and read it again.
+# tells it (another keeper replica, a hand edit). A refresh reads every held state again in
+# bulk (a statement per 500 plot types), so its cost does not depend on how often each plot
+# type's images come.
 STATE_REFRESH_SECONDS = 600.0
 
 
