@@ -45,7 +45,8 @@ The hall
 ``idle_cpu_ms_per_image``
     One image a second for ``IDLE_SECONDS``, as ``REPEATS`` consecutive passes (20 s each):
     CPU of every process (the services, the model server whole, MariaDB) ÷ images, the
-    median of the passes with its spread.
+    median of the passes with its spread. Each pass has the hall's 5 % Bad share
+    (``trickle_images``).
 
 Files are staged before a pass and renamed into the input directory with a fresh mtime, so
 the feeder waits its stability window as it would for new plots.
@@ -297,6 +298,30 @@ def render_images(models: list[HallModel], seed: int = 0) -> dict[str, bytes]:
             image.save(buf, format="PNG")
             out[name] = buf.getvalue()
     return out
+
+
+def trickle_images(
+    images: dict[str, bytes], bad_types: set[str], count: int, index: int
+) -> dict[str, bytes]:
+    """``count`` plot types' images for the ``index``-th idle pass, with the hall's Bad share.
+
+    The catalog's first plot types are all on the Bad-top model: the first ``count`` of them
+    would make every idle image a confirmed Bad (kept, heat map, log row, alarm). A pass takes
+    ``BAD_SHARE`` of its images (at least one) from the Bad-top plot types and the rest from
+    the others, each pass its own plot types.
+    """
+    bad = [n for n in images if n in bad_types]
+    good = [n for n in images if n not in bad_types]
+    n_bad = max(1, round(BAD_SHARE * count))
+    picked = bad[index * n_bad : (index + 1) * n_bad]
+    picked += good[index * (count - n_bad) : (index + 1) * (count - n_bad)]
+    # The Bad one(s) in the middle of the pass, not first.
+    picked = (
+        picked[n_bad:][: (count - n_bad) // 2]
+        + picked[:n_bad]
+        + picked[n_bad:][(count - n_bad) // 2 :]
+    )
+    return {name: images[name] for name in picked}
 
 
 @dataclass
@@ -675,9 +700,17 @@ def measure(quick: bool = False, keep: bool = False) -> dict[str, Any]:
         ]
         # The idle minute as REPEATS consecutive passes (a median and a spread, as every
         # figure), one image a second throughout.
+        per_pass = counts.idle_seconds // counts.repeats
+        bad_types = {name for m in small_models if m.bad_top for name in m.names}
         idle = [
-            stage(data_dir, input_dir, next(run_no), epic, counts.idle_seconds // counts.repeats)
-            for _ in range(counts.repeats)
+            stage(
+                data_dir,
+                input_dir,
+                next(run_no),
+                trickle_images(epic, bad_types, per_pass, i),
+                per_pass,
+            )
+            for i in range(counts.repeats)
         ]
 
         t = time.monotonic()
