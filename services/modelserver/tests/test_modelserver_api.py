@@ -31,6 +31,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 from hydra_common.grpcserver import channel  # noqa: E402
+from hydra_modelserver.repository import tensor_to_proto  # noqa: E402
 from hydra_modelserver.service import ModelServerService  # noqa: E402
 from hydra_modelserver.settings import ModelServerSettings  # noqa: E402
 from hydra_trainer.export import export_untrained_model  # noqa: E402
@@ -267,3 +268,34 @@ async def test_broken_version_is_reported_not_fatal(server: Server) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await server.models.GetModelStatus(request, timeout=30)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64, np.bool_])
+def test_outputs_are_encoded_in_typed_fields_exactly(dtype: type) -> None:
+    """Float outputs are parsed from the array's bytes (packed wire form); the message is
+    the one TF Serving's typed-field encoding gives, value for value, NaN and -0.0 too."""
+    rng = np.random.default_rng(0)
+    field = {
+        np.float32: "float_val",
+        np.float64: "double_val",
+        np.int32: "int_val",
+        np.int64: "int64_val",
+        np.bool_: "bool_val",
+    }[dtype]
+    for shape in [(0,), (1, 3), (2, 3), (2, 17, 5)]:
+        array: np.ndarray = (rng.random(shape) * 100 - 50).astype(dtype)
+        if array.size and np.issubdtype(dtype, np.floating):
+            array.flat[0] = np.nan
+            array.flat[-1] = -0.0
+        expected = tensor_pb2.TensorProto(dtype=tf.as_dtype(dtype).as_datatype_enum)
+        for size in shape:
+            expected.tensor_shape.dim.add(size=size)
+        getattr(expected, field).extend(array.ravel().tolist())
+        proto = tensor_to_proto(array)
+        assert not proto.tensor_content
+        assert proto.SerializeToString() == expected.SerializeToString()
+        np.testing.assert_array_equal(tf.make_ndarray(proto), array)
+        # Non-contiguous input (a transposed view) keeps its logical order.
+        if len(shape) == 2:
+            view = array.T
+            np.testing.assert_array_equal(tf.make_ndarray(tensor_to_proto(view)), view)
