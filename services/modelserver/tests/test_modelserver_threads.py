@@ -77,22 +77,22 @@ def _probe(tmp_path: Path, **settings: str) -> dict[str, object]:
     return found
 
 
-def test_default_pools_are_one_thread_each(tmp_path: Path) -> None:
-    """A small model's 1-image call cost 3.3 ms of CPU with a pool per core, 2.0 with one
-    thread: the default is one, the model server runs concurrent requests in parallel."""
+def test_default_pools_are_tensorflows_own(tmp_path: Path) -> None:
+    """One thread each saves CPU on small models but puts a big request on one core: the
+    default leaves TensorFlow's sizes (0) alone, and the runtime then keeps them."""
     fields = ModelServerSettings.model_fields
-    assert (fields["tf_intra_op_threads"].default, fields["tf_inter_op_threads"].default) == (1, 1)
+    assert (fields["tf_intra_op_threads"].default, fields["tf_inter_op_threads"].default) == (0, 0)
     found = _probe(tmp_path)
     assert found == {
         "outputs": ["weights"],
-        "intra": 1,
-        "inter": 1,
+        "intra": 0,
+        "inter": 0,
         "same_again": True,
         "changed_after_start": False,  # the runtime is up: the pools stay, with a warning
     }
 
 
 def test_pool_sizes_come_from_the_settings(tmp_path: Path) -> None:
-    found = _probe(tmp_path, HYDRA_TF_INTRA_OP_THREADS="3", HYDRA_TF_INTER_OP_THREADS="2")
-    assert (found["intra"], found["inter"]) == (3, 2)
+    found = _probe(tmp_path, HYDRA_TF_INTRA_OP_THREADS="1", HYDRA_TF_INTER_OP_THREADS="2")
+    assert (found["intra"], found["inter"]) == (1, 2)
     assert found["same_again"] is True and found["changed_after_start"] is False
