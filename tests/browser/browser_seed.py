@@ -57,6 +57,7 @@ from hydra_common.db.schema import (
 from hydra_common.ids import uuid7
 from hydra_common.stagestats import hourly_rows
 from hydra_keeper.storage import render_heatmap
+from hydra_testsupport.seeding import recount_run_verdicts
 from hydra_trainer.catalog import PlotTypeSpec, hall_catalog
 from hydra_trainer.plots import Truth, make_plot
 
@@ -326,8 +327,11 @@ class Seeder:
                 latest = rh
             assert latest is not None
             await self.live(spec, latest)
-        # The Status page draws from the keeper's hourly figures, kept at every commit.
+        # The Status page draws from the keeper's hourly figures, kept at every commit; the
+        # Summary from its verdicts per run.
         self.s.add_all(StageHourly(**row) for row in hourly_rows(timings))
+        await self.s.flush()
+        await recount_run_verdicts(await self.s.connection())
 
     async def live(self, spec: PlotTypeSpec, rh: RunHistory) -> None:
         """The Run page's card of a plot type: its latest image, and heat map when Bad."""

@@ -1,6 +1,7 @@
 """A plot type with a promoted-style model and thresholds, written straight into the tables
 (the keeper's tests and the benchmarks that feed a keeper need exactly that, nothing of the
-trainer), and the stage timestamps of a report made "now"."""
+trainer), the stage timestamps of a report made "now", and the keeper's per-run verdict
+counts for seeds that write run_history rows themselves."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import sqlalchemy as sa
 from hydra.v1 import order_pb2
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hydra_common.db.schema import Classification, Model, PlotType, Threshold, utcnow
+from hydra_common.db.schema import (
+    Classification,
+    Model,
+    PlotType,
+    RunHistory,
+    RunVerdictCount,
+    Threshold,
+    utcnow,
+)
 from hydra_testsupport.rows import inserted_id
 
 LABELS = ("Good", "Bad", "NoData")
@@ -73,4 +82,20 @@ def stamped_at(now_ns: int) -> order_pb2.StageTimestamps:
         predict_start_ns=now_ns,
         predict_end_ns=now_ns,
         reported_ns=now_ns,
+    )
+
+
+async def recount_run_verdicts(conn: AsyncConnection) -> None:
+    """Make ``run_verdicts`` the run history counted per run and verdict, as the keeper keeps
+    it at every commit (the Summary page reads it): for seeds that insert run_history rows
+    themselves rather than through a keeper."""
+    rh = RunHistory.__table__
+    await conn.execute(sa.delete(RunVerdictCount))
+    await conn.execute(
+        sa.insert(RunVerdictCount).from_select(
+            ["run_number", "verdict", "count"],
+            sa.select(rh.c.run_number, rh.c.verdict, sa.func.count()).group_by(
+                rh.c.run_number, rh.c.verdict
+            ),
+        )
     )
