@@ -310,17 +310,12 @@ def trickle_images(
     ``BAD_SHARE`` of its images (at least one) from the Bad-top plot types and the rest from
     the others, each pass its own plot types.
     """
-    bad = [n for n in images if n in bad_types]
-    good = [n for n in images if n not in bad_types]
     n_bad = max(1, round(BAD_SHARE * count))
-    picked = bad[index * n_bad : (index + 1) * n_bad]
-    picked += good[index * (count - n_bad) : (index + 1) * (count - n_bad)]
-    # The Bad one(s) in the middle of the pass, not first.
-    picked = (
-        picked[n_bad:][: (count - n_bad) // 2]
-        + picked[:n_bad]
-        + picked[n_bad:][(count - n_bad) // 2 :]
-    )
+    n_good = count - n_bad
+    bad = [n for n in images if n in bad_types][index * n_bad : (index + 1) * n_bad]
+    good = [n for n in images if n not in bad_types][index * n_good : (index + 1) * n_good]
+    half = n_good // 2
+    picked = good[:half] + bad + good[half:]  # the Bad one(s) in the middle, not first
     return {name: images[name] for name in picked}
 
 
